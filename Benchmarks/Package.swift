@@ -1,0 +1,40 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Benchmarks live in their own package so that CI's build of swift-mesh stays
+// light. Each executable measures one module against a baseline taken in the
+// same run; scripts/bench runs them and appends the results to BENCHMARKS.md.
+
+let package = Package(
+    name: "swift-mesh-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-mesh", path: ".."),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "bench-identity",
+            dependencies: [
+                .product(name: "MeshIdentity", package: "swift-mesh"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "bench-policy",
+            dependencies: [.product(name: "PolicyEngine", package: "swift-mesh")]
+        ),
+        .executableTarget(
+            name: "bench-bpf",
+            dependencies: [.product(name: "BPFMaps", package: "swift-mesh")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,88 @@
+import NIOCore
+import NIOSSL
+import NIOTLS
+
+/// Sits behind the TLS handler built by ``MeshTLS`` and exposes the peer's
+/// verified SPIFFE ID once the handshake has completed.
+///
+/// It fires a ``SPIFFEPeerVerifiedEvent`` down the pipeline on success. When
+/// the handshake fails, ``peerID`` fails with the precise reason (an
+/// ``X509SVIDValidationError`` or ``SPIFFEAuthorizationError``) when the
+/// peer's certificate was the cause, else with the TLS error.
+public final class SPIFFEPeerIdentityHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = NIOAny
+
+    private let box: VerifiedPeerBox
+    private var promise: EventLoopPromise<SPIFFEID>?
+    private var verified: SPIFFEID?
+
+    init(box: VerifiedPeerBox) {
+        self.box = box
+    }
+
+    /// Completes with the verified peer ID after the handshake.
+    public var peerID: EventLoopFuture<SPIFFEID> {
+        guard let promise else { preconditionFailure("SPIFFEPeerIdentityHandler is not in a pipeline") }
+        return promise.futureResult
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        promise = context.eventLoop.makePromise(of: SPIFFEID.self)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        promise?.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            switch box.get() {
+            case .success(let id)?:
+                verified = id
+                promise?.succeed(id)
+                context.fireUserInboundEventTriggered(event)
+                context.fireUserInboundEventTriggered(SPIFFEPeerVerifiedEvent(peerID: id))
+                return
+            case .failure(let error)?:
+                promise?.fail(error)
+            case nil:
+                promise?.fail(X509SVIDValidationError.emptyChain)
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .failure(let reason)? = box.get() {
+            promise?.fail(reason)
+        } else {
+            promise?.fail(error)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        if case .failure(let reason)? = box.get() {
+            promise?.fail(reason)
+        } else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension SPIFFEPeerIdentityHandler: Sendable {}
+
+/// Fired through the pipeline once the peer's SPIFFE ID has been verified and authorized.
+public struct SPIFFEPeerVerifiedEvent: Sendable, Hashable {
+    /// The peer's verified SPIFFE ID.
+    public var peerID: SPIFFEID
+}
+
+extension Channel {
+    /// The peer's verified SPIFFE ID, once the mesh TLS handshake has completed.
+    public func spiffePeerID() async throws -> SPIFFEID {
+        try await pipeline.handler(type: SPIFFEPeerIdentityHandler.self).flatMap { $0.peerID }.get()
+    }
+}

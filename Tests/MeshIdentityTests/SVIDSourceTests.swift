@@ -1,0 +1,120 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import MeshIdentity
+
+/// A provider whose answers the test scripts: succeed from the CA, or fail.
+final class ScriptedProvider: SVIDProvider, Sendable {
+    let authority: CertificateAuthority
+    let id: SPIFFEID
+    let clock: ManualClock
+    let ttl: TimeInterval
+    private let failing = Mutex(false)
+    private let calls = Mutex(0)
+
+    init(authority: CertificateAuthority, id: SPIFFEID, clock: ManualClock, ttl: TimeInterval) {
+        self.authority = authority
+        self.id = id
+        self.clock = clock
+        self.ttl = ttl
+    }
+
+    func setFailing(_ value: Bool) { failing.withLock { $0 = value } }
+    var callCount: Int { calls.withLock { $0 } }
+
+    struct Unavailable: Error {}
+
+    func fetchSVID() async throws -> X509SVID {
+        calls.withLock { $0 += 1 }
+        if failing.withLock({ $0 }) { throw Unavailable() }
+        return try authority.issueSVID(for: id, ttl: ttl, now: clock.now)
+    }
+}
+
+@Suite("SVID rotation")
+struct SVIDSourceTests {
+    func setUp(ttl: TimeInterval = 3600) throws -> (ManualClock, ScriptedProvider, SVIDSource) {
+        let clock = ManualClock(now: Date())
+        let ca = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"), now: clock.now)
+        let provider = ScriptedProvider(authority: ca, id: try SPIFFEID("spiffe://example.org/w"), clock: clock, ttl: ttl)
+        return (clock, provider, SVIDSource(provider: provider, clock: clock))
+    }
+
+    @Test("renews at half of the lifetime and publishes the new SVID")
+    func renewsAtHalfLife() async throws {
+        let (clock, provider, source) = try setUp()
+        let task = Task { try await source.run() }
+        defer { task.cancel() }
+        let first = try await source.firstSVID()
+        await clock.waitForSleepers()
+        #expect(clock.sleepRequests.last == first.renewAt)
+        #expect(provider.callCount == 1)
+
+        var updates = source.updates().makeAsyncIterator()
+        #expect(await updates.next() == first)  // the current value comes first
+        // Just before the half-life nothing happens.
+        clock.advance(to: first.renewAt.addingTimeInterval(-1))
+        #expect(source.current == first)
+        clock.advance(to: first.renewAt)
+        let second = try #require(await updates.next())
+        #expect(second != first)
+        #expect(second.leaf.serialNumber != first.leaf.serialNumber)
+        #expect(source.current == second)
+        #expect(provider.callCount == 2)
+    }
+
+    @Test("backs off 0.5 s doubling to 150 s, keeps the old SVID until it expires")
+    func backoffAndKeep() async throws {
+        let (clock, provider, source) = try setUp(ttl: 3600)
+        let task = Task { try await source.run() }
+        defer { task.cancel() }
+        let first = try await source.firstSVID()
+        await clock.waitForSleepers()
+        provider.setFailing(true)
+
+        // At the half-life the renewal fails; each retry waits twice as long, up to 150 s.
+        var now = first.renewAt
+        clock.advance(to: now)
+        var delays: [TimeInterval] = []
+        for _ in 0..<11 {
+            await clock.waitForSleepers()
+            let deadline = try #require(clock.sleepRequests.last)
+            delays.append(deadline.timeIntervalSince(now))
+            #expect(source.current == first)  // still serving the old one
+            now = deadline
+            clock.advance(to: now)
+        }
+        #expect(delays == [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 150, 150])
+
+        // Once it expires, there is no valid SVID while the provider keeps failing.
+        await clock.waitForSleepers()
+        clock.advance(to: first.expiresAt.addingTimeInterval(1))
+        #expect(source.current == nil)
+        #expect(throws: SVIDSourceError.noValidSVID) { try source.requireCurrent() }
+
+        // Recovery resets the backoff and publishes.
+        provider.setFailing(false)
+        var updates = source.updates().makeAsyncIterator()
+        await clock.waitForSleepers()
+        clock.advance(to: clock.now.addingTimeInterval(150))
+        let recovered = try #require(await updates.next())
+        #expect(recovered.expiresAt > first.expiresAt)
+        #expect(source.current == recovered)
+    }
+
+    @Test("a fixed SVID is served as is and run() returns")
+    func fixed() async throws {
+        let ca = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
+        let svid = try ca.issueSVID(for: SPIFFEID("spiffe://example.org/x"))
+        let source = SVIDSource(svid: svid)
+        try await source.run()
+        #expect(source.current == svid)
+    }
+
+    @Test("Backoff delays")
+    func backoffValues() {
+        let backoff = Backoff()
+        #expect((0..<12).map(backoff.delay(attempt:)) == [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 150, 150, 150])
+        #expect(Backoff(initial: 0.01, maximum: 15).delay(attempt: 100) == 15)
+    }
+}
