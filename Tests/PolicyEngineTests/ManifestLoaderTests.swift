@@ -1,0 +1,131 @@
+import Foundation
+import PolicyEngine
+import Testing
+
+@Suite("Manifest loading")
+struct ManifestLoaderTests {
+    @Test func loadsTheDemoDirectory() throws {
+        let bundle = try ManifestLoader().load(directory: Fixtures.path("demo"))
+        #expect(bundle.namespaces.map(\.name) == ["shop", "payments"])
+        #expect(bundle.workloads.map(\.key) == ["shop/frontend", "shop/checkout", "payments/api"])
+        let api = try #require(bundle.workloads.first { $0.name == "api" })
+        #expect(api.serviceAccount == "payments")
+        #expect(api.addresses == [ip("10.20.0.5")])
+        #expect(api.resolve(namedPort: "http", protocol: .tcp) == 8443)
+        #expect(bundle.networkPolicies.count == 1 && bundle.authorizationPolicies.count == 1 && bundle.ciliumPolicies.count == 1)
+        #expect(bundle.skipped.count == 1 && bundle.skipped[0].contains("Deployment ignored-by-the-engine"))
+        #expect(bundle.inventory.namespaceLabels("payments")["team"] == "money")
+    }
+
+    @Test func demoDecisions() throws {
+        let bundle = try ManifestLoader().load(directory: Fixtures.path("demo"))
+        let set = try PolicySet(bundle: bundle)
+        let inv = set.inventory
+        let checkout = try #require(inv.workload("shop/checkout")), frontend = try #require(inv.workload("shop/frontend"))
+        let api = try #require(inv.workload("payments/api"))
+        #expect(set.decide(Connection.mesh(from: checkout, to: api, port: 8443)).verdict == .allow)
+        let viaFrontend = set.decide(Connection.mesh(from: frontend, to: api, port: 8443))
+        #expect(viaFrontend.verdict == .deny && viaFrontend.decidedBy.layer == .ingress)
+        let wrongPort = set.decide(Connection.mesh(from: checkout, to: api, port: 9090))
+        #expect(wrongPort.verdict == .deny)
+        let charge = HTTPRequest(connection: .mesh(from: checkout, to: api, port: 8443), method: "POST", path: "/charge")
+        #expect(set.decide(charge).verdict == .allow)
+        #expect(set.decide(Connection(source: .external(ip("1.2.3.4")), destination: .workload(frontend), destinationPort: 8080)).verdict == .deny)
+        #expect(set.decide(Connection(source: .workload(checkout), destination: .workload(frontend), destinationPort: 8080)).verdict == .allow)
+    }
+
+    @Test func fileErrorNamesFileDocumentAndField() throws {
+        let path = Fixtures.path("invalid/unknown-field.yaml")
+        #expect {
+            try ManifestLoader().load(file: path)
+        } throws: { error in
+            guard let e = error as? PolicyLoadError else { return false }
+            return e.file == path && e.documentIndex == 1 && e.fieldPath == "spec.rules[0].from[0].source.principal"
+                && e.kind == .unknownField && e.description.contains("unknown field 'principal'")
+        }
+    }
+
+    @Test func directoryLoadIsAllOrNothing() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("policy-loader-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.copyItem(atPath: Fixtures.path("demo/20-policies.yaml"), toPath: dir.appendingPathComponent("a.yaml").path)
+        #expect(try ManifestLoader().load(directory: dir.path).networkPolicies.count == 1)
+        try FileManager.default.copyItem(atPath: Fixtures.path("invalid/unknown-field.yaml"), toPath: dir.appendingPathComponent("b.yaml").path)
+        #expect(throws: PolicyLoadError.self) { try ManifestLoader().load(directory: dir.path) }
+        // The same object in two files is a conflict, not an override.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("b.yaml"))
+        try FileManager.default.copyItem(atPath: Fixtures.path("demo/20-policies.yaml"), toPath: dir.appendingPathComponent("c.yaml").path)
+        #expect { try ManifestLoader().load(directory: dir.path) } throws: { ($0 as? PolicyLoadError)?.kind == .duplicate }
+    }
+
+    @Test func missingFileAndDirectoryAreIOErrors() {
+        #expect { try ManifestLoader().load(file: "/nonexistent/x.yaml") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
+        #expect { try ManifestLoader().load(directory: "/nonexistent") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
+    }
+
+    static let ap = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p, namespace: ns}\n"
+    static let np = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: ns}\n"
+    static let cnp = "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: p, namespace: ns}\n"
+
+    /// Each malformed manifest: (yaml, document index, field path, kind).
+    static let malformed: [(String, Int, String, PolicyLoadError.Kind)] = [
+        (ap + "spec: {rules: [{from: [{source: {principal: [x]}}]}]}", 0, "spec.rules[0].from[0].source.principal", .unknownField),
+        (ap + "spec: {action: PERMIT}", 0, "spec.action", .invalidValue),
+        (ap + "spec: {rules: [{from: [{source: {ipBlocks: [10.0.0.0/8, 10.0.0.300]}}]}]}", 0, "spec.rules[0].from[0].source.ipBlocks[1]", .invalidValue),
+        (ap + "spec: {rules: [{to: [{operation: {ports: [http]}}]}]}", 0, "spec.rules[0].to[0].operation.ports[0]", .invalidValue),
+        (ap + "spec: {rules: [{when: [{key: request.colour, values: [red]}]}]}", 0, "spec.rules[0].when[0].key", .invalidValue),
+        (ap + "spec: {rules: [{when: [{key: source.ip, values: [nope]}]}]}", 0, "spec.rules[0].when[0].values[0]", .invalidValue),
+        (ap + "spec: {rules: [{when: [{key: source.ip}]}]}", 0, "spec.rules[0].when[0]", .missingField),
+        (ap + "spec: {action: CUSTOM, rules: [{}]}", 0, "spec.provider", .missingField),
+        (ap + "spec: {rules: [{from: [{source: {}}]}]}", 0, "spec.rules[0].from[0].source", .invalidValue),
+        (ap + "spec: {rules: [{from: [{}]}]}", 0, "spec.rules[0].from[0].source", .missingField),
+        (ap + "spec: {selector: {matchLabels: {a: b}}, targetRefs: [{kind: Service, name: s}]}", 0, "spec.targetRefs", .invalidValue),
+        (ap + "spec: {rules: {from: []}}", 0, "spec.rules", .wrongType),
+        (np + "spec: {}", 0, "spec.podSelector", .missingField),
+        (np + "spec: {podSelector: {}, policyTypes: [Inbound]}", 0, "spec.policyTypes[0]", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]}", 0, "spec.ingress[0].from[0]", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}]}]}", 0, "spec.ingress[0].from[0].ipBlock.except[0]", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.1}}]}]}", 0, "spec.ingress[0].from[0].ipBlock.cidr", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{ports: [{port: http, endPort: 90}]}]}", 0, "spec.ingress[0].ports[0].endPort", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{ports: [{port: 90, endPort: 80}]}]}", 0, "spec.ingress[0].ports[0].endPort", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{ports: [{port: 80, protocol: ICMP}]}]}", 0, "spec.ingress[0].ports[0].protocol", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: [{ports: [{port: 70000}]}]}", 0, "spec.ingress[0].ports[0].port", .invalidValue),
+        (np + "spec: {podSelector: {matchExpressions: [{key: a, operator: In}]}}", 0, "spec.podSelector.matchExpressions[0].values", .invalidValue),
+        (np + "spec: {podSelector: {matchExpressions: [{key: a, operator: Near, values: [b]}]}}", 0, "spec.podSelector.matchExpressions[0].operator", .invalidValue),
+        (np + "spec: {podSelector: {}, ingress: {from: []}}", 0, "spec.ingress", .wrongType),
+        (np + "spec: {podSelector: {}, ingress: [{from: [{}]}]}", 0, "spec.ingress[0].from[0]", .missingField),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{fromEntities: [galaxy]}]}", 0, "spec.ingress[0].fromEntities[0]", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: '80'}], rules: {http: [{path: '/a('}]}}]}]}", 0, "spec.ingress[0].toPorts[0].rules.http[0].path", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, egress: [{toFQDNs: [{matchName: x.com}]}]}", 0, "spec.egress[0].toFQDNs", .unsupported),
+        (cnp + "spec: {endpointSelector: {}, ingressDeny: [{toPorts: [{ports: [{port: '80'}], rules: {http: [{method: GET}]}}]}]}", 0, "spec.ingressDeny[0].toPorts[0].rules", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{authentication: {mode: sometimes}}]}", 0, "spec.ingress[0].authentication.mode", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{fromCIDRSet: [{cidr: 10.0.0.0/8, except: [192.168.0.0/16]}]}]}", 0, "spec.ingress[0].fromCIDRSet[0].except[0]", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{toPorts: [{ports: [{port: '80', protocol: ICMP}]}]}]}", 0, "spec.ingress[0].toPorts[0].ports[0].protocol", .invalidValue),
+        (cnp + "spec: {endpointSelector: {}, ingress: [{fromEndpoint: [{}]}]}", 0, "spec.ingress[0].fromEndpoint", .unknownField),
+        (cnp + "spec: {ingress: []}", 0, "spec.endpointSelector", .missingField),
+        (cnp + "specs: []", 0, "specs", .unsupported),
+        ("apiVersion: security.istio.io/v2\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}", 0, "apiVersion", .invalidValue),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: ns}", 0, "metadata.name", .missingField),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, lables: {a: b}}", 0, "metadata.lables", .unknownField),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIP: 10.0.0.999}", 0, "status.podIP", .invalidValue),
+        (ap + "spec: {}\n---\n" + ap + "spec: {}", 1, "metadata.name", .duplicate),
+        (np + "spec: {podSelector: {}}\n---\n" + np.replacingOccurrences(of: "name: p,", with: "name: q,") + "spec: {podSelector: {}, bogus: 1}", 1, "spec.bogus", .unknownField),
+        ("kind: [unclosed", 0, "", .syntax),
+    ]
+
+    @Test(arguments: malformed.indices)
+    func malformedManifestGivesPreciseError(index: Int) {
+        let (yaml, doc, path, kind) = ManifestLoaderTests.malformed[index]
+        do {
+            let bundle = try ManifestLoader().load(yaml: yaml, file: "bad.yaml")
+            Issue.record("case \(index) loaded without error: \(bundle.authorizationPolicies.count + bundle.networkPolicies.count + bundle.ciliumPolicies.count) policies")
+        } catch {
+            #expect(error.file == "bad.yaml")
+            #expect(error.documentIndex == doc, "case \(index): \(error)")
+            #expect(error.fieldPath == path, "case \(index): \(error)")
+            #expect(error.kind == kind, "case \(index): \(error)")
+            #expect(!error.message.isEmpty)
+        }
+    }
+}
