@@ -13,21 +13,20 @@ public final class SPIFFEPeerIdentityHandler: ChannelInboundHandler, RemovableCh
     public typealias InboundIn = NIOAny
 
     private let box: VerifiedPeerBox
-    private var promise: EventLoopPromise<SPIFFEID>?
-    private var verified: SPIFFEID?
+    private var promise: EventLoopPromise<VerifiedPeer>?
 
     init(box: VerifiedPeerBox) {
         self.box = box
     }
 
-    /// Completes with the verified peer ID after the handshake.
-    public var peerID: EventLoopFuture<SPIFFEID> {
+    /// Completes with the verified peer after the handshake.
+    public var verifiedPeer: EventLoopFuture<VerifiedPeer> {
         guard let promise else { preconditionFailure("SPIFFEPeerIdentityHandler is not in a pipeline") }
         return promise.futureResult
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        promise = context.eventLoop.makePromise(of: SPIFFEID.self)
+        promise = context.eventLoop.makePromise(of: VerifiedPeer.self)
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
@@ -35,13 +34,13 @@ public final class SPIFFEPeerIdentityHandler: ChannelInboundHandler, RemovableCh
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted(let negotiatedProtocol) = tlsEvent {
             switch box.get() {
             case .success(let id)?:
-                verified = id
-                promise?.succeed(id)
+                let peer = VerifiedPeer(peerID: id, negotiatedProtocol: negotiatedProtocol)
+                promise?.succeed(peer)
                 context.fireUserInboundEventTriggered(event)
-                context.fireUserInboundEventTriggered(SPIFFEPeerVerifiedEvent(peerID: id))
+                context.fireUserInboundEventTriggered(SPIFFEPeerVerifiedEvent(peer: peer))
                 return
             case .failure(let error)?:
                 promise?.fail(error)
@@ -74,15 +73,30 @@ public final class SPIFFEPeerIdentityHandler: ChannelInboundHandler, RemovableCh
 @available(*, unavailable)
 extension SPIFFEPeerIdentityHandler: Sendable {}
 
+/// What a completed mesh TLS handshake established about the peer.
+public struct VerifiedPeer: Sendable, Hashable {
+    /// The peer's verified and authorized SPIFFE ID.
+    public var peerID: SPIFFEID
+    /// The ALPN protocol both sides agreed on, if any.
+    public var negotiatedProtocol: String?
+}
+
 /// Fired through the pipeline once the peer's SPIFFE ID has been verified and authorized.
 public struct SPIFFEPeerVerifiedEvent: Sendable, Hashable {
+    /// The verified peer.
+    public var peer: VerifiedPeer
     /// The peer's verified SPIFFE ID.
-    public var peerID: SPIFFEID
+    public var peerID: SPIFFEID { peer.peerID }
 }
 
 extension Channel {
+    /// The verified peer, once the mesh TLS handshake has completed.
+    public func verifiedPeer() async throws -> VerifiedPeer {
+        try await pipeline.handler(type: SPIFFEPeerIdentityHandler.self).flatMap { $0.verifiedPeer }.get()
+    }
+
     /// The peer's verified SPIFFE ID, once the mesh TLS handshake has completed.
     public func spiffePeerID() async throws -> SPIFFEID {
-        try await pipeline.handler(type: SPIFFEPeerIdentityHandler.self).flatMap { $0.peerID }.get()
+        try await verifiedPeer().peerID
     }
 }

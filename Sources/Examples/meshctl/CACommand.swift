@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import MeshIdentity
+
+struct CACommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ca",
+        abstract: "Create a certificate authority.",
+        subcommands: [Init.self]
+    )
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a self-signed root CA: writes ca.pem, ca.key (0600) and bundle.json to --out."
+        )
+
+        @Option(help: "The trust domain, e.g. example.org.") var trustDomain: String
+        @Option(help: "Output directory.") var out: String
+        @Option(help: "Validity of the root (e.g. 8760h).") var validity: DurationArgument = DurationArgument(seconds: 365 * 86400)
+        @Flag(help: "Overwrite an existing CA in --out.") var force = false
+
+        func run() async throws {
+            try await reportingErrors {
+                let td = try TrustDomain(trustDomain)
+                let keyPath = out + "/ca.key"
+                if !force && FileManager.default.fileExists(atPath: keyPath) {
+                    throw CommandFailure(message: "error: \(keyPath) exists; pass --force to replace the CA", code: 2)
+                }
+                let ca = try CertificateAuthority.selfSigned(trustDomain: td, validity: validity.seconds)
+                try writeFile(out + "/ca.pem", ca.chainPEM())
+                try writeFile(keyPath, ca.privateKeyPEM, secret: true)
+                try writeFile(out + "/bundle.json", String(decoding: TrustBundleCoding.encode(ca.trustBundle), as: UTF8.self) + "\n")
+                try writeFile(out + "/bundle.pem", ca.trustBundle.authoritiesPEM())
+                say("created CA for trust domain \(td) in \(out) (ca.pem, ca.key, bundle.json, bundle.pem)")
+            }
+        }
+    }
+}
+
+/// Loads `ca.pem` + `ca.key` from a directory written by `meshctl ca init`.
+func loadCA(directory: String) throws -> CertificateAuthority {
+    let chainPEM = try readFile(directory + "/ca.pem", what: "CA certificate")
+    let keyPEM = try readFile(directory + "/ca.key", what: "CA key")
+    let chain = try TrustBundle(trustDomain: .clusterLocal, pem: chainPEM).authorities
+    guard let trustDomain = chain.first.flatMap(trustDomainOfAuthority) else {
+        throw CommandFailure(message: "error: \(directory)/ca.pem has no spiffe://<trust-domain> URI SAN", code: 2)
+    }
+    return try CertificateAuthority(chainPEM: chainPEM, privateKeyPEM: keyPEM, trustDomain: trustDomain)
+}
