@@ -1,0 +1,51 @@
+# Shared set-up for scripts/test, scripts/demo and scripts/bench (sourced, not run).
+# Everything here is idempotent: it installs only what is missing.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export PATH="/opt/swift/usr/bin:$PATH"
+
+# Debian packages the build, the interop peers and the privileged tests need.
+MESH_APT_PACKAGES=(
+  pkg-config libbpf-dev bpftool iproute2 openssl python3-venv
+  stunnel4 iperf3 nghttp2-client procps
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+ensure_apt_packages() {
+  local missing=()
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing Debian packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: need root to apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# A Python virtual environment with pinned interop peers (Tests/Interop/requirements.txt).
+ensure_venv() {
+  local requirements="$ROOT/Tests/Interop/requirements.txt"
+  local stamp="$ROOT/.venv/.requirements.sha256"
+  local want
+  want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+  if [ -x "$ROOT/.venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  log "creating .venv with the pinned interop peers"
+  python3 -m venv "$ROOT/.venv"
+  "$ROOT/.venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+}
+
+ensure_bpffs() {
+  if ! mount | grep -q ' /sys/fs/bpf type bpf'; then
+    if [ "$(id -u)" -eq 0 ]; then
+      mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf || log "could not mount bpffs at /sys/fs/bpf"
+    fi
+  fi
+}
