@@ -1,0 +1,150 @@
+#if os(Linux)
+import CLibBPF
+import Glibc
+
+/// How a batch operation should be carried out.
+public enum BatchStrategy: Sendable, Hashable {
+    /// Kernel batch commands where supported, else one system call per element.
+    case automatic
+    /// Always one system call per element (what ``automatic`` falls back to).
+    case perElement
+}
+
+/// How a batch operation was carried out.
+public enum BatchPath: Sendable, Hashable {
+    /// One `BPF_MAP_*_BATCH` system call per chunk.
+    case kernelBatch
+    /// The kernel or map type has no batch support: one system call per element.
+    case perElement
+}
+
+extension BPFMap {
+    static func batchUnsupported(_ rc: Int32) -> Bool {
+        // ENOTSUPP (524) / EOPNOTSUPP from map types without batch ops;
+        // EINVAL from kernels or map types that reject the command outright.
+        let e = -rc
+        return e == 524 || e == EOPNOTSUPP || e == EINVAL
+    }
+
+    /// Stores all `entries` (`mode` as for ``update(_:_:mode:)``) with `BPF_MAP_UPDATE_BATCH`,
+    /// falling back to one update per element where batches are not supported.
+    ///
+    /// On error, the entries before the failing one are stored (the kernel
+    /// processes batches in order); the error names the operation.
+    @discardableResult
+    public func updateBatch<K: BPFMapRepresentable, V: BPFMapRepresentable>(_ entries: [(key: K, value: V)], mode: UpdateMode = .any, strategy: BatchStrategy = .automatic) throws(BPFError) -> BatchPath {
+        try checkKey(K.self)
+        try checkValue(V.self)
+        guard !entries.isEmpty else { return .kernelBatch }
+        guard !info.type.isPerCPU else {
+            throw .invalidArgument(operation: "updateBatch \(info.name)", argument: "map type \(info.type) is per-CPU: update per CPU")
+        }
+        if strategy == .perElement {
+            for e in entries { try update(e.key, e.value, mode: mode) }
+            return .perElement
+        }
+        var keys = [UInt8](repeating: 0, count: entries.count * K.bpfSize)
+        var values = [UInt8](repeating: 0, count: entries.count * V.bpfSize)
+        for (i, e) in entries.enumerated() {
+            e.key.withBPFBytes { keys.replaceSubrange((i * K.bpfSize)..<((i + 1) * K.bpfSize), with: $0) }
+            e.value.withBPFBytes { values.replaceSubrange((i * V.bpfSize)..<((i + 1) * V.bpfSize), with: $0) }
+        }
+        let name = info.name
+        let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
+            var count = UInt32(entries.count)
+            let rc = keys.withUnsafeBytes { k in values.withUnsafeBytes { v in
+                swiftmesh_update_batch(fd, k.baseAddress, v.baseAddress, &count, mode.rawValue)
+            } }
+            if rc != 0 && !BPFMap.batchUnsupported(rc) {
+                throw BPFError.from(errno: -rc, operation: "update batch of \(name) (after \(count) of \(entries.count) entries)", invalid: "keys, values or mode")
+            }
+            return rc
+        }
+        if rc == 0 { return .kernelBatch }
+        logger.debug("batch update unsupported, per element", metadata: ["map": "\(name)"])
+        for e in entries { try update(e.key, e.value, mode: mode) }
+        return .perElement
+    }
+
+    /// Removes all `keys` with `BPF_MAP_DELETE_BATCH`, falling back to one delete per element.
+    @discardableResult
+    public func deleteBatch<K: BPFMapRepresentable>(_ keys: [K], strategy: BatchStrategy = .automatic) throws(BPFError) -> BatchPath {
+        try checkKey(K.self)
+        guard !keys.isEmpty else { return .kernelBatch }
+        if strategy == .perElement {
+            for k in keys { try delete(k) }
+            return .perElement
+        }
+        var raw = [UInt8](repeating: 0, count: keys.count * K.bpfSize)
+        for (i, k) in keys.enumerated() {
+            k.withBPFBytes { raw.replaceSubrange((i * K.bpfSize)..<((i + 1) * K.bpfSize), with: $0) }
+        }
+        let name = info.name
+        let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
+            var count = UInt32(keys.count)
+            let rc = raw.withUnsafeBytes { swiftmesh_delete_batch(fd, $0.baseAddress, &count) }
+            if rc != 0 && !BPFMap.batchUnsupported(rc) {
+                throw BPFError.from(errno: -rc, operation: "delete batch of \(name) (after \(count) of \(keys.count) keys)", invalid: "keys")
+            }
+            return rc
+        }
+        if rc == 0 { return .kernelBatch }
+        logger.debug("batch delete unsupported, per element", metadata: ["map": "\(name)"])
+        for k in keys { try delete(k) }
+        return .perElement
+    }
+
+    /// Every entry of the map, read with `BPF_MAP_LOOKUP_BATCH` in chunks of
+    /// `chunkSize`, falling back to a key walk plus one lookup per element.
+    public func lookupBatch<K: BPFMapRepresentable, V: BPFMapRepresentable>(key _: K.Type = K.self, value _: V.Type = V.self, chunkSize: Int = 4096, strategy: BatchStrategy = .automatic) throws(BPFError) -> (entries: [(key: K, value: V)], path: BatchPath) {
+        try checkKey(K.self)
+        try checkValue(V.self)
+        guard !info.type.isPerCPU else {
+            throw .invalidArgument(operation: "lookupBatch \(info.name)", argument: "map type \(info.type) is per-CPU: use perCPUEntries")
+        }
+        guard chunkSize > 0 else { throw .invalidArgument(operation: "lookupBatch \(info.name)", argument: "chunkSize must be positive") }
+        let name = info.name
+        let chunk = chunkSize
+        let batched: [(key: K, value: V)]? = strategy == .perElement ? nil : try fd.withFD { fd throws(BPFError) -> [(key: K, value: V)]? in
+            var out: [(key: K, value: V)] = []
+            var keys = [UInt8](repeating: 0, count: chunk * K.bpfSize)
+            var values = [UInt8](repeating: 0, count: chunk * V.bpfSize)
+            // The batch token is opaque (a bucket or an index); 8 bytes cover every map type.
+            var inToken = [UInt8](repeating: 0, count: max(8, K.bpfSize))
+            var outToken = inToken
+            var first = true
+            while true {
+                var count = UInt32(chunk)
+                let rc = keys.withUnsafeMutableBytes { k in values.withUnsafeMutableBytes { v in
+                    inToken.withUnsafeMutableBytes { inb in outToken.withUnsafeMutableBytes { outb in
+                        swiftmesh_lookup_batch(fd, first ? nil : inb.baseAddress, outb.baseAddress, k.baseAddress, v.baseAddress, &count)
+                    } }
+                } }
+                if rc != 0 && -rc != ENOENT {
+                    if first && BPFMap.batchUnsupported(rc) { return nil }
+                    throw BPFError.from(errno: -rc, operation: "lookup batch of \(name)", invalid: "batch buffers")
+                }
+                keys.withUnsafeBytes { k in values.withUnsafeBytes { v in
+                    for i in 0..<Int(count) {
+                        out.append((
+                            K(bpfBytes: UnsafeRawBufferPointer(rebasing: k[(i * K.bpfSize)..<((i + 1) * K.bpfSize)])),
+                            V(bpfBytes: UnsafeRawBufferPointer(rebasing: v[(i * V.bpfSize)..<((i + 1) * V.bpfSize)]))
+                        ))
+                    }
+                } }
+                if rc != 0 { break } // ENOENT: no more entries
+                inToken = outToken
+                first = false
+            }
+            return out
+        }
+        if let batched { return (batched, .kernelBatch) }
+        logger.debug("batch lookup unsupported, per element", metadata: ["map": "\(name)"])
+        var out: [(key: K, value: V)] = []
+        for k in try allKeys(as: K.self) {
+            if let v = try lookup(k, as: V.self) { out.append((k, v)) }
+        }
+        return (out, .perElement)
+    }
+}
+#endif
