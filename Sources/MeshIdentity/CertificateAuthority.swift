@@ -111,22 +111,9 @@ public struct CertificateAuthority: Sendable {
         now: Date = Date()
     ) throws -> CertificateAuthority {
         let key = P256.Signing.PrivateKey()
-        let publicKey = Certificate.PublicKey(key.publicKey)
-        let name = try DistinguishedName {
-            OrganizationName(trustDomain.name)
-            CommonName("swift-mesh root CA \(Self.shortKeyID(publicKey))")
-        }
-        let certificate = try Certificate(
-            version: .v3,
-            serialNumber: Certificate.SerialNumber(),
-            publicKey: publicKey,
-            notValidBefore: now.addingTimeInterval(-60),
-            notValidAfter: now.addingTimeInterval(validity),
-            issuer: name,
-            subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Self.caExtensions(trustDomain: trustDomain, publicKey: publicKey, issuerKey: nil),
-            issuerPrivateKey: Certificate.PrivateKey(key)
+        let certificate = try makeCACertificate(
+            role: "root", trustDomain: trustDomain, key: key, issuer: nil,
+            notBefore: now.addingTimeInterval(-60), notAfter: now.addingTimeInterval(validity)
         )
         return try CertificateAuthority(chain: [certificate], privateKey: key, trustDomain: trustDomain)
     }
@@ -134,24 +121,51 @@ public struct CertificateAuthority: Sendable {
     /// Issues an intermediate CA for the same trust domain, signed by this CA.
     public func makeIntermediate(validity: TimeInterval = 30 * 24 * 3600, now: Date = Date()) throws -> CertificateAuthority {
         let key = P256.Signing.PrivateKey()
+        let certificate = try Self.makeCACertificate(
+            role: "intermediate", trustDomain: trustDomain, key: key, issuer: (certificate, privateKey),
+            notBefore: now.addingTimeInterval(-60),
+            notAfter: min(now.addingTimeInterval(validity), certificate.notValidAfter)
+        )
+        return try CertificateAuthority(chain: [certificate] + chain, privateKey: key, trustDomain: trustDomain)
+    }
+
+    /// A CA certificate for `key`, self-signed when `issuer` is nil.
+    private static func makeCACertificate(
+        role: String,
+        trustDomain: TrustDomain,
+        key: P256.Signing.PrivateKey,
+        issuer: (certificate: Certificate, key: P256.Signing.PrivateKey)?,
+        notBefore: Date,
+        notAfter: Date
+    ) throws -> Certificate {
         let publicKey = Certificate.PublicKey(key.publicKey)
+        // The key identifier in the name keeps two CAs of one trust domain apart.
+        let keyID = SubjectKeyIdentifier(hash: publicKey).keyIdentifier.prefix(4).map { String(format: "%02x", $0) }.joined()
         let subject = try DistinguishedName {
             OrganizationName(trustDomain.name)
-            CommonName("swift-mesh intermediate CA \(Self.shortKeyID(publicKey))")
+            CommonName("swift-mesh \(role) CA \(keyID)")
         }
-        let certificate = try Certificate(
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
+            SubjectAlternativeNames([.uniformResourceIdentifier(trustDomain.id.description)])
+            SubjectKeyIdentifier(hash: publicKey)
+            if let issuer {
+                AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: issuer.certificate.publicKey).keyIdentifier)
+            }
+        }
+        return try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),
             publicKey: publicKey,
-            notValidBefore: now.addingTimeInterval(-60),
-            notValidAfter: min(now.addingTimeInterval(validity), self.certificate.notValidAfter),
-            issuer: self.certificate.subject,
+            notValidBefore: notBefore,
+            notValidAfter: notAfter,
+            issuer: issuer?.certificate.subject ?? subject,
             subject: subject,
             signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Self.caExtensions(trustDomain: trustDomain, publicKey: publicKey, issuerKey: self.certificate.publicKey),
-            issuerPrivateKey: Certificate.PrivateKey(privateKey)
+            extensions: extensions,
+            issuerPrivateKey: Certificate.PrivateKey(issuer?.key ?? key)
         )
-        return try CertificateAuthority(chain: [certificate] + chain, privateKey: key, trustDomain: trustDomain)
     }
 
     /// Issues a leaf for `id` and `publicKey`; returns the chain to present (leaf, then this CA's
@@ -254,38 +268,13 @@ public struct CertificateAuthority: Sendable {
             throw CertificateAuthorityError.malformedCSR("extension request: \(error)")
         }
         guard let extensions = request?.extensions else { return nil }
-        let names = try extensions.subjectAlternativeNames
-        var uris: [String] = []
-        for name in names ?? SubjectAlternativeNames() {
-            if case .uniformResourceIdentifier(let uri) = name { uris.append(uri) }
-        }
+        let uris = try extensions.uriSANs()
         guard let uri = uris.first else { return nil }
         guard uris.count == 1 else { throw CertificateAuthorityError.csrMultipleURISANs(uris.count) }
         do {
             return try SPIFFEID(uri)
         } catch {
             throw CertificateAuthorityError.csrInvalidSPIFFEID(error)
-        }
-    }
-
-    /// The first 8 hex digits of the key identifier, so that two CAs never share a name.
-    private static func shortKeyID(_ key: Certificate.PublicKey) -> String {
-        SubjectKeyIdentifier(hash: key).keyIdentifier.prefix(4).map { String(format: "%02x", $0) }.joined()
-    }
-
-    private static func caExtensions(
-        trustDomain: TrustDomain,
-        publicKey: Certificate.PublicKey,
-        issuerKey: Certificate.PublicKey?
-    ) throws -> Certificate.Extensions {
-        try Certificate.Extensions {
-            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
-            Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
-            SubjectAlternativeNames([.uniformResourceIdentifier(trustDomain.id.description)])
-            SubjectKeyIdentifier(hash: publicKey)
-            if let issuerKey {
-                AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: issuerKey).keyIdentifier)
-            }
         }
     }
 }

@@ -87,15 +87,11 @@ public struct X509SVIDVerifier: Sendable {
     }
 
     private static func spiffeIDChecked(ofLeaf leaf: Certificate) throws(X509SVIDValidationError) -> SPIFFEID {
-        let names: SubjectAlternativeNames?
+        let uris: [String]
         do {
-            names = try leaf.extensions.subjectAlternativeNames
+            uris = try leaf.extensions.uriSANs()
         } catch {
             throw .malformedExtension(subject: leaf.subject.description, reason: "subjectAltName: \(error)")
-        }
-        var uris: [String] = []
-        for name in names ?? SubjectAlternativeNames() {
-            if case .uniformResourceIdentifier(let uri) = name { uris.append(uri) }
         }
         guard let uri = uris.first else { throw .missingURISAN }
         guard uris.count == 1 else { throw .multipleURISANs(count: uris.count) }
