@@ -144,7 +144,6 @@ func bytes<T: BPFMapRepresentable>(_ value: T) -> [UInt8] {
 }
 #endif
 
-#if os(Linux)
 struct BadAddress: Error { let text: String }
 
 /// Parses a test address, throwing on a typo.
@@ -152,4 +151,4 @@ func addr(_ text: String) throws -> IPAddressBytes {
     guard let a = IPAddressBytes(text) else { throw BadAddress(text: text) }
     return a
 }
-#endif
+

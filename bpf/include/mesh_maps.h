@@ -95,7 +95,7 @@ struct mesh_ipcache_value {
  * prefix, so a /16 port entry wins over a port range, which wins over "any".
  */
 #define MESH_POLICY_STATIC_PREFIX 56
-#define MESH_POLICY_FULL_PREFIX   (MESH_POLICY_STATIC_PREFIX + 8 + 16)
+#define MESH_POLICY_FULL_PREFIX   80 /* MESH_POLICY_STATIC_PREFIX + 8 (protocol) + 16 (port) */
 #define MESH_DIR_INGRESS 0
 #define MESH_DIR_EGRESS  1
 struct mesh_policy_key {
@@ -236,6 +236,7 @@ _Static_assert(sizeof(struct mesh_ct_key) == 40, "ct key");
 _Static_assert(sizeof(struct mesh_ct_value) == 16, "ct value");
 _Static_assert(sizeof(struct mesh_service_key) == 20, "service key");
 _Static_assert(sizeof(struct mesh_service_value) == 24, "service value");
+_Static_assert(MESH_POLICY_FULL_PREFIX == MESH_POLICY_STATIC_PREFIX + 8 + 16, "policy prefix");
 #endif
 
 #endif /* SWIFT_MESH_BPF_MESH_MAPS_H */

@@ -1,0 +1,101 @@
+#if os(Linux)
+import BPFMaps
+import Foundation
+import Testing
+
+extension Privileged {
+    /// The socket-level programs of `mesh_sock.o` on a real cgroup v2.
+    @Suite(.enabled(if: Environment.datapath && Environment.hasCgroup2, Environment.skipReason))
+    struct CgroupTests {
+        /// A cgroup v2 directory removed after use.
+        final class Cgroup {
+            let path = Environment.cgroup2 + "/swift-mesh-test-" + uniqueSuffix()
+            init() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false) }
+            func remove() { rmdir(path) }
+        }
+
+        /// Runs the python client inside `cgroup` (and the client namespace).
+        func connectInCgroup(_ cgroup: Cgroup, net: VethPair, host: String, port: UInt16) throws -> Bool {
+            let client = """
+            import socket, sys
+            try:
+                s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)
+                print(s.recv(16).decode().strip())
+            except OSError as e:
+                print("fail", e)
+            """
+            let r = try run(["sh", "-c", "echo $$ > \(cgroup.path)/cgroup.procs && exec ip netns exec \(net.clientNamespace) python3 -c \"$0\" \"$1\" \"$2\"",
+                             client, host, String(port)])
+            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+        }
+
+        @Test("connect4/connect6 rewrite a service VIP to its backend; sock_ops counts connections; links detach")
+        func serviceRewrite() throws {
+            let net = try VethPair()
+            defer { net.remove() }
+            let cgroup = try Cgroup()
+            defer { cgroup.remove() }
+            try net.startServer(ports: [8080])
+
+            let object = try BPFObject.open(try Environment.object("mesh_sock"))
+            defer { object.close() }
+            try object.load()
+            #expect(Set(object.programNames) == ["mesh_connect4", "mesh_connect6", "mesh_sockops"])
+            let services = try object.map(named: "mesh_services")
+            defer { services.close() }
+            let stats = try object.map(named: "mesh_sock_stats")
+            defer { stats.close() }
+            func stat(_ s: SocketStat) throws -> UInt64 { (try stats.lookupPerCPU(s.rawValue, as: UInt64.self) ?? []).reduce(0, +) }
+
+            let vip4 = "10.199.250.1", vip6 = "fd99:250::1"
+            try services.update(mesh_service_key(vip: try addr(vip4), port: 80, protocol: 6),
+                                mesh_service_value(backend: try addr(net.serverIPv4), port: 8080))
+            try services.update(mesh_service_key(vip: try addr(vip6), port: 80, protocol: 6),
+                                mesh_service_value(backend: try addr(net.serverIPv6), port: 8080))
+            // The VIPs route nowhere by themselves (only the client's /24 and /64 exist).
+            #expect(try !connectInCgroup(cgroup, net: net, host: vip4, port: 80))
+
+            let c4 = try CgroupAttachment(program: try object.program(named: "mesh_connect4"), cgroupPath: cgroup.path)
+            let c6 = try CgroupAttachment(program: try object.program(named: "mesh_connect6"), cgroupPath: cgroup.path)
+            let ops = try CgroupAttachment(program: try object.program(named: "mesh_sockops"), cgroupPath: cgroup.path)
+            #expect(c4.attachPoint == .connect4)
+            #expect(c6.attachPoint == .connect6)
+            #expect(ops.attachPoint == .sockOps)
+
+            #expect(try connectInCgroup(cgroup, net: net, host: vip4, port: 80))
+            #expect(try stat(.rewrite4) == 1)
+            #expect(try connectInCgroup(cgroup, net: net, host: vip6, port: 80))
+            #expect(try stat(.rewrite6) == 1)
+            #expect(try stat(.activeEstablished) == 2)
+            // A connect to a non-service address is untouched.
+            #expect(try connectInCgroup(cgroup, net: net, host: net.serverIPv4, port: 8080))
+            #expect(try stat(.rewrite4) == 1)
+            // A process outside the cgroup is not rewritten.
+            #expect(try !net.connect(to: vip4, port: 80))
+
+            c4.close()
+            c6.close()
+            ops.close()
+            #expect(try !connectInCgroup(cgroup, net: net, host: vip4, port: 80))
+            #expect(try stat(.activeEstablished) == 3, "sock_ops saw the direct connect only before detaching")
+        }
+
+        @Test("attaching to a missing cgroup or at a wrong hook is a typed error")
+        func badCgroup() throws {
+            let object = try BPFObject.open(try Environment.object("mesh_sock"))
+            defer { object.close() }
+            try object.load()
+            let program = try object.program(named: "mesh_connect4")
+            #expect(throws: BPFError.fileNotFound(path: "/sys/fs/cgroup/unified/nope-\(program.id)")) {
+                _ = try CgroupAttachment(program: program, cgroupPath: "/sys/fs/cgroup/unified/nope-\(program.id)")
+            }
+            let cgroup = try Cgroup()
+            defer { cgroup.remove() }
+            #expect(throws: BPFError.self) { _ = try CgroupAttachment(program: program, cgroupPath: cgroup.path, attachPoint: .sockOps) }
+            let tc = try BPFObject.open(try Environment.object("mesh_tc"))
+            defer { tc.close() }
+            #expect(throws: BPFError.self) { _ = try TCAttachment(program: program, interface: "lo-nope-\(program.id)", direction: .ingress) }
+        }
+    }
+}
+#endif
