@@ -89,6 +89,7 @@ public enum BPFError: Error, Sendable, Hashable, CustomStringConvertible {
     ///   - errno: the positive errno.
     ///   - operation: what was attempted, for the message.
     ///   - invalid: which argument an EINVAL most likely refers to.
+    @usableFromInline
     static func from(errno: Int32, operation: String, invalid: String = "see the operation's documentation") -> BPFError {
         switch errno {
         case 1, 13: return .permissionDenied(operation: operation) // EPERM, EACCES

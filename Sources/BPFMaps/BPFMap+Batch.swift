@@ -1,6 +1,7 @@
 #if os(Linux)
 import CLibBPF
 import Glibc
+import Logging
 
 /// How a batch operation should be carried out.
 public enum BatchStrategy: Sendable, Hashable {
@@ -19,6 +20,24 @@ public enum BatchPath: Sendable, Hashable {
 }
 
 extension BPFMap {
+    /// The map representations of `items`, back to back.
+    @inlinable
+    static func pack<S: Sequence>(_ items: S, count: Int) -> [UInt8] where S.Element: BPFMapRepresentable {
+        let size = S.Element.bpfSize
+        return [UInt8](unsafeUninitializedCapacity: count * size) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            var offset = 0
+            for item in items where offset + size <= raw.count {
+                item.withBPFBytes { src in
+                    UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + size)]).copyMemory(from: src)
+                }
+                offset += size
+            }
+            initialized = offset
+        }
+    }
+
+    @usableFromInline
     static func batchUnsupported(_ rc: Int32) -> Bool {
         // ENOTSUPP (524) / EOPNOTSUPP from map types without batch ops;
         // EINVAL from kernels or map types that reject the command outright.
@@ -31,7 +50,7 @@ extension BPFMap {
     ///
     /// On error, the entries before the failing one are stored (the kernel
     /// processes batches in order); the error names the operation.
-    @discardableResult
+    @inlinable @discardableResult
     public func updateBatch<K: BPFMapRepresentable, V: BPFMapRepresentable>(_ entries: [(key: K, value: V)], mode: UpdateMode = .any, strategy: BatchStrategy = .automatic) throws(BPFError) -> BatchPath {
         try checkKey(K.self)
         try checkValue(V.self)
@@ -43,12 +62,8 @@ extension BPFMap {
             for e in entries { try update(e.key, e.value, mode: mode) }
             return .perElement
         }
-        var keys = [UInt8](repeating: 0, count: entries.count * K.bpfSize)
-        var values = [UInt8](repeating: 0, count: entries.count * V.bpfSize)
-        for (i, e) in entries.enumerated() {
-            e.key.withBPFBytes { keys.replaceSubrange((i * K.bpfSize)..<((i + 1) * K.bpfSize), with: $0) }
-            e.value.withBPFBytes { values.replaceSubrange((i * V.bpfSize)..<((i + 1) * V.bpfSize), with: $0) }
-        }
+        let keys = BPFMap.pack(entries.lazy.map(\.key), count: entries.count)
+        let values = BPFMap.pack(entries.lazy.map(\.value), count: entries.count)
         let name = info.name
         let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
             var count = UInt32(entries.count)
@@ -67,7 +82,7 @@ extension BPFMap {
     }
 
     /// Removes all `keys` with `BPF_MAP_DELETE_BATCH`, falling back to one delete per element.
-    @discardableResult
+    @inlinable @discardableResult
     public func deleteBatch<K: BPFMapRepresentable>(_ keys: [K], strategy: BatchStrategy = .automatic) throws(BPFError) -> BatchPath {
         try checkKey(K.self)
         guard !keys.isEmpty else { return .kernelBatch }
@@ -75,10 +90,7 @@ extension BPFMap {
             for k in keys { try delete(k) }
             return .perElement
         }
-        var raw = [UInt8](repeating: 0, count: keys.count * K.bpfSize)
-        for (i, k) in keys.enumerated() {
-            k.withBPFBytes { raw.replaceSubrange((i * K.bpfSize)..<((i + 1) * K.bpfSize), with: $0) }
-        }
+        let raw = BPFMap.pack(keys, count: keys.count)
         let name = info.name
         let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
             var count = UInt32(keys.count)
@@ -96,6 +108,7 @@ extension BPFMap {
 
     /// Every entry of the map, read with `BPF_MAP_LOOKUP_BATCH` in chunks of
     /// `chunkSize`, falling back to a key walk plus one lookup per element.
+    @inlinable
     public func lookupBatch<K: BPFMapRepresentable, V: BPFMapRepresentable>(key _: K.Type = K.self, value _: V.Type = V.self, chunkSize: Int = 4096, strategy: BatchStrategy = .automatic) throws(BPFError) -> (entries: [(key: K, value: V)], path: BatchPath) {
         try checkKey(K.self)
         try checkValue(V.self)

@@ -6,13 +6,20 @@ extension BPFMap {
     /// The value stored under `key`, or nil when the key is absent.
     ///
     /// For per-CPU maps use ``lookupPerCPU(_:as:)``.
+    @inlinable
     public func lookup<K: BPFMapRepresentable, V: BPFMapRepresentable>(_ key: K, as _: V.Type = V.self) throws(BPFError) -> V? {
         try checkKey(K.self)
         try checkValue(V.self)
-        guard !info.type.isPerCPU else {
-            throw .invalidArgument(operation: "lookup in \(info.name)", argument: "map type \(info.type) is per-CPU: use lookupPerCPU")
+        guard !isPerCPU else { throw elementError(0, "per-CPU") }
+        var rc: Int32 = 0
+        let value: V? = try fd.withFD { fd throws(BPFError) -> V? in
+            withUnsafeTemporaryAllocation(byteCount: V.bpfSize, alignment: 8) { buffer -> V? in
+                rc = key.withBPFBytes { bpf_map_lookup_elem(fd, $0.baseAddress, buffer.baseAddress) }
+                return rc == 0 ? V(bpfBytes: UnsafeRawBufferPointer(buffer)) : nil
+            }
         }
-        return try lookupRaw(key, valueSize: V.bpfSize) { V(bpfBytes: $0) }
+        if rc != 0 && rc != -ENOENT { throw elementError(rc, "lookup") }
+        return value
     }
 
     /// The value stored under `key` on every possible CPU (index = CPU), or nil when absent.
@@ -50,13 +57,15 @@ extension BPFMap {
     /// Throws ``BPFError/mapFull(operation:)`` when a new key does not fit,
     /// ``BPFError/keyExists(operation:)`` / ``BPFError/keyNotFound(operation:)`` for
     /// `.noExist` / `.exist` violations.
+    @inlinable
     public func update<K: BPFMapRepresentable, V: BPFMapRepresentable>(_ key: K, _ value: V, mode: UpdateMode = .any) throws(BPFError) {
         try checkKey(K.self)
         try checkValue(V.self)
-        guard !info.type.isPerCPU else {
-            throw .invalidArgument(operation: "update \(info.name)", argument: "map type \(info.type) is per-CPU: use updatePerCPU")
+        guard !isPerCPU else { throw elementError(0, "per-CPU") }
+        let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
+            key.withBPFBytes { k in value.withBPFBytes { v in bpf_map_update_elem(fd, k.baseAddress, v.baseAddress, mode.rawValue) } }
         }
-        try value.withBPFBytes { v in Result { () throws(BPFError) in try updateRaw(key, v, mode: mode) } }.get()
+        if rc != 0 { throw elementError(rc, "update") }
     }
 
     /// Stores one value per possible CPU (`values.count` must equal ``possibleCPUs``).
@@ -78,34 +87,20 @@ extension BPFMap {
     }
 
     func updateRaw<K: BPFMapRepresentable>(_ key: K, _ value: UnsafeRawBufferPointer, mode: UpdateMode) throws(BPFError) {
-        let name = info.name
-        let type = info.type
-        try fd.withFD { fd throws(BPFError) in
-            let rc = key.withBPFBytes { bpf_map_update_elem(fd, $0.baseAddress, value.baseAddress, mode.rawValue) }
-            guard rc == 0 else {
-                if type.isArray && -rc == E2BIG {
-                    throw BPFError.invalidArgument(operation: "update \(name)", argument: "key: array index beyond max entries")
-                }
-                let hint = type.isArray
-                    ? "key (index beyond max entries) or mode (.noExist is invalid for arrays)"
-                    : "key or value (for an LPM trie: prefix length beyond the key's address bits)"
-                throw BPFError.from(errno: -rc, operation: "update \(name)", invalid: hint)
-            }
+        let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
+            key.withBPFBytes { bpf_map_update_elem(fd, $0.baseAddress, value.baseAddress, mode.rawValue) }
         }
+        if rc != 0 { throw elementError(rc, "update") }
     }
 
     /// Removes `key`; throws ``BPFError/keyNotFound(operation:)`` when it is absent.
+    @inlinable
     public func delete<K: BPFMapRepresentable>(_ key: K) throws(BPFError) {
         try checkKey(K.self)
-        let name = info.name
-        let type = info.type
-        try fd.withFD { fd throws(BPFError) in
-            let rc = key.withBPFBytes { bpf_map_delete_elem(fd, $0.baseAddress) }
-            guard rc == 0 else {
-                throw BPFError.from(errno: -rc, operation: "delete from \(name)",
-                                    invalid: type.isArray ? "map type \(type): array elements cannot be deleted" : "key")
-            }
+        let rc: Int32 = try fd.withFD { fd throws(BPFError) -> Int32 in
+            key.withBPFBytes { bpf_map_delete_elem(fd, $0.baseAddress) }
         }
+        if rc != 0 { throw elementError(rc, "delete") }
     }
 
     /// The key after `key` in the map's internal order (nil key: the first), or nil at the end.

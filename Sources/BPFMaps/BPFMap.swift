@@ -14,8 +14,12 @@ public final class BPFMap: Sendable {
     public let info: MapInfo
     /// The pin path, if this map was pinned or opened from a pin through this object.
     public let pinPath: String?
-    let fd: OwnedFileDescriptor
-    let logger: Logger
+    @usableFromInline let fd: OwnedFileDescriptor
+    @usableFromInline let logger: Logger
+    // Copies of info fields for the inlinable element operations.
+    @usableFromInline let keySize: Int
+    @usableFromInline let valueSize: Int
+    @usableFromInline let isPerCPU: Bool
     /// Number of possible CPUs (values of per-CPU maps hold one slot per CPU).
     public let possibleCPUs: Int
 
@@ -32,6 +36,9 @@ public final class BPFMap: Sendable {
             valueSize: i.value_size, maxEntries: i.max_entries, flags: MapFlags(rawValue: i.map_flags)
         )
         self.fd = OwnedFileDescriptor(raw, what: "map \(name)")
+        self.keySize = Int(i.key_size)
+        self.valueSize = Int(i.value_size)
+        self.isPerCPU = MapType(rawValue: i.type).isPerCPU
         self.pinPath = pinPath
         self.logger = logger
         self.possibleCPUs = max(1, Int(libbpf_num_possible_cpus()))
@@ -127,12 +134,37 @@ public final class BPFMap: Sendable {
         info.type.isPerCPU ? ((Int(info.valueSize) + 7) / 8 * 8) * possibleCPUs : Int(info.valueSize)
     }
 
+    @inlinable
     func checkKey<K: BPFMapRepresentable>(_: K.Type) throws(BPFError) {
-        guard K.bpfSize == Int(info.keySize) else { throw .keySizeMismatch(expected: Int(info.keySize), actual: K.bpfSize) }
+        guard K.bpfSize == keySize else { throw .keySizeMismatch(expected: keySize, actual: K.bpfSize) }
     }
 
+    @inlinable
     func checkValue<V: BPFMapRepresentable>(_: V.Type) throws(BPFError) {
-        guard V.bpfSize == Int(info.valueSize) else { throw .valueSizeMismatch(expected: Int(info.valueSize), actual: V.bpfSize) }
+        guard V.bpfSize == valueSize else { throw .valueSizeMismatch(expected: valueSize, actual: V.bpfSize) }
+    }
+
+    /// The error for a failed element operation (kept out of line).
+    @usableFromInline
+    func elementError(_ rc: Int32, _ operation: String) -> BPFError {
+        let type = info.type
+        switch operation {
+        case "lookup":
+            return .from(errno: -rc, operation: "lookup in \(info.name)", invalid: "key")
+        case "delete":
+            return .from(errno: -rc, operation: "delete from \(info.name)",
+                         invalid: type.isArray ? "map type \(type): array elements cannot be deleted" : "key")
+        case "per-CPU":
+            return .invalidArgument(operation: "element operation on \(info.name)", argument: "map type \(type) is per-CPU: use lookupPerCPU / updatePerCPU")
+        default:
+            if type.isArray && -rc == E2BIG {
+                return .invalidArgument(operation: "update \(info.name)", argument: "key: array index beyond max entries")
+            }
+            let hint = type.isArray
+                ? "key (index beyond max entries) or mode (.noExist is invalid for arrays)"
+                : "key or value (for an LPM trie: prefix length beyond the key's address bits)"
+            return .from(errno: -rc, operation: "update \(info.name)", invalid: hint)
+        }
     }
 }
 

@@ -23,17 +23,20 @@ public protocol BPFMapRepresentable: Sendable {
 public protocol BPFFixedLayout: BPFMapRepresentable {}
 
 extension BPFFixedLayout {
+    @inlinable
     public static var bpfSize: Int {
         precondition(_isPOD(Self.self), "BPFFixedLayout requires a trivial type: \(Self.self)")
         return MemoryLayout<Self>.size
     }
 
+    @inlinable
     public init(bpfBytes: UnsafeRawBufferPointer) {
         precondition(_isPOD(Self.self), "BPFFixedLayout requires a trivial type: \(Self.self)")
         precondition(bpfBytes.count >= MemoryLayout<Self>.size, "short buffer for \(Self.self)")
         self = bpfBytes.loadUnaligned(as: Self.self)
     }
 
+    @inlinable
     public func withBPFBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeBytes(of: self) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<Self.bpfSize])) }
     }

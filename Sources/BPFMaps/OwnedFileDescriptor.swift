@@ -6,9 +6,10 @@ import Synchronization
 ///
 /// Every use goes through ``withFD(_:_:)`` under a lock, so `close()` can never
 /// race with a system call on the same descriptor number.
+@usableFromInline
 final class OwnedFileDescriptor: Sendable {
-    private let state: Mutex<Int32>
-    let what: String
+    @usableFromInline let state: Mutex<Int32>
+    @usableFromInline let what: String
 
     init(_ fd: Int32, what: String) {
         state = Mutex(fd)
@@ -23,6 +24,7 @@ final class OwnedFileDescriptor: Sendable {
     }
 
     /// Runs `body` with the descriptor; throws ``BPFError/closed(_:)`` after close.
+    @inlinable
     func withFD<R>(_ body: (Int32) throws(BPFError) -> R) throws(BPFError) -> R {
         try state.withLock { (fd: inout Int32) throws(BPFError) -> R in
             guard fd >= 0 else { throw BPFError.closed(what) }
