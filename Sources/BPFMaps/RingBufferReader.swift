@@ -72,6 +72,35 @@ public final class RingBufferReader: Sendable {
         }
     }
 
+    /// The records as an asynchronous sequence, decoded as `T`.
+    ///
+    /// A dedicated thread polls with `pollIntervalMilliseconds` timeouts (so the
+    /// cooperative pool never blocks) until the consuming task is cancelled, the
+    /// stream is dropped, or the reader is closed (the stream then finishes).
+    public func events<T: BPFMapRepresentable>(as _: T.Type, pollIntervalMilliseconds: Int32 = 100) -> AsyncThrowingStream<T, any Error> {
+        AsyncThrowingStream<T, any Error> { (continuation: AsyncThrowingStream<T, any Error>.Continuation) in
+            let stop = StopFlag()
+            continuation.onTermination = { @Sendable _ in stop.set() }
+            let started = PollThread.start { [self] in
+                while !stop.isSet {
+                    do {
+                        for event in try self.poll(as: T.self, timeoutMilliseconds: pollIntervalMilliseconds) {
+                            continuation.yield(event)
+                        }
+                    } catch {
+                        if case BPFError.closed = error { break }
+                        continuation.finish(throwing: error)
+                        return
+                    }
+                }
+                continuation.finish()
+            }
+            if !started {
+                continuation.finish(throwing: BPFError.system(operation: "start ring buffer poll thread", errno: EAGAIN))
+            }
+        }
+    }
+
     /// Frees the reader; ``poll(timeoutMilliseconds:)`` afterwards throws ``BPFError/closed(_:)``.
     public func close() {
         state.withLock { state in
@@ -79,6 +108,37 @@ public final class RingBufferReader: Sendable {
             state?.retained.release()
             state = nil
         }
+    }
+}
+
+/// A flag set once, read from another thread.
+private final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Starts a detached POSIX thread running `body` (for blocking polls).
+private enum PollThread {
+    final class Body {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+
+    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Body>.fromOpaque(raw).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Body>.fromOpaque(context).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
     }
 }
 #endif

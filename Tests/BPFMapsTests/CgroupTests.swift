@@ -31,6 +31,8 @@ extension Privileged {
 
         @Test("connect4/connect6 rewrite a service VIP to its backend; sock_ops counts connections; links detach")
         func serviceRewrite() throws {
+            let descriptors = bpfDescriptorCount()
+            defer { #expect(bpfDescriptorCount() == descriptors, "links, maps and programs closed") }
             let net = try VethPair()
             defer { net.remove() }
             let cgroup = try Cgroup()
@@ -55,9 +57,14 @@ extension Privileged {
             // The VIPs route nowhere by themselves (only the client's /24 and /64 exist).
             #expect(try !connectInCgroup(cgroup, net: net, host: vip4, port: 80))
 
-            let c4 = try CgroupAttachment(program: try object.program(named: "mesh_connect4"), cgroupPath: cgroup.path)
-            let c6 = try CgroupAttachment(program: try object.program(named: "mesh_connect6"), cgroupPath: cgroup.path)
-            let ops = try CgroupAttachment(program: try object.program(named: "mesh_sockops"), cgroupPath: cgroup.path)
+            let p4 = try object.program(named: "mesh_connect4"), p6 = try object.program(named: "mesh_connect6"), pops = try object.program(named: "mesh_sockops")
+            defer { p4.close(); p6.close(); pops.close() }
+            let c4 = try CgroupAttachment(program: p4, cgroupPath: cgroup.path)
+            let c6 = try CgroupAttachment(program: p6, cgroupPath: cgroup.path)
+            let ops = try CgroupAttachment(program: pops, cgroupPath: cgroup.path)
+            // bpftool (an independent peer) lists the three programs on the cgroup.
+            let listed = try runChecked(["bpftool", "cgroup", "show", cgroup.path])
+            #expect(listed.contains("mesh_connect4") && listed.contains("mesh_connect6") && listed.contains("mesh_sockops"), "\(listed)")
             #expect(c4.attachPoint == .connect4)
             #expect(c6.attachPoint == .connect6)
             #expect(ops.attachPoint == .sockOps)
@@ -76,6 +83,7 @@ extension Privileged {
             c4.close()
             c6.close()
             ops.close()
+            #expect(try !runChecked(["bpftool", "cgroup", "show", cgroup.path]).contains("mesh_connect4"))
             #expect(try !connectInCgroup(cgroup, net: net, host: vip4, port: 80))
             #expect(try stat(.activeEstablished) == 3, "sock_ops saw the direct connect only before detaching")
         }

@@ -14,6 +14,8 @@ extension Privileged {
 
         @Test("identity policy: default deny, allow, deny first, longest port prefix, counters, detach")
         func identityPolicy() throws {
+            let descriptors = bpfDescriptorCount()
+            defer { #expect(bpfDescriptorCount() == descriptors, "every map, program and attachment closed its descriptor") }
             let net = try VethPair()
             defer { net.remove() }
             let pins = try PinDirectory()
@@ -27,6 +29,15 @@ extension Privileged {
             try bpf.setIdentity(net.clientIPv4, identity: client, incarnation: 1)
             let attachment = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress,
                                               networkNamespace: net.serverNamespacePath)
+            #expect(attachment.isAttached)
+            // iproute2 (an independent peer) sees the direct-action filter with our program.
+            let filters = try runChecked(["ip", "netns", "exec", net.serverNamespace, "tc", "filter", "show", "dev", net.serverInterface, "ingress"])
+            #expect(filters.contains("mesh_tc_ingress") && filters.contains("direct-action"), "\(filters)")
+            #expect(filters.contains("id \(attachment.programID)"))
+            // A second filter with the same handle and priority is refused.
+            #expect(throws: BPFError.self) {
+                _ = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress, networkNamespace: net.serverNamespacePath)
+            }
             #expect(attachment.isAttached)
 
             // No entry: default deny.
@@ -72,6 +83,7 @@ extension Privileged {
             #expect(try !net.connect(to: net.serverIPv4, port: 8080))
             try attachment.close()
             #expect(!attachment.isAttached)
+            #expect(try !runChecked(["ip", "netns", "exec", net.serverNamespace, "tc", "filter", "show", "dev", net.serverInterface, "ingress"]).contains("mesh_tc_ingress"))
             #expect(try net.connect(to: net.serverIPv4, port: 8080))
         }
 
@@ -138,15 +150,54 @@ extension Privileged {
             #expect(reused.remote_identity == 3000)
             #expect(reused.remote_incarnation == 42)
             #expect(try bpf.auth.lookup(key, as: mesh_auth_value.self) != nil, "the old entry is still there, just unusable")
+            let authMap = try AuthMap(bpf.auth)
+            #expect(try authMap.isAuthenticated(key))
+            #expect(try authMap.revoke(remoteIncarnation: 41) == 1, "the agent drops the old incarnation's entries")
+            #expect(try !authMap.isAuthenticated(key))
 
             // 5. Even a new workload with the *same* identity on the reused address
             //    (new incarnation) needs its own handshake.
             try bpf.setIdentity(net.clientIPv4, identity: client, node: 7, incarnation: 43)
             #expect(try !net.connect(to: net.serverIPv4, port: 9090))
             // ...and after it, it is allowed.
-            try bpf.auth.update(mesh_auth_key(localIdentity: local, remoteIdentity: client, remoteNodeID: 7, authType: .spire, remoteIncarnation: 43),
-                                mesh_auth_value(expiration_ns: BootClock.now() + 3600 * 1_000_000_000))
+            try authMap.authorize(mesh_auth_key(localIdentity: local, remoteIdentity: client, remoteNodeID: 7, authType: .spire, remoteIncarnation: 43),
+                                  until: BootClock.now() + 3600 * 1_000_000_000)
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
+            #expect(try authMap.removeExpired() == 0)
+        }
+
+        @Test("ring buffer events as an AsyncSequence")
+        func eventStream() async throws {
+            let net = try VethPair()
+            defer { net.remove() }
+            let pins = try PinDirectory()
+            defer { pins.remove() }
+            let bpf = try EnforcementObject(pins: pins)
+            defer { bpf.close() }
+            let reader = try RingBufferReader(map: bpf.events)
+            defer { reader.close() }
+            try net.startServer(ports: [9090])
+            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.setIdentity(net.clientIPv4, identity: client, incarnation: 5)
+            try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, port: 9090),
+                                  mesh_policy_value(authType: .spire))
+            let attachment = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress,
+                                              networkNamespace: net.serverNamespacePath)
+            defer { try? attachment.close() }
+
+            let stream = reader.events(as: mesh_auth_event.self, pollIntervalMilliseconds: 50)
+            let first = Task { () -> mesh_auth_event? in
+                for try await event in stream { return event }
+                return nil
+            }
+            #expect(try !net.connect(to: net.serverIPv4, port: 9090))
+            // Bound the wait without asserting on time: cancel the consumer if nothing came.
+            let watchdog = Task { try await Task.sleep(for: .seconds(10)); first.cancel() }
+            defer { watchdog.cancel() }
+            let event = try #require(try await first.value)
+            #expect(event.remote_identity == client)
+            #expect(event.remote_incarnation == 5)
+            #expect(event.destinationPort == 9090)
         }
 
         @Test("egress policy with conntrack replies, IPv6, on the client's interface")

@@ -71,7 +71,7 @@ extension Privileged {
             }
         }
 
-        static let perCPUTypes: [MapType] = [.perCPUHash, .perCPUArray]
+        static let perCPUTypes: [MapType] = [.perCPUHash, .perCPUArray, .lruPerCPUHash]
 
         @Test("per-CPU maps: one value per CPU, summed correctly, as bpftool shows", arguments: perCPUTypes)
         func perCPUMap(type: MapType) throws {
@@ -95,7 +95,7 @@ extension Privileged {
             #expect(two.value == values.flatMap { bytes($0) })
             let all = try map.perCPUEntries(key: UInt32.self, value: UInt64.self)
             #expect(all.count == dump.count)
-            if type == .perCPUHash {
+            if !type.isArray {
                 try map.delete(UInt32(2))
                 #expect(try map.lookupPerCPU(UInt32(2), as: UInt64.self) == nil)
             }
