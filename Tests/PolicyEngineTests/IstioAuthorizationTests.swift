@@ -219,7 +219,7 @@ struct IstioAuthorizationTests {
         // ztunnel: the rule is dropped, the ALLOW policy remains -> deny.
         let l4 = s.decide(mesh.conn(mesh.fooSleep))
         #expect(l4.verdict == .deny)
-        #expect(s.l4Authorizations.first?.groups.isEmpty == true)
+        #expect(s.authorizations(for: .l4).first?.groups.isEmpty == true)
         // waypoint: the rule applies in full.
         #expect(s.decide(mesh.req(mesh.fooSleep, "GET")).verdict == .allow)
         #expect(s.decide(mesh.req(mesh.fooSleep, "POST")).verdict == .deny)

@@ -50,10 +50,16 @@ public struct PolicySet: Sendable {
     public let networkPolicies: [NetworkPolicy]
     /// The Cilium policies in the set.
     public let ciliumPolicies: [CiliumNetworkPolicy]
-    /// The Istio policies in the engine's form, as enforced at L4 (ztunnel).
-    public var l4Authorizations: [IstioAuthorization] { istioL4.policies }
-    /// The Istio policies in the engine's form, as enforced at L7 (waypoint).
-    public var l7Authorizations: [IstioAuthorization] { istioL7.policies }
+    /// The Istio AuthorizationPolicies in the set.
+    public let authorizationPolicies: [AuthorizationPolicy]
+    /// Istio policies supplied directly in the engine's form.
+    public let istioAuthorizations: [IstioAuthorization]
+
+    /// The Istio policies in the engine's form as enforced at `layer`
+    /// (converted on demand; the compiled set keeps only its own tables).
+    public func authorizations(for layer: EnforcementLayer) -> [IstioAuthorization] {
+        authorizationPolicies.compactMap { $0.authorization(for: layer, rootNamespace: options.rootNamespace) } + istioAuthorizations
+    }
 
     let options: Options
     let istioL4: IstioLayerEngine
@@ -77,11 +83,20 @@ public struct PolicySet: Sendable {
         self.options = options
         self.networkPolicies = networkPolicies
         self.ciliumPolicies = ciliumPolicies
+        self.authorizationPolicies = authorizationPolicies
+        self.istioAuthorizations = istioAuthorizations
         var interner = StringInterner()
         let l4 = authorizationPolicies.compactMap { $0.authorization(for: .l4, rootNamespace: options.rootNamespace) } + istioAuthorizations
-        let l7 = authorizationPolicies.compactMap { $0.authorization(for: .l7, rootNamespace: options.rootNamespace) } + istioAuthorizations
-        istioL4 = IstioLayerEngine(layer: .l4, authorizations: l4, inventory: inventory, rootNamespace: options.rootNamespace, interner: &interner)
-        istioL7 = IstioLayerEngine(layer: .l7, authorizations: l7, inventory: inventory, rootNamespace: options.rootNamespace, interner: &interner)
+        var l7: [IstioAuthorization] { authorizationPolicies.compactMap { $0.authorization(for: .l7, rootNamespace: options.rootNamespace) } + istioAuthorizations }
+        istioL4 = IstioLayerEngine(layer: .l4, authorizations: l4, inventory: inventory, interner: &interner)
+        // When no policy has anything only a waypoint enforces (L7 attributes,
+        // AUDIT, CUSTOM, targetRefs), both layers see the same policies and share one engine.
+        let sameAtBothLayers = authorizationPolicies.allSatisfy { p in
+            (p.action == .allow || p.action == .deny) && p.targetRefs.isEmpty
+                && (p.rules ?? []).allSatisfy { AuthorizationPolicy.l7Attributes(of: $0).isEmpty }
+        }
+        istioL7 = sameAtBothLayers ? istioL4
+            : IstioLayerEngine(layer: .l7, authorizations: l7, inventory: inventory, interner: &interner)
         var compiled: [CompiledNetworkPolicy] = networkPolicies.map { $0.compiled() }
         for c in ciliumPolicies {
             do { compiled.append(try c.compiled()) } catch {
@@ -105,8 +120,8 @@ public struct PolicySet: Sendable {
         self.principals = principals
         self.peersByAddress = peers
         logger.debug("compiled policy set", metadata: [
-            "workloads": "\(inventory.workloads.count)", "istioL4": "\(istioL4.policies.count)",
-            "istioL7": "\(istioL7.policies.count)", "network": "\(network.policies.count)",
+            "workloads": "\(inventory.workloads.count)", "istioL4": "\(istioL4.policyCount)",
+            "istioL7": "\(istioL7.policyCount)", "network": "\(network.policies.count)",
         ])
     }
 
@@ -148,14 +163,19 @@ public struct PolicySet: Sendable {
 
     private func authorization(_ engine: IstioLayerEngine, destination w: Workload, source: SourceFacts,
                                destinationAddress: IPAddress?, port: UInt16, request: RequestFacts?) -> (LayerDecision, RuleReference?) {
-        let key = WorkloadKey(namespace: w.namespace, name: w.name)
-        let idx = engine.byWorkload[key] ?? engine.index(for: w, inventory: inventory)
-        return engine.decide(idx, source: source, destination: destinationAddress, port: port, request: request,
-                             providers: options.customProviders)
+        engine.decide(w, inventory: inventory, source: source, destination: destinationAddress, port: port, request: request,
+                      providers: options.customProviders)
     }
 
     /// The L4 decision for a new connection.
     public func decide(_ connection: Connection) -> Decision {
+        // Fast path: mesh traffic between known workloads and no network policy.
+        if network.isEmpty, case .workload(let dw) = connection.destination, case .workload = connection.source {
+            let facts = sourceFacts(principal: connection.sourcePrincipal, address: connection.source.address)
+            let authz = istioL4.decide(dw, inventory: inventory, source: facts, destination: dw.addresses.first,
+                                       port: connection.destinationPort, request: nil, providers: options.customProviders).0
+            return Decision(verdict: authz.verdict, decidedBy: authz, authorization: authz)
+        }
         let src = normalize(connection.source)
         let dst = normalize(connection.destination)
         var egress: LayerDecision?

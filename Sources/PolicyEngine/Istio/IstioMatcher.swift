@@ -15,40 +15,6 @@ struct StringInterner: Sendable {
     func lookup(_ s: String) -> Int32 { ids[s] ?? -1 }
 }
 
-/// A list of Istio string matches with exact values interned.
-struct InternedStringMatches: Sendable {
-    var exact: [Int32] = []
-    var prefixes: [String] = []
-    var suffixes: [String] = []
-    var presence = false
-    var isEmpty = true
-
-    init() {}
-
-    init(_ matches: [IstioAuthorization.StringMatch], interner: inout StringInterner) {
-        isEmpty = matches.isEmpty
-        for m in matches {
-            switch m {
-            case .exact(let e): exact.append(interner.intern(e))
-            case .prefix(let p): prefixes.append(p)
-            case .suffix(let s): suffixes.append(s)
-            case .presence: presence = true
-            }
-        }
-    }
-
-    /// `id` is the interned id of `value` (-1 if not interned).
-    @inline(__always)
-    func matches(id: Int32, value: String?) -> Bool {
-        guard let value else { return false }
-        if presence { return true }
-        for e in exact where e == id { return true }
-        for p in prefixes where value.hasPrefix(p) { return true }
-        for s in suffixes where value.hasSuffix(s) { return true }
-        return false
-    }
-}
-
 /// The facts of the source peer derived once per decision.
 struct SourceFacts {
     var principal: String?
@@ -85,72 +51,8 @@ struct RequestFacts {
     var remoteAddress: IPAddress?
 }
 
-/// One compiled `IstioAuthorization.Match`.
-struct CompiledMatch: Sendable {
-    var namespaces: InternedStringMatches
-    var notNamespaces: InternedStringMatches
-    var principals: InternedStringMatches
-    var notPrincipals: InternedStringMatches
-    /// (namespace id, service account id) pairs.
-    var serviceAccounts: [(Int32, Int32)]
-    var notServiceAccounts: [(Int32, Int32)]
-    var sourceIPs: [CIDR]
-    var notSourceIPs: [CIDR]
-    var destinationIPs: [CIDR]
-    var notDestinationIPs: [CIDR]
-    var destinationPorts: [UInt16]
-    var notDestinationPorts: [UInt16]
-    /// The L7 part, nil when the match has no L7 attribute.
-    var l7: IstioAuthorization.Match?
-
-    init(_ m: IstioAuthorization.Match, interner: inout StringInterner) {
-        namespaces = InternedStringMatches(m.namespaces, interner: &interner)
-        notNamespaces = InternedStringMatches(m.notNamespaces, interner: &interner)
-        principals = InternedStringMatches(m.principals, interner: &interner)
-        notPrincipals = InternedStringMatches(m.notPrincipals, interner: &interner)
-        serviceAccounts = m.serviceAccounts.map { (interner.intern($0.namespace), interner.intern($0.name)) }
-        notServiceAccounts = m.notServiceAccounts.map { (interner.intern($0.namespace), interner.intern($0.name)) }
-        sourceIPs = m.sourceIPs
-        notSourceIPs = m.notSourceIPs
-        destinationIPs = m.destinationIPs
-        notDestinationIPs = m.notDestinationIPs
-        destinationPorts = m.destinationPorts
-        notDestinationPorts = m.notDestinationPorts
-        let hasL7 = !(m.requestPrincipals.isEmpty && m.notRequestPrincipals.isEmpty && m.remoteIPs.isEmpty
-            && m.notRemoteIPs.isEmpty && m.hosts.isEmpty && m.notHosts.isEmpty && m.methods.isEmpty
-            && m.notMethods.isEmpty && m.paths.isEmpty && m.notPaths.isEmpty && m.conditions.isEmpty)
-        l7 = hasL7 ? m : nil
-    }
-
-    /// The ports this match can possibly match, nil for any.
-    var possiblePorts: [UInt16]? { destinationPorts.isEmpty ? nil : destinationPorts }
-
-    @inline(__always)
-    func matches(_ src: SourceFacts, destination: IPAddress?, port: UInt16, request: RequestFacts?) -> Bool {
-        if !destinationPorts.isEmpty && !destinationPorts.contains(port) { return false }
-        if !notDestinationPorts.isEmpty && notDestinationPorts.contains(port) { return false }
-        if !principals.isEmpty && !principals.matches(id: src.principalID, value: src.principal) { return false }
-        if !notPrincipals.isEmpty && notPrincipals.matches(id: src.principalID, value: src.principal) { return false }
-        if !namespaces.isEmpty && !namespaces.matches(id: src.namespaceID, value: src.namespace) { return false }
-        if !notNamespaces.isEmpty && notNamespaces.matches(id: src.namespaceID, value: src.namespace) { return false }
-        if !serviceAccounts.isEmpty && !serviceAccounts.contains(where: { $0.0 == src.namespaceID && $0.1 == src.serviceAccountID }) {
-            return false
-        }
-        if !notServiceAccounts.isEmpty && notServiceAccounts.contains(where: { $0.0 == src.namespaceID && $0.1 == src.serviceAccountID }) {
-            return false
-        }
-        if !sourceIPs.isEmpty && !CompiledMatch.any(sourceIPs, contains: src.address) { return false }
-        if !notSourceIPs.isEmpty && CompiledMatch.any(notSourceIPs, contains: src.address) { return false }
-        if !destinationIPs.isEmpty && !CompiledMatch.any(destinationIPs, contains: destination) { return false }
-        if !notDestinationIPs.isEmpty && CompiledMatch.any(notDestinationIPs, contains: destination) { return false }
-        if let l7 {
-            // Only L7 policies carry L7 parts; without a request they cannot match.
-            guard let request else { return false }
-            return CompiledMatch.matchesL7(l7, request)
-        }
-        return true
-    }
-
+/// L7 matching helpers (evaluated only in `decide(request)`).
+enum L7Matcher {
     @inline(__always)
     static func any(_ cidrs: [CIDR], contains ip: IPAddress?) -> Bool {
         guard let ip else { return false }
@@ -216,39 +118,3 @@ struct CompiledMatch: Sendable {
     }
 }
 
-/// One compiled group: all rules must match, each rule by any of its matches.
-struct CompiledGroup: Sendable {
-    var rule: RuleReference
-    var policyIndex: Int
-    var rules: [[CompiledMatch]]
-
-    /// Ports the group can match (nil = any): if any rule only has
-    /// port-restricted matches, the group is confined to their union.
-    var possiblePorts: [UInt16]? {
-        var result: Set<UInt16>?
-        for r in rules {
-            var union = Set<UInt16>()
-            var unconstrained = false
-            for m in r {
-                guard let p = m.possiblePorts else { unconstrained = true; break }
-                union.formUnion(p)
-            }
-            if unconstrained { continue }
-            result = result.map { $0.intersection(union) } ?? union
-        }
-        return result.map { $0.sorted() }
-    }
-
-    @inline(__always)
-    func matches(_ src: SourceFacts, destination: IPAddress?, port: UInt16, request: RequestFacts?) -> Bool {
-        for r in rules {
-            var any = false
-            for m in r where m.matches(src, destination: destination, port: port, request: request) {
-                any = true
-                break
-            }
-            if !any { return false }
-        }
-        return true
-    }
-}
