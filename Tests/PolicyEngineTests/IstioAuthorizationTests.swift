@@ -335,7 +335,7 @@ struct IstioAuthorizationTests {
             let ns = pick(namespaces), sa = pick(sas)
             return pick(["cluster.local/ns/\(ns)/sa/\(sa)", "cluster.local/ns/\(ns)/*", "*/sa/\(sa)", "*"])
         }
-        var checked = 0
+        var checked = 0, allowed = 0
         for _ in 0..<40 {
             var policies: [AuthorizationPolicy] = []
             for pi in 0..<Int.random(in: 1...6, using: &rng) {
@@ -377,6 +377,9 @@ struct IstioAuthorizationTests {
                                                     rules: Int.random(in: 0..<8, using: &rng) == 0 ? nil : rules))
             }
             let set = try PolicySet(inventory: Inventory(workloads: workloads), authorizationPolicies: policies)
+            // The same policies without an inventory: every destination takes the
+            // unindexed path and every principal is parsed on the fly.
+            let unindexed = try PolicySet(inventory: Inventory(), authorizationPolicies: policies)
             let naive = NaiveAuthorizationEvaluator(policies: policies)
             for _ in 0..<60 {
                 let src = pick(workloads), dst = pick(workloads)
@@ -385,9 +388,15 @@ struct IstioAuthorizationTests {
                 let got = set.decide(c)
                 let want = naive.decide(c, destination: dst)
                 #expect(got.verdict == want, "\(c.source) -> \(dst.key):\(c.destinationPort) policies=\(policies) got \(got)")
+                #expect(unindexed.decide(c).verdict == want)
+                let request = HTTPRequest(connection: c, method: "GET", path: "/", headers: ["x": "1"], requestPrincipal: "iss/alice")
+                #expect(set.decide(request) == unindexed.decide(request))
                 checked += 1
+                if want == .allow { allowed += 1 }
             }
         }
         #expect(checked == 2400)
+        // Both outcomes must be well represented for the comparison to mean anything.
+        #expect(allowed > 400 && checked - allowed > 400)
     }
 }
