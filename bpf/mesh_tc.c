@@ -8,8 +8,9 @@
  *
  * For each packet that is not the reply of an allowed flow:
  *   remote IP --ipcache LPM--> (identity, node, incarnation)   (none: world)
- *   policy: deny(exact id), deny(id 0), allow(exact id), allow(id 0); each
- *           lookup returns the longest protocol/port prefix; none -> drop
+ *   policy: e = longest protocol/port prefix entry for the exact identity,
+ *           w = the same for identity 0; a deny in e or w -> drop; else e or w
+ *           allows; neither -> drop when the direction is in default deny
  *   allow entry with auth_type != 0: the auth map must hold an entry for
  *           (local id, remote id, remote node, auth type, incarnation) that
  *           has not expired (boot-time ns), else drop + ring-buffer event.
@@ -160,13 +161,12 @@ static __always_inline int parse(struct __sk_buff *skb, struct flow *f)
 }
 
 static __always_inline struct mesh_policy_value *
-policy_lookup(__u32 identity, __u8 direction, __u8 deny, const struct flow *f)
+policy_lookup(__u32 identity, __u8 direction, const struct flow *f)
 {
 	struct mesh_policy_key k = {
 		.prefixlen = MESH_POLICY_FULL_PREFIX,
 		.identity = identity,
 		.direction = direction,
-		.deny = deny,
 		.protocol = f->protocol,
 		.dport_be = f->dport,
 	};
@@ -198,6 +198,26 @@ static __always_inline void emit_auth_event(struct __sk_buff *skb, const struct 
 		count(skb, MESH_VERDICT_EVENT_LOST, 0);
 }
 
+/* Passes a packet and records its flow so that replies pass the other direction. */
+static __always_inline int pass_flow(struct __sk_buff *skb, const struct flow *f, __u8 direction,
+				     __u32 verdict)
+{
+	struct mesh_ct_key fk = {
+		.sport_be = f->sport,
+		.dport_be = f->dport,
+		.protocol = f->protocol,
+		.family = f->family,
+	};
+	__builtin_memcpy(fk.saddr, f->saddr, 16);
+	__builtin_memcpy(fk.daddr, f->daddr, 16);
+	struct mesh_ct_value cv = {
+		.last_seen_ns = bpf_ktime_get_boot_ns(),
+		.direction = direction,
+	};
+	bpf_map_update_elem(&mesh_ct, &fk, &cv, BPF_ANY);
+	return count(skb, verdict, TC_ACT_OK);
+}
+
 static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 {
 	__u32 zero = 0;
@@ -206,7 +226,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 	__u32 flag = direction == MESH_DIR_INGRESS ? MESH_CONFIG_ENFORCE_INGRESS
 						   : MESH_CONFIG_ENFORCE_EGRESS;
 
-	if (!cfg || !(cfg->flags & flag) || parse(skb, &f) < 0)
+	if (!cfg || parse(skb, &f) < 0)
 		return count(skb, MESH_VERDICT_NOT_ENFORCED, TC_ACT_OK);
 
 	/* Reply of a flow allowed in the other direction? */
@@ -233,15 +253,18 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 	struct mesh_ipcache_value *remote = bpf_map_lookup_elem(&mesh_ipcache, &ik);
 	__u32 identity = remote ? remote->identity : MESH_IDENTITY_WORLD;
 
-	if (policy_lookup(identity, direction, 1, &f) ||
-	    policy_lookup(MESH_IDENTITY_WILDCARD, direction, 1, &f))
+	struct mesh_policy_value *exact = policy_lookup(identity, direction, &f);
+	struct mesh_policy_value *wild = identity == MESH_IDENTITY_WILDCARD
+		? NULL : policy_lookup(MESH_IDENTITY_WILDCARD, direction, &f);
+	if ((exact && exact->deny) || (wild && wild->deny))
 		return count(skb, MESH_VERDICT_DROP_DENY, TC_ACT_SHOT);
 
-	struct mesh_policy_value *allow = policy_lookup(identity, direction, 0, &f);
-	if (!allow)
-		allow = policy_lookup(MESH_IDENTITY_WILDCARD, direction, 0, &f);
-	if (!allow)
-		return count(skb, MESH_VERDICT_DROP_NO_RULE, TC_ACT_SHOT);
+	struct mesh_policy_value *allow = exact ? exact : wild;
+	if (!allow) {
+		if (cfg->flags & flag)
+			return count(skb, MESH_VERDICT_DROP_NO_RULE, TC_ACT_SHOT);
+		return pass_flow(skb, &f, direction, MESH_VERDICT_NOT_ENFORCED);
+	}
 
 	if (allow->auth_type != MESH_AUTH_NONE) {
 		struct mesh_auth_key ak = {
@@ -259,20 +282,7 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 		}
 	}
 
-	struct mesh_ct_key fk = {
-		.sport_be = f.sport,
-		.dport_be = f.dport,
-		.protocol = f.protocol,
-		.family = f.family,
-	};
-	__builtin_memcpy(fk.saddr, f.saddr, 16);
-	__builtin_memcpy(fk.daddr, f.daddr, 16);
-	struct mesh_ct_value cv = {
-		.last_seen_ns = bpf_ktime_get_boot_ns(),
-		.direction = direction,
-	};
-	bpf_map_update_elem(&mesh_ct, &fk, &cv, BPF_ANY);
-	return count(skb, MESH_VERDICT_ALLOW, TC_ACT_OK);
+	return pass_flow(skb, &f, direction, MESH_VERDICT_ALLOW);
 }
 
 SEC("tc")

@@ -75,7 +75,13 @@ public final class BPFMap: Sendable {
         }
         let map = try BPFMap(fd: raw, pinPath: nil, logger: logger)
         if let path = spec.pinPath {
-            try map.pin(at: path)
+            do {
+                try map.pin(at: path)
+            } catch .keyExists {
+                // Another process pinned the same name between our check and our pin: use theirs.
+                map.close()
+                return try openPinned(path, expecting: spec, logger: logger)
+            }
             return try BPFMap(fd: try map.fd.withFD { fd throws(BPFError) in try duplicate(fd, what: "map") }, pinPath: path, logger: logger)
         }
         return map

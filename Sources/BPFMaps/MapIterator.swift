@@ -3,7 +3,7 @@
 ///
 /// Iteration stops at the end or at the first error; check ``MapKeys/Iterator/error``
 /// (or use ``BPFMap/allKeys(as:)``, which throws) when errors matter.
-public struct MapKeys<Key: BPFMapRepresentable>: Sequence {
+public struct MapKeys<Key: BPFMapRepresentable>: Sequence, Sendable {
     let map: BPFMap
 
     /// Iterates the keys; a key deleted concurrently may be skipped or the walk restart (kernel semantics).
@@ -34,7 +34,7 @@ public struct MapKeys<Key: BPFMapRepresentable>: Sequence {
 /// The entries of a map as a Swift `Sequence` of `(key, value)`.
 ///
 /// Keys deleted between the key walk and the lookup are skipped.
-public struct MapEntries<Key: BPFMapRepresentable, Value: BPFMapRepresentable>: Sequence {
+public struct MapEntries<Key: BPFMapRepresentable, Value: BPFMapRepresentable>: Sequence, Sendable {
     let map: BPFMap
 
     /// Iterates `(key, value)` pairs.

@@ -127,23 +127,21 @@ extension mesh_ipcache_key {
 }
 
 extension mesh_policy_key {
-    /// A policy key.
+    /// A policy key (PolicyEngine's `PolicyKey`).
     ///
     /// - Parameters:
     ///   - identity: remote security identity, or ``ReservedIdentity/wildcard``.
     ///   - direction: ingress or egress as seen from the workload.
-    ///   - deny: whether this is a deny entry.
     ///   - protocol: IP protocol number (6 TCP, 17 UDP, 132 SCTP), 0 = any protocol and port.
     ///   - port: destination port (ignored when `protocol` is 0).
     ///   - portPrefixLength: leading bits of `port` that must match: 16 = exactly `port`,
     ///     0 = any port; a range aligned to a power of two is one prefix
-    ///     (e.g. 8080/13 covers 8080-8087).
-    public init(identity: UInt32, direction: PolicyDirection, deny: Bool = false,
+    ///     (e.g. 8080/13 covers 8080-8087). Bits beyond the prefix are cleared.
+    public init(identity: UInt32, direction: PolicyDirection,
                 protocol proto: UInt8, port: UInt16 = 0, portPrefixLength: Int = 16) {
         self.init()
         self.identity = identity
         self.direction = direction.rawValue
-        self.deny = deny ? 1 : 0
         if proto == 0 {
             prefixlen = UInt32(MESH_POLICY_STATIC_PREFIX)
         } else {
@@ -157,17 +155,27 @@ extension mesh_policy_key {
 
     /// The destination port in host byte order.
     public var port: UInt16 { UInt16(bigEndian: dport_be) }
+
+    /// Number of port bits in the prefix (0...16; 0 also for "any protocol").
+    public var portPrefixLength: Int { max(0, Int(prefixlen) - Int(MESH_POLICY_STATIC_PREFIX) - 8) }
 }
 
 extension mesh_policy_value {
-    /// A policy value: `proxyPort` 0 = no L7 redirect; `authType` other than
-    /// `.none` makes the datapath require an auth map entry; `ruleID` is opaque.
-    public init(proxyPort: UInt16 = 0, authType: AuthType = .none, ruleID: UInt32 = 0) {
+    /// A policy value (PolicyEngine's `PolicyEntryValue`): `deny` entries drop;
+    /// for allow entries `proxyPort` 0 = no L7 redirect and an `authType` other
+    /// than `.none` makes the datapath require an auth map entry; `ruleID` is opaque.
+    public init(deny: Bool = false, proxyPort: UInt16 = 0, authType: AuthType = .none, ruleID: UInt32 = 0) {
         self.init()
-        proxy_port_be = proxyPort.bigEndian
-        auth_type = authType.rawValue
+        self.deny = deny ? 1 : 0
+        proxy_port_be = deny ? 0 : proxyPort.bigEndian
+        auth_type = deny ? 0 : authType.rawValue
         rule_id = ruleID
     }
+
+    /// Whether this is a deny entry.
+    public var isDeny: Bool { deny != 0 }
+    /// The proxy port in host byte order (0 = none).
+    public var proxyPort: UInt16 { UInt16(bigEndian: proxy_port_be) }
 }
 
 extension mesh_auth_key {

@@ -53,8 +53,8 @@ extension Privileged {
             #expect(try !net.connect(to: net.serverIPv4, port: 9090))
 
             // A wildcard-identity deny beats the exact-identity allow (deny first).
-            let denyKey = mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, deny: true, protocol: Self.tcp, port: 8080)
-            try bpf.policy.update(denyKey, mesh_policy_value())
+            let denyKey = mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, protocol: Self.tcp, port: 8080)
+            try bpf.policy.update(denyKey, mesh_policy_value(deny: true))
             let deny0 = try bpf.count(.dropDeny)
             #expect(try !net.connect(to: net.serverIPv4, port: 8080))
             #expect(try bpf.count(.dropDeny) > deny0)
@@ -62,11 +62,11 @@ extension Privileged {
             #expect(try net.connect(to: net.serverIPv4, port: 8080))
 
             // Port ranges: allow 9088-9095 (/13) for the client; deny 9091 exactly
-            // for it: the deny wins on 9091 while the range still allows 9090.
+            // for it: the longer deny prefix wins on 9091, the range still allows 9090.
             try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, port: 9088, portPrefixLength: 13), mesh_policy_value())
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
             #expect(try net.connect(to: net.serverIPv4, port: 9091))
-            try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, deny: true, protocol: Self.tcp, port: 9091), mesh_policy_value())
+            try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, port: 9091), mesh_policy_value(deny: true))
             #expect(try !net.connect(to: net.serverIPv4, port: 9091))
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
 
@@ -78,8 +78,31 @@ extension Privileged {
             #expect(try net.connect(to: net.serverIPv4, port: 8080))
             #expect(try net.connect(to: net.serverIPv4, port: 9091), "the 9091 deny is for identity 2000 only")
 
-            // Detach: the policy no longer applies at all.
+            // Within one identity the longest prefix decides (PolicyEngine's lookup;
+            // its compiler resolves deny precedence, as Cilium's user space does):
+            // "deny all TCP ports" plus "allow 8080" lets exactly 8080 through.
             try bpf.policy.deleteBatch(try bpf.policy.allKeys(as: mesh_policy_key.self))
+            try bpf.setIdentity(net.clientIPv4, identity: client, incarnation: 3)
+            try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, portPrefixLength: 0), mesh_policy_value(deny: true))
+            try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, port: 8080), mesh_policy_value())
+            let deny1 = try bpf.count(.dropDeny)
+            #expect(try net.connect(to: net.serverIPv4, port: 8080))
+            #expect(try !net.connect(to: net.serverIPv4, port: 9090))
+            #expect(try bpf.count(.dropDeny) > deny1)
+
+            // Without default deny, a miss passes but deny entries still apply
+            // (a Cilium deny-only policy does not put the endpoint in default deny).
+            try bpf.policy.deleteBatch(try bpf.policy.allKeys(as: mesh_policy_key.self))
+            try bpf.configure(localIdentity: local, ingress: false, egress: false)
+            try bpf.policy.update(mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, protocol: Self.tcp, port: 9090), mesh_policy_value(deny: true))
+            let notEnforced0 = try bpf.count(.notEnforced)
+            #expect(try net.connect(to: net.serverIPv4, port: 8080))
+            #expect(try bpf.count(.notEnforced) > notEnforced0)
+            #expect(try !net.connect(to: net.serverIPv4, port: 9090))
+            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.policy.deleteBatch(try bpf.policy.allKeys(as: mesh_policy_key.self))
+
+            // Detach: the policy no longer applies at all.
             #expect(try !net.connect(to: net.serverIPv4, port: 8080))
             try attachment.close()
             #expect(!attachment.isAttached)

@@ -64,8 +64,8 @@ extension Privileged {
                                mesh_ipcache_value(identity: 2000, node_id: 3, incarnation: 17))
             try policy.update(mesh_policy_key(identity: 2000, direction: .ingress, protocol: 6, port: 8080, portPrefixLength: 13),
                               mesh_policy_value(authType: .spire))
-            try policy.update(mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, deny: true, protocol: 6, port: 8081),
-                              mesh_policy_value())
+            try policy.update(mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, protocol: 6, port: 8081),
+                              mesh_policy_value(deny: true))
             // The LPM trie answers the way the datapath asks: full-length key, longest prefix.
             let hit = try policy.lookup(mesh_policy_key(identity: 2000, direction: .ingress, protocol: 6, port: 8087), as: mesh_policy_value.self)
             #expect(hit?.auth_type == AuthType.spire.rawValue)

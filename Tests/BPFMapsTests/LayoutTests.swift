@@ -23,14 +23,20 @@ import Testing
         let exact = mesh_policy_key(identity: 300, direction: .ingress, protocol: 6, port: 8080)
         #expect(exact.prefixlen == UInt32(MESH_POLICY_FULL_PREFIX))
         #expect(exact.port == 8080)
-        // bytes after prefixlen: identity, direction, deny, pad, protocol, port (big endian)
+        #expect(exact.portPrefixLength == 16)
+        // bytes after prefixlen: identity, direction, pad, pad, protocol, port (big endian), pad
         let raw = exact.withBPFBytes { Array($0) }
         #expect(Array(raw[4..<8]) == [0x2c, 0x01, 0, 0]) // 300 little endian
         #expect(Array(raw[8..<16]) == [0, 0, 0, 6, 0x1f, 0x90, 0, 0])
-        let range = mesh_policy_key(identity: 0, direction: .egress, deny: true, protocol: 17, port: 8085, portPrefixLength: 13)
+        let range = mesh_policy_key(identity: 0, direction: .egress, protocol: 17, port: 8085, portPrefixLength: 13)
         #expect(range.prefixlen == UInt32(MESH_POLICY_STATIC_PREFIX) + 8 + 13)
+        #expect(range.portPrefixLength == 13)
         #expect(range.port == 8080, "bits beyond the prefix are cleared")
-        #expect(range.deny == 1 && range.direction == 1)
+        #expect(range.direction == 1)
+        let deny = mesh_policy_value(deny: true, proxyPort: 15001, authType: .spire)
+        #expect(deny.isDeny && deny.proxyPort == 0 && deny.auth_type == 0, "deny entries carry no redirect or auth")
+        let allow = mesh_policy_value(proxyPort: 15001, authType: .spire, ruleID: 9)
+        #expect(!allow.isDeny && allow.proxyPort == 15001 && allow.auth_type == 1 && allow.rule_id == 9)
         let any = mesh_policy_key(identity: 0, direction: .ingress, protocol: 0, port: 443)
         #expect(any.prefixlen == UInt32(MESH_POLICY_STATIC_PREFIX))
         #expect(any.port == 0)

@@ -79,20 +79,26 @@ struct mesh_ipcache_value {
 
 /* ---- per-endpoint policy: LPM trie ---------------------------------------
  *
- * One policy map per workload (endpoint). Key fields in prefix order:
- * identity (32 bits), direction (8), deny (8), pad (8), protocol (8), dport (16).
- * The first MESH_POLICY_STATIC_PREFIX bits (identity, direction, deny, pad)
- * are always matched exactly; then the protocol (8 bits, 0 with prefixlen 56 =
- * any protocol and any port) and then `port_prefix` bits of the destination
- * port. prefixlen = MESH_POLICY_STATIC_PREFIX + (protocol wildcard ? 0 :
- * 8 + port_prefix), where port_prefix 0 = any port and 16 = exactly dport.
+ * One policy map per workload (endpoint); the layout of Cilium's policy map
+ * and of PolicyEngine's compiled `PolicyEntry`. Key fields in prefix order:
+ * identity (32 bits), direction (8), pad (16), protocol (8), dport (16).
+ * The first MESH_POLICY_STATIC_PREFIX bits (identity, direction, pad) are
+ * always matched exactly; then the protocol (8 bits; protocol 0 with
+ * prefixlen 56 = any protocol and any port) and then `port_prefix` bits of
+ * the destination port:
+ *   prefixlen = MESH_POLICY_STATIC_PREFIX + (protocol == 0 ? 0 : 8 + port_prefix)
+ * where port_prefix 16 = exactly dport, 0 = any port, and a range aligned to
+ * a power of two is one prefix (8080/13 = 8080-8087).
  *
- * Lookup order in the datapath (same as PolicyEngine's evaluation):
- *   deny entries:  exact identity, then wildcard identity 0 -> DROP
- *   allow entries: exact identity, then wildcard identity 0 -> value
- *   none -> DROP (default deny; install identity 0 / any protocol to allow all)
- * Within one (identity, direction, deny) the trie returns the longest port
- * prefix, so a /16 port entry wins over a port range, which wins over "any".
+ * Lookup in the datapath (PolicyEngine's `EndpointPolicyMap.lookup`):
+ *   e = longest-prefix entry for the exact remote identity
+ *   w = longest-prefix entry for identity 0 (wildcard)
+ *   e or w is a deny entry      -> DROP (deny first)
+ *   else e, else w              -> allowed with that entry's proxy port / auth type
+ *   neither                     -> DROP if the direction is in default deny
+ *                                  (MESH_CONFIG_ENFORCE_*), else pass
+ * As in Cilium, the policy compiler resolves deny precedence between entries
+ * of one identity (a deny covering a narrower allow replaces that allow).
  */
 #define MESH_POLICY_STATIC_PREFIX 56
 #define MESH_POLICY_FULL_PREFIX   80 /* MESH_POLICY_STATIC_PREFIX + 8 (protocol) + 16 (port) */
@@ -102,11 +108,11 @@ struct mesh_policy_key {
 	__u32 prefixlen;
 	__u32 identity;    /* remote identity (always matched exactly); 0 = any */
 	__u8 direction;    /* MESH_DIR_INGRESS or MESH_DIR_EGRESS */
-	__u8 deny;         /* 1 = deny entry, 0 = allow entry */
 	__u8 pad0;         /* zero; part of the static prefix */
+	__u8 pad1;         /* zero; part of the static prefix */
 	__u8 protocol;     /* IPPROTO_TCP (6), IPPROTO_UDP (17), IPPROTO_SCTP (132); 0 = any */
 	__be16 dport_be;   /* destination port, network byte order (prefix bits from the top) */
-	__u16 pad1;        /* zero; never part of a prefix */
+	__u16 pad2;        /* zero; never part of a prefix */
 };
 
 /* Auth types (as Cilium's `authentication.mode`). */
@@ -115,9 +121,10 @@ struct mesh_policy_key {
 #define MESH_AUTH_ALWAYS_FAIL 2 /* for tests: never satisfiable */
 
 struct mesh_policy_value {
-	__u16 proxy_port_be; /* redirect to this L7 proxy port (network byte order); 0 = none */
-	__u8 auth_type;      /* MESH_AUTH_*; non-zero requires an auth map entry */
-	__u8 pad0;           /* zero */
+	__u16 proxy_port_be; /* L7 proxy port (network byte order); 0 = none (stored for the
+	                        proxy redirect of a later issue; not acted on yet) */
+	__u8 auth_type;      /* MESH_AUTH_*; non-zero requires an auth map entry (allow only) */
+	__u8 deny;           /* 1 = deny entry, 0 = allow entry */
 	__u32 rule_id;       /* opaque id of the rule that produced the entry (for events) */
 };
 
@@ -145,20 +152,22 @@ struct mesh_auth_value {
 };
 
 /* ---- per-endpoint configuration: array with one element -------------------- */
+/* Default deny per direction: a packet matching no policy entry is dropped
+ * in an enforced direction and passed otherwise (deny entries always apply). */
 #define MESH_CONFIG_ENFORCE_INGRESS 1
 #define MESH_CONFIG_ENFORCE_EGRESS  2
 struct mesh_endpoint_config {
 	__u32 local_identity; /* identity of the workload behind the interface */
-	__u32 flags;          /* MESH_CONFIG_*; a direction not enforced passes */
+	__u32 flags;          /* MESH_CONFIG_* */
 };
 
 /* ---- verdict counters: per-CPU array indexed by MESH_VERDICT_* ----------- */
 #define MESH_VERDICT_ALLOW        0 /* allowed by an allow entry */
-#define MESH_VERDICT_DROP_NO_RULE 1 /* default deny: no entry matched */
+#define MESH_VERDICT_DROP_NO_RULE 1 /* default deny: no entry matched in an enforced direction */
 #define MESH_VERDICT_DROP_DENY    2 /* matched a deny entry */
 #define MESH_VERDICT_DROP_AUTH    3 /* auth required, entry missing or expired */
 #define MESH_VERDICT_REPLY        4 /* reply of an allowed flow (conntrack) */
-#define MESH_VERDICT_NOT_ENFORCED 5 /* direction not enforced, or not IP */
+#define MESH_VERDICT_NOT_ENFORCED 5 /* no entry in a direction without default deny, no config, or not IP */
 #define MESH_VERDICT_EVENT_LOST   6 /* ring buffer full, event dropped */
 #define MESH_VERDICT_MAX          7
 struct mesh_counter {
