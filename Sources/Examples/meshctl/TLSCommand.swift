@@ -195,9 +195,13 @@ final class LineReader: ChannelInboundHandler, @unchecked Sendable {
     private var buffer = ""
     private var waiter: EventLoopPromise<String>?
     private var closed = false
+    private var failure: (any Error)?
 
     struct ConnectionClosed: Error, CustomStringConvertible {
-        var description: String { "the server closed the connection" }
+        var reason: (any Error)?
+        var description: String {
+            reason.map { "the server closed the connection: \($0)" } ?? "the server closed the connection"
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -213,6 +217,7 @@ final class LineReader: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failure = error
         context.close(promise: nil)
     }
 
@@ -225,7 +230,7 @@ final class LineReader: ChannelInboundHandler, @unchecked Sendable {
             waiter.succeed(line)
         } else if closed {
             self.waiter = nil
-            waiter.fail(ConnectionClosed())
+            waiter.fail(ConnectionClosed(reason: failure))
         }
     }
 
