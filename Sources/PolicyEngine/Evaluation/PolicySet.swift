@@ -66,7 +66,7 @@ public struct PolicySet: Sendable {
     let istioL7: IstioLayerEngine
     let network: NetworkEngine
     private let interner: StringInterner
-    private let principals: [String: PrincipalInfo]
+    private let principals: PrincipalTable
     private let peersByAddress: [IPAddress: Peer]
 
     /// Compiles policies against an inventory.
@@ -104,20 +104,20 @@ public struct PolicySet: Sendable {
             }
         }
         network = NetworkEngine(policies: compiled, inventory: inventory)
-        var principals: [String: PrincipalInfo] = [:]
+        var principals: [(String, PrincipalInfo)] = []
         var peers: [IPAddress: Peer] = [:]
         for w in inventory.workloads {
             let p = w.principal(trustDomain: options.trustDomain)
-            principals[p] = PrincipalInfo(principalID: interner.lookup(p), namespace: w.namespace,
-                                          namespaceID: interner.lookup(w.namespace), serviceAccount: w.serviceAccount,
-                                          serviceAccountID: interner.lookup(w.serviceAccount))
+            principals.append((p, PrincipalInfo(principalID: interner.lookup(p), namespace: w.namespace,
+                                                namespaceID: interner.lookup(w.namespace), serviceAccount: w.serviceAccount,
+                                                serviceAccountID: interner.lookup(w.serviceAccount))))
             for a in w.addresses { peers[a] = .workload(w) }
         }
         for (entity, addresses) in inventory.reservedAddresses {
             for a in addresses where peers[a] == nil { peers[a] = .reserved(entity, a) }
         }
         self.interner = interner
-        self.principals = principals
+        self.principals = PrincipalTable(principals)
         self.peersByAddress = peers
         logger.debug("compiled policy set", metadata: [
             "workloads": "\(inventory.workloads.count)", "istioL4": "\(istioL4.policyCount)",
@@ -142,22 +142,28 @@ public struct PolicySet: Sendable {
     func sourceFacts(principal: String?, address: IPAddress?) -> SourceFacts {
         var f = SourceFacts()
         f.address = address
-        guard let principal else { return f }
-        f.principal = principal
-        if let info = principals[principal] {
+        guard var principal else { return f }
+        if let info = principals.lookup(principal) {
+            f.principal = principal
             f.principalID = info.principalID
             f.namespace = info.namespace
             f.namespaceID = info.namespaceID
             f.serviceAccount = info.serviceAccount
             f.serviceAccountID = info.serviceAccountID
-        } else {
-            f.principalID = interner.lookup(principal)
-            let parts = PrincipalInfo.parse(principal)
-            f.namespace = parts.namespace
-            f.namespaceID = parts.namespace.map(interner.lookup) ?? -1
-            f.serviceAccount = parts.serviceAccount
-            f.serviceAccountID = parts.serviceAccount.map(interner.lookup) ?? -1
+            return f
         }
+        // Policies name principals without the URI scheme, as ztunnel compares them.
+        if principal.hasPrefix("spiffe://") {
+            principal.removeFirst("spiffe://".count)
+            return sourceFacts(principal: principal, address: address)
+        }
+        f.principal = principal
+        f.principalID = interner.lookup(principal)
+        let parts = PrincipalInfo.parse(principal)
+        f.namespace = parts.namespace
+        f.namespaceID = parts.namespace.map(interner.lookup) ?? -1
+        f.serviceAccount = parts.serviceAccount
+        f.serviceAccountID = parts.serviceAccount.map(interner.lookup) ?? -1
         return f
     }
 
