@@ -94,8 +94,9 @@ extension Privileged {
             defer { object.close() }
             try object.load()
             let program = try object.program(named: "mesh_connect4")
-            #expect(throws: BPFError.fileNotFound(path: "/sys/fs/cgroup/unified/nope-\(program.id)")) {
-                _ = try CgroupAttachment(program: program, cgroupPath: "/sys/fs/cgroup/unified/nope-\(program.id)")
+            let missing = Environment.cgroup2 + "/nope-\(program.id)"
+            #expect(throws: BPFError.fileNotFound(path: missing)) {
+                _ = try CgroupAttachment(program: program, cgroupPath: missing)
             }
             let cgroup = try Cgroup()
             defer { cgroup.remove() }

@@ -32,6 +32,15 @@ extension Privileged {
             defer { pa.close(); pb.close() }
             #expect(pa.info.id != pb.info.id, "each endpoint has its own policy map")
 
+            // A program pinned next to the maps is what bpftool finds there.
+            let program = try a.program(named: "mesh_tc_ingress")
+            defer { program.close() }
+            try program.pin(at: pins.path + "/mesh_tc_ingress")
+            let shown = try runChecked(["bpftool", "prog", "show", "pinned", pins.path + "/mesh_tc_ingress", "-j"])
+            let json = try JSONSerialization.jsonObject(with: Data(shown.utf8)) as? [String: Any] ?? [:]
+            #expect(json["id"] as? Int == Int(program.id))
+            #expect(json["type"] as? String == "sched_cls")
+
             // An entry written through one object is visible through the other.
             let ia = try a.map(named: "mesh_ipcache"), ib = try b.map(named: "mesh_ipcache")
             defer { ia.close(); ib.close() }

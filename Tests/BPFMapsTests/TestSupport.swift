@@ -18,7 +18,13 @@ enum Environment {
     static let bpffsMounted = BPFFileSystem.isBPFFS("/sys/fs/bpf")
     static let hasIP = FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
     static let hasBPFTool = FileManager.default.isExecutableFile(atPath: "/usr/sbin/bpftool")
-    static let cgroup2 = "/sys/fs/cgroup/unified"
+    /// The cgroup v2 root: $MESH_CGROUP2_PATH, else /sys/fs/cgroup on a unified
+    /// hierarchy, else the hybrid layout's /sys/fs/cgroup/unified.
+    static let cgroup2: String = {
+        if let path = ProcessInfo.processInfo.environment["MESH_CGROUP2_PATH"] { return path }
+        if FileManager.default.fileExists(atPath: "/sys/fs/cgroup/cgroup.controllers") { return "/sys/fs/cgroup" }
+        return "/sys/fs/cgroup/unified"
+    }()
     static let hasCgroup2 = FileManager.default.fileExists(atPath: cgroup2 + "/cgroup.procs")
 
     /// Root with CAP_BPF and a mounted bpffs.
