@@ -20,6 +20,7 @@ extension Privileged {
             import socket, sys
             try:
                 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)
+                s.settimeout(10)  # connected: wait generously for the server under load
                 print(s.recv(16).decode().strip())
             except OSError as e:
                 print("fail", e)

@@ -86,6 +86,7 @@ final class VethPair {
         import socket, sys
         try:
             s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+            s.settimeout(10)  # connected: wait generously for the server under load
             print(s.recv(16).decode().strip())
         except OSError as e:
             print("fail", e)
