@@ -104,7 +104,7 @@ do {
                            ("lookup (single)", c.lookupSingle, swift.lookupSingle),
                            ("update (batch)", c.updateBatch, swift.updateBatch),
                            ("lookup (batch)", c.lookupBatch, swift.lookupBatch)] {
-        print(name.padding(toLength: 18, withPad: " ", startingAt: 0) + fmt(cv) + fmt(sv) + fmt(sv / cv, 11).replacingOccurrences(of: " ", with: " ") + "x" + fmt(1e9 / sv, 14))
+        print(name.padding(toLength: 18, withPad: " ", startingAt: 0) + fmt(cv) + fmt(sv) + String(format: "%10.2fx", sv / cv) + fmt(1e9 / sv, 14))
     }
     print(String(format: "batch vs single (BPFMaps, %d entries): update %.1fx, lookup %.1fx faster", entries,
                  swift.updateSingle / swift.updateBatch, swift.lookupSingle / swift.lookupBatch))
