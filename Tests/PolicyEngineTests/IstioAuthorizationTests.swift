@@ -300,6 +300,15 @@ struct IstioAuthorizationTests {
         #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)
     }
 
+    @Test func principalsMayArriveWithTheSpiffeScheme() throws {
+        let s = try mesh.set(policy("p", "rules: [{from: [{source: {principals: [cluster.local/ns/foo/sa/sleep], namespaces: [foo]}}]}]"))
+        var c = mesh.conn(mesh.fooSleep)
+        c.sourcePrincipal = "spiffe://cluster.local/ns/foo/sa/sleep"
+        #expect(s.decide(c).verdict == .allow)
+        c.sourcePrincipal = "spiffe://cluster.local/ns/bar/sa/sleep"
+        #expect(s.decide(c).verdict == .deny)
+    }
+
     @Test func serviceAccountsField() throws {
         let s = try mesh.set(policy("sa", "rules: [{from: [{source: {serviceAccounts: [sleep, bar/other]}}]}]"))
         #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)

@@ -111,7 +111,7 @@ struct IstioLayerEngine: Sendable {
     private var allowPool: [Int32] = []
     private var customPool: [Int32] = []
     private var slots: [WorkloadKey: Int32] = [:]
-    private var slotsByAddress: [IPAddress: Int32] = [:]
+    private var slotsByAddress = SpanTable()
     private var slotKeys: [WorkloadKey] = []
 
     struct SlotInfo: Sendable {
@@ -162,16 +162,14 @@ struct IstioLayerEngine: Sendable {
 
     private mutating func buildTable(_ inventory: Inventory) {
         var pairs: [(UInt64, Int32)] = []
-        var duplicateAddresses = Set<IPAddress>()
+        var addressPairs: [(UInt64, Int32)] = []
         for w in inventory.workloads {
             let key = WorkloadKey(namespace: w.namespace, name: w.name)
             guard slots[key] == nil else { continue }
             let slot = Int32(slotKeys.count)
             slots[key] = slot
             slotKeys.append(key)
-            if let a = w.addresses.first {
-                if slotsByAddress[a] != nil { duplicateAddresses.insert(a) } else { slotsByAddress[a] = slot }
-            }
+            if let a = w.addresses.first { addressPairs.append((IstioLayerEngine.addressKey(a), slot)) }
             var present: UInt32 = 0
             let allowStart = Int32(allowPool.count)
             let customStart = Int32(customPool.count)
@@ -200,16 +198,25 @@ struct IstioLayerEngine: Sendable {
                                      customGroups: Span(start: customStart, count: Int32(customPool.count) - customStart),
                                      present: present))
         }
-        for a in duplicateAddresses { slotsByAddress[a] = nil }
+        slotsByAddress = SpanTable(pairs: addressPairs)
         table = SpanTable(pairs: pairs)
     }
 
-    /// The slot of a workload of the inventory.
+    @inline(__always)
+    static func addressKey(_ a: IPAddress) -> UInt64 {
+        a.family == .v4 ? a.low : (a.high &* 0x9E37_79B9_7F4A_7C15) ^ a.low ^ 1 << 63
+    }
+
+    /// The slot of a workload of the inventory: by its address (confirmed by
+    /// namespace and name), else by namespace and name.
     @inline(__always)
     private func slot(of w: Workload) -> Int32? {
-        if let a = w.addresses.first, let s = slotsByAddress[a] {
-            let k = slotKeys[Int(s)]
-            if k.namespace == w.namespace && k.name == w.name { return s }
+        if let a = w.addresses.first, let span = slotsByAddress.lookup(IstioLayerEngine.addressKey(a)) {
+            for k in span.range {
+                let s = slotsByAddress.pool[k]
+                let key = slotKeys[Int(s)]
+                if key.namespace == w.namespace && key.name == w.name { return s }
+            }
         }
         return slots[WorkloadKey(namespace: w.namespace, name: w.name)]
     }
