@@ -1,3 +1,69 @@
-// Placeholder: filled by a later issue.
-/// Namespace marker for the `XDSServer` module (see docs/ARCHITECTURE.md).
-public enum XDSServerModule {}
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import MeshProto
+
+/// An Aggregated Discovery Service server (SotW and delta) over gRPC/HTTP2,
+/// serving each node the snapshot an ``XDSSnapshotCache`` holds for its ID.
+///
+/// ```swift
+/// let cache = XDSSnapshotCache()
+/// let server = XDSServer(cache: cache, configuration: .init(host: "127.0.0.1", port: 0))
+/// async let serving: Void = server.run()
+/// let port = try await server.listeningPort()
+/// await cache.setSnapshot(try XDSSnapshot([...]), forNode: "node-1")
+/// ```
+public final class XDSServer: Sendable {
+    /// Where and how the server listens.
+    public struct Configuration: Sendable {
+        /// The address to bind; `127.0.0.1` by default.
+        public var host: String
+        /// The port to bind; 0 picks a free one (read it with ``XDSServer/listeningPort()``).
+        public var port: Int
+
+        /// Creates a configuration.
+        public init(host: String = "127.0.0.1", port: Int = 15010) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// The snapshots served.
+    public let cache: XDSSnapshotCache
+    /// Stream, push, ACK and NACK counters.
+    public let counters: XDSServerCounters
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    /// Creates a server; it listens once ``run()`` is called.
+    public init(cache: XDSSnapshotCache, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.xds-server")) {
+        self.cache = cache
+        let counters = XDSServerCounters()
+        self.counters = counters
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.host, port: configuration.port),
+            transportSecurity: .plaintext
+        )
+        self.server = GRPCServer(
+            transport: transport,
+            services: [ADSService(cache: cache, counters: counters, logger: logger)]
+        )
+    }
+
+    /// Serves until ``shutdown()`` is called or the task is cancelled.
+    public func run() async throws {
+        try await server.serve()
+    }
+
+    /// The bound port, once the server listens.
+    public func listeningPort() async throws -> Int {
+        let address = try await server.transport.listeningAddress
+        if let ipv4 = address.ipv4 { return ipv4.port }
+        if let ipv6 = address.ipv6 { return ipv6.port }
+        throw XDSServerError.notListening
+    }
+
+    /// Stops accepting streams; open streams finish, then ``run()`` returns.
+    public func shutdown() {
+        server.beginGracefulShutdown()
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import MeshIdentity
+import MeshProto
+
+/// An Istio-compatible CA: `istio.v1.auth.IstioCertificateService/CreateCertificate`
+/// signs CSRs with a ``CertificateAuthority`` for the authenticated caller's
+/// identity, or for `ImpersonatedIdentity` when the caller may impersonate.
+public final class IstioCAServer: Sendable {
+    /// Signing policy.
+    public struct Configuration: Sendable {
+        /// The address to bind; `127.0.0.1` by default.
+        public var host: String
+        /// The port to bind; 0 picks a free one. Istio's is 15012 (over TLS).
+        public var port: Int
+        /// The lifetime when the request asks for none.
+        public var defaultTTL: TimeInterval
+        /// The longest lifetime granted; longer requests are shortened.
+        public var maximumTTL: TimeInterval
+        /// Callers allowed to request certificates for other identities (e.g. a node agent).
+        public var impersonators: Set<SPIFFEID>
+
+        /// Creates a configuration.
+        public init(host: String = "127.0.0.1", port: Int = 15012, defaultTTL: TimeInterval = CertificateAuthority.defaultTTL, maximumTTL: TimeInterval = 90 * 24 * 3600, impersonators: Set<SPIFFEID> = []) {
+            self.host = host
+            self.port = port
+            self.defaultTTL = defaultTTL
+            self.maximumTTL = maximumTTL
+            self.impersonators = impersonators
+        }
+    }
+
+    private let server: GRPCServer<HTTP2ServerTransport.Posix>
+
+    /// Creates a server signing with `authority`; callers are identified by `authenticator`.
+    public init(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.host, port: configuration.port),
+            transportSecurity: .plaintext
+        )
+        let service = IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
+        self.server = GRPCServer(transport: transport, services: [service])
+    }
+
+    /// Serves until ``shutdown()`` or cancellation.
+    public func run() async throws {
+        try await server.serve()
+    }
+
+    /// The bound port, once listening.
+    public func listeningPort() async throws -> Int {
+        let address = try await server.transport.listeningAddress
+        if let ipv4 = address.ipv4 { return ipv4.port }
+        if let ipv6 = address.ipv6 { return ipv6.port }
+        throw IdentityServicesError.notListening
+    }
+
+    /// Stops accepting calls; ``run()`` returns when open calls finish.
+    public func shutdown() {
+        server.beginGracefulShutdown()
+    }
+}

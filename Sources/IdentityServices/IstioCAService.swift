@@ -1,0 +1,59 @@
+import Foundation
+import GRPCCore
+import Logging
+import MeshIdentity
+import MeshProto
+import SwiftProtobuf
+
+/// The `IstioCertificateService` implementation behind ``IstioCAServer``.
+struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
+    static let impersonationKey = "ImpersonatedIdentity"
+
+    let authority: CertificateAuthority
+    let authenticator: any IstioCACallerAuthenticator
+    let configuration: IstioCAServer.Configuration
+    let logger: Logger
+
+    func createCertificate(
+        request: ServerRequest<Istio_V1_Auth_IstioCertificateRequest>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
+        let caller = try await authenticator.authenticate(metadata: request.metadata, context: context)
+        let subject = try subjectIdentity(caller: caller, metadata: request.message.metadata)
+        let ttl = lifetime(requestedSeconds: request.message.validityDuration)
+        let chain: [String]
+        do {
+            // Istio's reply: leaf first, then intermediates, the root last.
+            let issued = try authority.issue(csrPEM: request.message.csr, allowedID: subject, ttl: ttl)
+            chain = try (issued + authority.chain.suffix(1)).map { try $0.serializeAsPEM().pemString }
+        } catch let error as CertificateAuthorityError {
+            logger.warning("rejected CSR", metadata: ["caller": "\(caller)", "subject": "\(subject)", "error": "\(error)"])
+            throw RPCError(code: .invalidArgument, message: "CSR rejected: \(error)")
+        }
+        logger.info("issued certificate", metadata: ["caller": "\(caller)", "subject": "\(subject)", "ttl": "\(ttl)"])
+        var response = Istio_V1_Auth_IstioCertificateResponse()
+        response.certChain = chain
+        return ServerResponse(message: response)
+    }
+
+    /// The identity to certify: the caller's own, or an impersonated one the caller may request.
+    private func subjectIdentity(caller: SPIFFEID, metadata: Google_Protobuf_Struct) throws -> SPIFFEID {
+        guard let value = metadata.fields[Self.impersonationKey], case .stringValue(let text)? = value.kind, !text.isEmpty else {
+            return caller
+        }
+        guard configuration.impersonators.contains(caller) else {
+            logger.warning("impersonation refused", metadata: ["caller": "\(caller)", "requested": "\(text)"])
+            throw RPCError(code: .permissionDenied, message: "\(caller) may not request certificates for other identities")
+        }
+        do {
+            return try SPIFFEID(text)
+        } catch {
+            throw RPCError(code: .invalidArgument, message: "ImpersonatedIdentity '\(text)' is not a SPIFFE ID: \(error)")
+        }
+    }
+
+    private func lifetime(requestedSeconds: Int64) -> TimeInterval {
+        guard requestedSeconds > 0 else { return configuration.defaultTTL }
+        return min(TimeInterval(requestedSeconds), configuration.maximumTTL)
+    }
+}

@@ -1,0 +1,43 @@
+import GRPCCore
+import Logging
+import MeshProto
+
+/// The gRPC `envoy.service.discovery.v3.AggregatedDiscoveryService`, serving
+/// both state-of-the-world and delta streams from an ``XDSSnapshotCache``.
+struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleServiceProtocol {
+    let cache: XDSSnapshotCache
+    let counters: XDSServerCounters
+    let logger: Logger
+
+    func streamAggregatedResources(
+        request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
+        response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
+        context: ServerContext
+    ) async throws {
+        var session = SotWSession()
+        try await ADSStreamLoop(cache: cache, counters: counters, logger: logger, kind: "sotw").run(
+            requests: request,
+            nodeID: { $0.node.id },
+            typeURL: { $0.typeURL },
+            handle: { session.handle($0) },
+            update: { session.update($0) },
+            write: { try await response.write($0) }
+        )
+    }
+
+    func deltaAggregatedResources(
+        request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, any Error>,
+        response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
+        context: ServerContext
+    ) async throws {
+        var session = DeltaSession()
+        try await ADSStreamLoop(cache: cache, counters: counters, logger: logger, kind: "delta").run(
+            requests: request,
+            nodeID: { $0.node.id },
+            typeURL: { $0.typeURL },
+            handle: { session.handle($0) },
+            update: { session.update($0) },
+            write: { try await response.write($0) }
+        )
+    }
+}

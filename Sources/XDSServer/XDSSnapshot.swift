@@ -1,0 +1,59 @@
+import Crypto
+import Foundation
+
+/// An immutable, validated set of resources for one node, grouped by type URL.
+///
+/// Building a snapshot rejects duplicate or empty names and resources filed
+/// under the wrong type, so a server never serves an ambiguous state.
+public struct XDSSnapshot: Sendable, Equatable {
+    /// Resources by type URL, then by name.
+    public let resources: [String: [String: XDSResource]]
+
+    /// An empty snapshot (serves empty sets for every type).
+    public init() { self.resources = [:] }
+
+    /// Builds a snapshot from resources; the type URL is taken from each resource.
+    public init(_ list: [XDSResource]) throws(XDSServerError) {
+        var byType: [String: [String: XDSResource]] = [:]
+        for resource in list {
+            guard !resource.name.isEmpty else { throw .emptyName(typeURL: resource.typeURL) }
+            if byType[resource.typeURL, default: [:]][resource.name] != nil {
+                throw .duplicateResource(typeURL: resource.typeURL, name: resource.name)
+            }
+            byType[resource.typeURL, default: [:]][resource.name] = resource
+        }
+        self.resources = byType
+    }
+
+    /// Builds a snapshot from resources grouped by type URL, checking each resource's type.
+    public init(byType: [String: [XDSResource]]) throws(XDSServerError) {
+        var all: [XDSResource] = []
+        for (typeURL, list) in byType {
+            for resource in list where resource.typeURL != typeURL {
+                throw .typeMismatch(expected: typeURL, actual: resource.typeURL, name: resource.name)
+            }
+            all += list
+        }
+        try self.init(all)
+    }
+
+    /// The resources of one type.
+    public func resources(ofType typeURL: String) -> [String: XDSResource] {
+        resources[typeURL] ?? [:]
+    }
+
+    /// The type URLs present in this snapshot.
+    public var typeURLs: Set<String> { Set(resources.keys) }
+
+    /// A version for a set of resources: a digest over their names and content versions.
+    public static func version(of set: some Collection<XDSResource>) -> String {
+        var hasher = SHA256()
+        for resource in set.sorted(by: { $0.name < $1.name }) {
+            hasher.update(data: Data(resource.name.utf8))
+            hasher.update(data: Data([0]))
+            hasher.update(data: Data(resource.version.utf8))
+            hasher.update(data: Data([0]))
+        }
+        return hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
+    }
+}

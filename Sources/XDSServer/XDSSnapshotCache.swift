@@ -1,0 +1,59 @@
+import Foundation
+
+/// Holds the current ``XDSSnapshot`` per node ID and notifies the streams of
+/// that node when it changes.
+///
+/// Control planes call ``setSnapshot(_:forNode:)``; every connected ADS stream
+/// whose node has that ID recomputes and pushes what changed.
+public actor XDSSnapshotCache {
+    private struct Watcher {
+        let continuation: AsyncStream<XDSSnapshot>.Continuation
+    }
+
+    private var snapshots: [String: XDSSnapshot] = [:]
+    private var watchers: [String: [UUID: Watcher]] = [:]
+
+    /// Creates an empty cache.
+    public init() {}
+
+    /// Replaces the snapshot of `nodeID` and notifies its streams.
+    public func setSnapshot(_ snapshot: XDSSnapshot, forNode nodeID: String) {
+        snapshots[nodeID] = snapshot
+        for watcher in watchers[nodeID, default: [:]].values {
+            watcher.continuation.yield(snapshot)
+        }
+    }
+
+    /// Removes the snapshot of `nodeID`; its streams keep their last state.
+    public func clearSnapshot(forNode nodeID: String) {
+        snapshots[nodeID] = nil
+    }
+
+    /// The current snapshot of `nodeID`, if any.
+    public func snapshot(forNode nodeID: String) -> XDSSnapshot? {
+        snapshots[nodeID]
+    }
+
+    /// The node IDs that have a snapshot.
+    public var nodeIDs: [String] { Array(snapshots.keys) }
+
+    /// A stream of snapshots for `nodeID`: the current one (if any), then every replacement.
+    ///
+    /// Only the newest snapshot matters to a stream, so the buffer keeps one.
+    func watch(nodeID: String) -> AsyncStream<XDSSnapshot> {
+        let id = UUID()
+        let (stream, continuation) = AsyncStream<XDSSnapshot>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        watchers[nodeID, default: [:]][id] = Watcher(continuation: continuation)
+        if let current = snapshots[nodeID] { continuation.yield(current) }
+        continuation.onTermination = { [weak self] _ in
+            guard let self else { return }
+            Task { await self.removeWatcher(nodeID: nodeID, id: id) }
+        }
+        return stream
+    }
+
+    private func removeWatcher(nodeID: String, id: UUID) {
+        watchers[nodeID]?[id] = nil
+        if watchers[nodeID]?.isEmpty == true { watchers[nodeID] = nil }
+    }
+}

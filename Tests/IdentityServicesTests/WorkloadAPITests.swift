@@ -1,0 +1,119 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import IdentityServices
+import MeshIdentity
+import MeshProto
+import Testing
+
+@Suite("SPIFFE Workload API server and client over a Unix socket")
+struct WorkloadAPITests {
+    @Test("the client fetches the SVID the server's source holds, with the right ID and key")
+    func fetch() async throws {
+        let authority = try IdentityFixture.authority()
+        let id = try IdentityFixture.id("default", "web")
+        let svid = try authority.issueSVID(for: id)
+        let source = SVIDSource(svid: svid)
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let fetched = try await WorkloadAPIClient(socketPath: "unix://" + path).fetchSVID()
+            #expect(fetched.id == id)
+            #expect(fetched.chain == svid.chain)
+            #expect(fetched.privateKey.rawRepresentation == svid.privateKey.rawRepresentation)
+        }
+    }
+
+    @Test("a rotation is pushed on the open stream")
+    func pushOnRotation() async throws {
+        let authority = try IdentityFixture.authority()
+        let id = try IdentityFixture.id("default", "web")
+        let first = try authority.issueSVID(for: id)
+        let source = SVIDSource(svid: first)
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let mirror = SVIDSource(svid: first)
+            let updates = mirror.updates()
+            let watcher = Task { try await WorkloadAPIClient(socketPath: path).watch(publishingTo: mirror) }
+            defer { watcher.cancel() }
+            var iterator = updates.makeAsyncIterator()
+            #expect(await iterator.next() == first)
+            // The watcher's first publish repeats the current SVID; wait for it before rotating.
+            #expect(await iterator.next() == first)
+            let second = try authority.issueSVID(for: id)
+            source.publish(second)
+            #expect(await iterator.next() == second)
+        }
+    }
+
+    @Test("requests without workload.spiffe.io: true are refused with InvalidArgument")
+    func missingSecurityHeader() async throws {
+        let authority = try IdentityFixture.authority()
+        let source = SVIDSource(svid: try authority.issueSVID(for: try IdentityFixture.id("default", "web")))
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+            let error = await #expect(throws: RPCError.self) {
+                try await withGRPCClient(transport: transport) { client in
+                    try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509SVID(SPIFFE_X509SVIDRequest()) { response in
+                        for try await _ in response.messages { break }
+                    }
+                }
+            }
+            #expect(error?.code == .invalidArgument)
+        }
+    }
+
+    @Test("the attestor maps callers; a refusing attestor's error reaches the client")
+    func attestorRefuses() async throws {
+        let authority = try IdentityFixture.authority()
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, bundles: TrustBundleStore(authority.trustBundle)) { caller in
+            throw RPCError(code: .permissionDenied, message: "no registration for \(caller.remotePeer)")
+        }
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let error = await #expect(throws: RPCError.self) {
+                _ = try await WorkloadAPIClient(socketPath: path).fetchSVID()
+            }
+            #expect(error?.code == .permissionDenied)
+        }
+    }
+
+    @Test("a relative socket path is rejected with a typed error")
+    func badSocketPath() throws {
+        let authority = try IdentityFixture.authority()
+        let source = SVIDSource(svid: try authority.issueSVID(for: try IdentityFixture.id("default", "web")))
+        #expect(throws: IdentityServicesError.invalidSocketPath("relative.sock")) {
+            try WorkloadAPIServer(socketPath: "relative.sock", source: source, bundles: TrustBundleStore(authority.trustBundle))
+        }
+    }
+
+    @Test(
+        "py-spiffe's WorkloadApiClient fetches and verifies our X509-SVID",
+        .enabled(if: PythonPeers.available(["spiffe", "grpc", "cryptography"]), "needs .venv with spiffe, grpcio, cryptography")
+    )
+    func pySpiffeInterop() async throws {
+        let root = try IdentityFixture.authority()
+        let intermediate = try root.makeIntermediate()
+        let id = try IdentityFixture.id("interop", "py-spiffe")
+        let source = SVIDSource(svid: try intermediate.issueSVID(for: id))
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(root.trustBundle))
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let peer = try LinePeer(script: "identity_services_workload_api.py", arguments: [path, id.description])
+            defer { peer.stop() }
+            _ = try await peer.line(startingWith: "DONE")
+            #expect(peer.transcript.contains("ok: py-spiffe parsed and validated the X509-SVID for \(id)"))
+            #expect(peer.transcript.contains("ok: cryptography verified the chain up to the bundle"))
+            #expect(peer.transcript.contains("ok: missing security header refused with INVALID_ARGUMENT"))
+            #expect(!peer.transcript.contains("FAIL"), "\(peer.transcript)")
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Synchronization
+
+/// Locates the interop virtualenv's Python and runs peers from Tests/Interop.
+enum PythonPeers {
+    static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    static var python: String? {
+        let candidate = ProcessInfo.processInfo.environment["MESH_INTEROP_PYTHON"] ?? packageRoot + "/.venv/bin/python"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }
+
+    /// True when the venv has the modules a peer imports.
+    static func has(_ modules: [String]) -> Bool {
+        guard let python else { return false }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = ["-c", "import " + modules.joined(separator: ", ")]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    /// Enabled unless the peer is missing; with CI=true a missing peer runs (and fails) instead of skipping.
+    static func available(_ modules: [String]) -> Bool { isCI || has(modules) }
+
+    static func script(_ name: String) -> String { packageRoot + "/Tests/Interop/" + name }
+}
+
+/// A Python peer whose stdout lines the test reads and whose stdin it writes.
+final class LinePeer: Sendable {
+    private let process: Process
+    private let input: Pipe
+    private final class Output: Sendable {
+        let log = Mutex("")
+        let state = Mutex<(lines: [String], pending: String, consumed: Int, closed: Bool)>(([], "", 0, false))
+    }
+    private let output = Output()
+
+    init(script: String, arguments: [String]) throws {
+        guard let python = PythonPeers.python else { throw PeerError.missingPython }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [PythonPeers.script(script)] + arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYTHONUNBUFFERED"] = "1"
+        environment.removeValue(forKey: "GRPC_XDS_BOOTSTRAP")
+        process.environment = environment
+        let pipe = Pipe()
+        let input = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = input
+        self.process = process
+        self.input = input
+        let shared = self.output
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                shared.state.withLock { $0.closed = true }
+                return
+            }
+            let text = String(decoding: data, as: UTF8.self)
+            shared.log.withLock { $0 += text }
+            shared.state.withLock { state in
+                state.pending += text
+                var parts = state.pending.components(separatedBy: "\n")
+                state.pending = parts.removeLast()
+                state.lines += parts
+            }
+        }
+        try process.run()
+    }
+
+    /// All output so far (for failure messages).
+    var transcript: String { output.log.withLock { $0 } }
+
+    func send(_ line: String) {
+        try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
+    }
+
+    /// The next line that starts with `prefix` (other lines, e.g. logs, are skipped).
+    /// The bound is a hang guard for a broken peer, not a timing assertion.
+    func line(startingWith prefix: String, guardSeconds: Double = 60) async throws -> String {
+        let deadline = Date().addingTimeInterval(guardSeconds)
+        while Date() < deadline {
+            let (found, closed): (String?, Bool) = output.state.withLock { state in
+                while state.consumed < state.lines.count {
+                    let line = state.lines[state.consumed]
+                    state.consumed += 1
+                    if line.hasPrefix(prefix) { return (line, false) }
+                }
+                return (nil, state.closed)
+            }
+            if let found { return found }
+            if closed { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw PeerError.noLine(prefix: prefix, transcript: transcript)
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    enum PeerError: Error, CustomStringConvertible {
+        case missingPython
+        case noLine(prefix: String, transcript: String)
+
+        var description: String {
+            switch self {
+            case .missingPython: "the interop venv is missing; run scripts/test (it creates .venv with Tests/Interop/requirements.txt)"
+            case .noLine(let prefix, let transcript): "the peer printed no line starting with '\(prefix)'; its output:\n\(transcript)"
+            }
+        }
+    }
+}
