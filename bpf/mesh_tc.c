@@ -85,8 +85,10 @@ struct {
 struct flow {
 	__u8 family;
 	__u8 protocol;
-	__be16 sport;
+	__be16 sport;    /* policy ports (0 for protocols without ports) */
 	__be16 dport;
+	__be16 ct_sport; /* conntrack ports: the ports, or the ICMP echo id */
+	__be16 ct_dport;
 	__u8 saddr[16];
 	__u8 daddr[16];
 };
@@ -104,6 +106,22 @@ static __always_inline int count(struct __sk_buff *skb, __u32 verdict, int actio
 
 static __always_inline int parse_ports(void *l4, void *data_end, struct flow *f)
 {
+	if (f->protocol == IPPROTO_ICMP || f->protocol == IPPROTO_ICMPV6) {
+		/* Echo requests and replies are tracked by their identifier, as a
+		 * (request: source, reply: destination) port, so that only the reply
+		 * to an allowed request counts as a reply. Policy sees port 0. */
+		__u8 *icmp = l4;
+
+		if (l4 + 8 > data_end)
+			return 0;
+		__u8 request = f->protocol == IPPROTO_ICMP ? 8 : 128;
+		__u8 reply = f->protocol == IPPROTO_ICMP ? 0 : 129;
+		if (icmp[0] == request)
+			__builtin_memcpy(&f->ct_sport, icmp + 4, 2);
+		else if (icmp[0] == reply)
+			__builtin_memcpy(&f->ct_dport, icmp + 4, 2);
+		return 0;
+	}
 	/* TCP, UDP and SCTP all start with source and destination port. */
 	if (f->protocol != IPPROTO_TCP && f->protocol != IPPROTO_UDP &&
 	    f->protocol != IPPROTO_SCTP)
@@ -112,6 +130,8 @@ static __always_inline int parse_ports(void *l4, void *data_end, struct flow *f)
 		return -1;
 	__builtin_memcpy(&f->sport, l4, 2);
 	__builtin_memcpy(&f->dport, l4 + 2, 2);
+	f->ct_sport = f->sport;
+	f->ct_dport = f->dport;
 	return 0;
 }
 
@@ -203,8 +223,8 @@ static __always_inline int pass_flow(struct __sk_buff *skb, const struct flow *f
 				     __u32 verdict)
 {
 	struct mesh_ct_key fk = {
-		.sport_be = f->sport,
-		.dport_be = f->dport,
+		.sport_be = f->ct_sport,
+		.dport_be = f->ct_dport,
 		.protocol = f->protocol,
 		.family = f->family,
 	};
@@ -231,8 +251,8 @@ static __always_inline int enforce(struct __sk_buff *skb, __u8 direction)
 
 	/* Reply of a flow allowed in the other direction? */
 	struct mesh_ct_key ck = {
-		.sport_be = f.dport,
-		.dport_be = f.sport,
+		.sport_be = f.ct_dport,
+		.dport_be = f.ct_sport,
 		.protocol = f.protocol,
 		.family = f.family,
 	};

@@ -39,13 +39,13 @@ public enum ReservedIdentity {
 }
 
 /// Traffic direction as seen from the workload (`MESH_DIR_*`).
-public enum PolicyDirection: UInt8, Sendable, Hashable {
+public enum BPFDirection: UInt8, Sendable, Hashable {
     case ingress = 0
     case egress = 1
 }
 
 /// Authentication a policy entry requires (`MESH_AUTH_*`).
-public enum AuthType: UInt8, Sendable, Hashable {
+public enum BPFAuthType: UInt8, Sendable, Hashable {
     /// No authentication.
     case none = 0
     /// Mutual TLS with SPIFFE identities (Cilium's `authentication.mode: required`).
@@ -55,7 +55,7 @@ public enum AuthType: UInt8, Sendable, Hashable {
 }
 
 /// Index of a verdict counter in the `mesh_counters` per-CPU array (`MESH_VERDICT_*`).
-public enum Verdict: UInt32, Sendable, Hashable, CaseIterable {
+public enum BPFVerdict: UInt32, Sendable, Hashable, CaseIterable {
     case allow = 0
     case dropNoRule = 1
     case dropDeny = 2
@@ -137,7 +137,7 @@ extension mesh_policy_key {
     ///   - portPrefixLength: leading bits of `port` that must match: 16 = exactly `port`,
     ///     0 = any port; a range aligned to a power of two is one prefix
     ///     (e.g. 8080/13 covers 8080-8087). Bits beyond the prefix are cleared.
-    public init(identity: UInt32, direction: PolicyDirection,
+    public init(identity: UInt32, direction: BPFDirection,
                 protocol proto: UInt8, port: UInt16 = 0, portPrefixLength: Int = 16) {
         self.init()
         self.identity = identity
@@ -164,7 +164,7 @@ extension mesh_policy_value {
     /// A policy value (PolicyEngine's `PolicyEntryValue`): `deny` entries drop;
     /// for allow entries `proxyPort` 0 = no L7 redirect and an `authType` other
     /// than `.none` makes the datapath require an auth map entry; `ruleID` is opaque.
-    public init(deny: Bool = false, proxyPort: UInt16 = 0, authType: AuthType = .none, ruleID: UInt32 = 0) {
+    public init(deny: Bool = false, proxyPort: UInt16 = 0, authType: BPFAuthType = .none, ruleID: UInt32 = 0) {
         self.init()
         self.deny = deny ? 1 : 0
         proxy_port_be = deny ? 0 : proxyPort.bigEndian
@@ -181,7 +181,7 @@ extension mesh_policy_value {
 extension mesh_auth_key {
     /// An auth map key; see docs/bpf.md ("IP reuse") for why `remoteIncarnation` is part of it.
     public init(localIdentity: UInt32, remoteIdentity: UInt32, remoteNodeID: UInt32,
-                authType: AuthType, remoteIncarnation: UInt64) {
+                authType: BPFAuthType, remoteIncarnation: UInt64) {
         self.init()
         local_identity = localIdentity
         remote_identity = remoteIdentity
@@ -203,7 +203,7 @@ extension mesh_auth_event {
     /// The auth map key that would have let the packet through.
     public var authKey: mesh_auth_key {
         mesh_auth_key(localIdentity: local_identity, remoteIdentity: remote_identity,
-                      remoteNodeID: remote_node_id, authType: AuthType(rawValue: auth_type) ?? .spire,
+                      remoteNodeID: remote_node_id, authType: BPFAuthType(rawValue: auth_type) ?? .spire,
                       remoteIncarnation: remote_incarnation)
     }
 

@@ -111,6 +111,21 @@ static inline int swiftmesh_delete_batch(int fd, const void *keys, __u32 *count)
 	return bpf_map_delete_batch(fd, keys, count, &opts);
 }
 
+/* Runs a program once (or `repeat` times) on `data` (BPF_PROG_TEST_RUN). */
+static inline int swiftmesh_test_run(int prog_fd, const void *data, __u32 size, void *out,
+				     __u32 *out_size, int repeat, __u32 *retval, __u32 *duration)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = data, .data_size_in = size,
+		    .data_out = out, .data_size_out = *out_size, .repeat = repeat);
+	int err = bpf_prog_test_run_opts(prog_fd, &opts);
+	if (err)
+		return err;
+	*retval = opts.retval;
+	*out_size = opts.data_size_out;
+	*duration = opts.duration;
+	return 0;
+}
+
 /* bpf_map_info fields the Swift side needs (avoids importing the whole struct by value). */
 struct swiftmesh_map_info {
 	__u32 type, id, key_size, value_size, max_entries, map_flags;

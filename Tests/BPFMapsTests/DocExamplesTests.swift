@@ -68,7 +68,7 @@ extension Privileged {
                               mesh_policy_value(deny: true))
             // The LPM trie answers the way the datapath asks: full-length key, longest prefix.
             let hit = try policy.lookup(mesh_policy_key(identity: 2000, direction: .ingress, protocol: 6, port: 8087), as: mesh_policy_value.self)
-            #expect(hit?.auth_type == AuthType.spire.rawValue)
+            #expect(hit?.auth_type == BPFAuthType.spire.rawValue)
             #expect(try policy.lookup(mesh_policy_key(identity: 2000, direction: .ingress, protocol: 6, port: 8088), as: mesh_policy_value.self) == nil)
             #expect(try ipcache.lookup(mesh_ipcache_key(host: try addr("10.244.1.9")), as: mesh_ipcache_value.self)?.incarnation == 17)
         }

@@ -136,7 +136,7 @@ struct EnforcementObject {
     }
 
     /// Packets counted for `verdict`, summed over CPUs.
-    func count(_ verdict: Verdict) throws -> UInt64 {
+    func count(_ verdict: BPFVerdict) throws -> UInt64 {
         (try counters.lookupPerCPU(verdict.rawValue, as: mesh_counter.self) ?? []).reduce(0) { $0 + $1.packets }
     }
 
