@@ -10,9 +10,13 @@ struct Span: Sendable {
 
 /// One test of a compiled match. Plain data (no references), so the
 /// evaluation loop copies nothing that needs reference counting.
+///
+/// A group's predicates are stored contiguously; `endOfMatch` and
+/// `endOfClause` mark where a match (AND of predicates) and a clause (OR of
+/// matches) end, so evaluating a group walks one array slice.
 struct Predicate: Sendable {
     enum Field: UInt8, Sendable {
-        case principal, namespace, serviceAccount, sourceIP, destinationIP, destinationPort, l7
+        case principal, namespace, serviceAccount, sourceIP, destinationIP, destinationPort, l7, always
     }
 
     var field: Field
@@ -20,6 +24,12 @@ struct Predicate: Sendable {
     var negated: Bool
     /// Presence match (`*`): any present value matches.
     var presence: Bool
+    var endOfMatch = false
+    var endOfClause = false
+    /// Up to two exact ids or ports held inline (count in `exact.count`,
+    /// `exact.start` unused) to spare a pool read; -1 when unused.
+    var inline0: Int32 = -1
+    var inline1: Int32 = -1
     /// Interned ids / packed service accounts / CIDRs / ports / L7 match index.
     var exact: Span
     /// Prefix patterns in the string pool.
@@ -28,12 +38,11 @@ struct Predicate: Sendable {
     var suffixes: Span
 }
 
-/// A compiled group: the rule it came from and its clauses (AND), each
-/// clause a span of matches (OR), each match a span of predicates (AND).
+/// A compiled group: the rule it came from and its predicates.
 struct GroupRecord: Sendable {
     var policyIndex: Int32
     var ruleIndex: Int32
-    var clauses: Span
+    var predicates: Span
 }
 
 /// Istio authorization policies compiled into flat pools of plain data.
@@ -45,10 +54,6 @@ struct IstioProgram: Sendable {
     var ports: [UInt16] = []
     var l7: [IstioAuthorization.Match] = []
     var predicates: [Predicate] = []
-    /// Spans of `predicates`, one per match.
-    var matches: [Span] = []
-    /// Spans of `matches`, one per clause.
-    var clauses: [Span] = []
     var groups: [GroupRecord] = []
 
     static func pack(_ namespace: Int32, _ serviceAccount: Int32) -> UInt64 {
@@ -69,12 +74,18 @@ struct IstioProgram: Sendable {
             }
         }
         let e = Span(start: Int32(ids.count), count: Int32(exact.count))
-        ids += exact
+        var inline: [Int32] = []
+        if exact.count <= 2 { inline = exact } else { ids += exact }
         let p = Span(start: Int32(strings.count), count: Int32(prefixes.count))
         strings += prefixes
         let s = Span(start: Int32(strings.count), count: Int32(suffixes.count))
         strings += suffixes
-        predicates.append(Predicate(field: field, negated: negated, presence: presence, exact: e, prefixes: p, suffixes: s))
+        var pred = Predicate(field: field, negated: negated, presence: presence, exact: e, prefixes: p, suffixes: s)
+        if exact.count <= 2 {
+            pred.inline0 = inline.first ?? -1
+            pred.inline1 = inline.count > 1 ? inline[1] : -1
+        }
+        predicates.append(pred)
     }
 
     private mutating func simple(_ field: Predicate.Field, negated: Bool, span: Span) {
@@ -86,7 +97,12 @@ struct IstioProgram: Sendable {
         // Cheapest tests first.
         for (list, negated) in [(m.destinationPorts, false), (m.notDestinationPorts, true)] where !list.isEmpty {
             simple(.destinationPort, negated: negated, span: Span(start: Int32(ports.count), count: Int32(list.count)))
-            ports += list
+            if list.count <= 2 {
+                predicates[predicates.count - 1].inline0 = Int32(list[0])
+                predicates[predicates.count - 1].inline1 = list.count > 1 ? Int32(list[1]) : -1
+            } else {
+                ports += list
+            }
         }
         strings(m.principals, .principal, negated: false, interner: &interner)
         strings(m.notPrincipals, .principal, negated: true, interner: &interner)
@@ -109,19 +125,25 @@ struct IstioProgram: Sendable {
             simple(.l7, negated: false, span: Span(start: Int32(l7.count), count: 1))
             l7.append(m)
         }
+        if Int32(predicates.count) == start { simple(.always, negated: false, span: .empty) }
+        predicates[predicates.count - 1].endOfMatch = true
         return Span(start: start, count: Int32(predicates.count) - start)
     }
 
     /// Appends a group and returns its index.
     mutating func add(_ g: IstioAuthorization.Group, policyIndex: Int, interner: inout StringInterner) -> Int {
-        let clauseStart = Int32(clauses.count)
+        let start = Int32(predicates.count)
         for rule in g.rules {
-            let matchStart = Int32(matches.count)
-            for m in rule { matches.append(compile(m, interner: &interner)) }
-            clauses.append(Span(start: matchStart, count: Int32(matches.count) - matchStart))
+            if rule.isEmpty {
+                // A Rules message without matches can never match.
+                simple(.always, negated: true, span: .empty)
+                predicates[predicates.count - 1].endOfMatch = true
+            }
+            for m in rule { _ = compile(m, interner: &interner) }
+            predicates[predicates.count - 1].endOfClause = true
         }
         groups.append(GroupRecord(policyIndex: Int32(policyIndex), ruleIndex: Int32(g.ruleIndex),
-                                  clauses: Span(start: clauseStart, count: Int32(clauses.count) - clauseStart)))
+                                  predicates: Span(start: start, count: Int32(predicates.count) - start)))
         return groups.count - 1
     }
 
@@ -169,7 +191,11 @@ struct IstioProgram: Sendable {
     private func stringHit(_ p: Predicate, id: Int32, value: String?) -> Bool {
         guard let value else { return false }
         if p.presence { return true }
-        for k in p.exact.range where ids[k] == id { return true }
+        if p.exact.count <= 2 {
+            if id >= 0 && (p.inline0 == id || p.inline1 == id) { return true }
+        } else {
+            for k in p.exact.range where ids[k] == id { return true }
+        }
         for k in p.prefixes.range where value.hasPrefix(strings[k]) { return true }
         for k in p.suffixes.range where value.hasSuffix(strings[k]) { return true }
         return false
@@ -187,9 +213,15 @@ struct IstioProgram: Sendable {
         let hit: Bool
         switch p.field {
         case .destinationPort:
-            var found = false
-            for k in p.exact.range where ports[k] == port { found = true; break }
-            hit = found
+            if p.exact.count <= 2 {
+                hit = p.inline0 == Int32(port) || p.inline1 == Int32(port)
+            } else {
+                var found = false
+                for k in p.exact.range where ports[k] == port { found = true; break }
+                hit = found
+            }
+        case .always:
+            hit = true
         case .principal:
             hit = stringHit(p, id: src.principalID, value: src.principal)
         case .namespace:
@@ -213,19 +245,25 @@ struct IstioProgram: Sendable {
         return p.negated ? !hit : hit
     }
 
-    /// Whether group `g` matches.
+    /// Whether group `g` matches: every clause has a match whose predicates all hold.
     func matches(group g: Int, _ src: SourceFacts, destination: IPAddress?, port: UInt16, request: RequestFacts?) -> Bool {
-        for c in groups[g].clauses.range {
-            var any = false
-            for m in clauses[c].range {
-                var all = true
-                for p in matches[m].range where !holds(predicates[p], src, destination, port, request) {
-                    all = false
-                    break
-                }
-                if all { any = true; break }
+        let span = groups[g].predicates
+        var clauseOK = false
+        var matchOK = true
+        var i = Int(span.start)
+        let end = i + Int(span.count)
+        while i < end {
+            let p = predicates[i]
+            if !clauseOK && matchOK && !holds(p, src, destination, port, request) { matchOK = false }
+            if p.endOfMatch {
+                if matchOK { clauseOK = true }
+                matchOK = true
             }
-            if !any { return false }
+            if p.endOfClause {
+                if !clauseOK { return false }
+                clauseOK = false
+            }
+            i += 1
         }
         return true
     }
