@@ -13,6 +13,7 @@ import Testing
         #expect(Environment.bpffsMounted, "CI=true but /sys/fs/bpf is not bpffs: mount -t bpf bpf /sys/fs/bpf")
         #expect(Environment.hasIP, "CI=true but iproute2 (ip) is missing: apt-get install -y iproute2")
         #expect(Environment.hasBPFTool, "CI=true but bpftool is missing: apt-get install -y bpftool")
+        #expect((try? run(["python3", "-c", "pass"]))?.status == 0, "CI=true but python3 (the TCP peers of the datapath tests) is missing")
         #expect(Environment.hasCgroup2, "CI=true but no cgroup v2 at \(Environment.cgroup2)")
         for name in ["mesh_tc", "mesh_sock"] {
             #expect(FileManager.default.fileExists(atPath: Environment.objectDirectory + "/\(name).o"),
