@@ -309,6 +309,20 @@ struct IstioAuthorizationTests {
         #expect(s.decide(c).verdict == .deny)
     }
 
+    @Test func dryRunPoliciesAreNotEnforced() throws {
+        let yaml = policy("deny-all", "{}").replacingOccurrences(of: "  namespace: foo\n", with: "  namespace: foo\n  annotations: {istio.io/dry-run: \"true\"}\n")
+        let s = try mesh.set(yaml)
+        #expect(s.authorizationPolicies.first?.dryRun == true)
+        #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)
+        #expect(s.decide(mesh.req(mesh.fooSleep)).verdict == .allow)
+    }
+
+    @Test func protobufAddressBytes() {
+        #expect(IPAddress(bytes: [10, 1, 2, 3]) == ip("10.1.2.3"))
+        #expect(IPAddress(bytes: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1]) == ip("2001:db8::1"))
+        #expect(IPAddress(bytes: [1, 2, 3]) == nil)
+    }
+
     @Test func serviceAccountsField() throws {
         let s = try mesh.set(policy("sa", "rules: [{from: [{source: {serviceAccounts: [sleep, bar/other]}}]}]"))
         #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)

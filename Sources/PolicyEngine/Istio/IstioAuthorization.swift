@@ -162,13 +162,17 @@ public struct IstioAuthorization: Hashable, Sendable {
     public var scope: Scope
     public var action: Action
     public var groups: [Group]
+    /// A dry-run policy (`istio.io/dry-run: "true"`) is compiled but never
+    /// enforced.
+    public var dryRun: Bool
 
-    public init(namespace: String, name: String, scope: Scope, action: Action, groups: [Group]) {
+    public init(namespace: String, name: String, scope: Scope, action: Action, groups: [Group], dryRun: Bool = false) {
         self.namespace = namespace
         self.name = name
         self.scope = scope
         self.action = action
         self.groups = groups
+        self.dryRun = dryRun
     }
 
     public var reference: PolicyReference { PolicyReference(kind: .authorizationPolicy, namespace: namespace, name: name) }

@@ -63,7 +63,7 @@ extension AuthorizationPolicy {
             if layer == .l4 && hasL7 && action == .allow { continue }
             groups.append(IstioAuthorization.Group(ruleIndex: index, rules: convert(rule, layer: layer)))
         }
-        return IstioAuthorization(namespace: namespace, name: name, scope: scope, action: mapped, groups: groups)
+        return IstioAuthorization(namespace: namespace, name: name, scope: scope, action: mapped, groups: groups, dryRun: dryRun)
     }
 
     private func convert(_ rule: Rule, layer: EnforcementLayer) -> [[IstioAuthorization.Match]] {

@@ -133,7 +133,8 @@ struct IstioLayerEngine: Sendable {
 
     init(layer: EnforcementLayer, authorizations: [IstioAuthorization], inventory: Inventory, interner: inout StringInterner) {
         self.layer = layer
-        for (pi, p) in authorizations.sorted(by: { $0.reference < $1.reference }).enumerated() {
+        // Dry-run policies are never enforced.
+        for (pi, p) in authorizations.filter({ !$0.dryRun }).sorted(by: { $0.reference < $1.reference }).enumerated() {
             references.append(p.reference)
             actions.append(p.action)
             scopes.append(p.scope)

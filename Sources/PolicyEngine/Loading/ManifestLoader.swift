@@ -93,7 +93,9 @@ public struct ManifestLoader: Sendable {
             try checkUnique("AuthorizationPolicy/\(namespace)/\(meta.name)")
             top.ignore("status")
             let spec = top.optional("spec")
-            bundle.authorizationPolicies.append(try IstioDecoder.decode(spec, namespace: namespace, name: meta.name))
+            var policy = try IstioDecoder.decode(spec, namespace: namespace, name: meta.name)
+            policy.dryRun = meta.annotations["istio.io/dry-run"] == "true"
+            bundle.authorizationPolicies.append(policy)
         case "NetworkPolicy":
             try requireVersion(["networking.k8s.io/v1"])
             try checkUnique("NetworkPolicy/\(namespace)/\(meta.name)")
@@ -139,8 +141,9 @@ struct ObjectMeta {
     var name: String
     var namespace: String?
     var labels: Labels
+    var annotations: [String: String]
 
-    static let ignored = ["annotations", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
+    static let ignored = ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
                           "finalizers", "ownerReferences", "generateName", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"]
 
     static func decode(_ c: YAMLCursor) throws(PolicyLoadError) -> ObjectMeta {
@@ -149,8 +152,9 @@ struct ObjectMeta {
         guard !name.isEmpty else { throw c.error(.invalidValue, "name must not be empty", at: c.path + ".name") }
         let ns = try m.optional("namespace")?.string()
         let labels = try m.optional("labels")?.stringMap() ?? [:]
+        let annotations = try m.optional("annotations")?.stringMap() ?? [:]
         for k in ignored { m.ignore(k) }
         try m.finish()
-        return ObjectMeta(name: name, namespace: ns, labels: labels)
+        return ObjectMeta(name: name, namespace: ns, labels: labels, annotations: annotations)
     }
 }

@@ -44,6 +44,22 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         }
     }
 
+    /// An address from its network-order bytes (4 for IPv4, 16 for IPv6), as
+    /// carried by protobuf `bytes` fields; nil for any other length.
+    public init?(bytes: some Collection<UInt8>) {
+        switch bytes.count {
+        case 4:
+            self.init(v4: bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        case 16:
+            let all = Array(bytes)
+            let high = all[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = all[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self.init(v6High: high, low: low)
+        default:
+            return nil
+        }
+    }
+
     /// The IPv4 value (meaningful only when `family == .v4`).
     public var v4Value: UInt32 { UInt32(truncatingIfNeeded: low) }
 

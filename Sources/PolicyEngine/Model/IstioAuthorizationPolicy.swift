@@ -95,9 +95,12 @@ public struct AuthorizationPolicy: Hashable, Sendable {
     public var provider: String?
     /// nil means "no rules" (matches nothing); `[Rule()]` matches everything.
     public var rules: [Rule]?
+    /// The `istio.io/dry-run: "true"` annotation: the policy is loaded but never enforced.
+    public var dryRun: Bool
 
     public init(namespace: String, name: String, selector: Labels? = nil, targetRefs: [TargetReference] = [],
-                action: Action = .allow, provider: String? = nil, rules: [Rule]? = nil) {
+                action: Action = .allow, provider: String? = nil, rules: [Rule]? = nil, dryRun: Bool = false) {
+        self.dryRun = dryRun
         self.namespace = namespace
         self.name = name
         self.selector = selector
