@@ -37,6 +37,27 @@ public struct XDSSnapshot: Sendable, Equatable {
         try self.init(all)
     }
 
+    private init(validated: [String: [String: XDSResource]]) {
+        self.resources = validated
+    }
+
+    /// A copy with `upserts` added or replacing same-named resources of their type, and
+    /// `removals` (type URL and name) dropped. Costs one copy of the changed types' tables,
+    /// so a control plane can apply one change to a large snapshot without rebuilding it.
+    public func updating(upserting upserts: [XDSResource] = [], removing removals: [XDSResourceKey] = []) throws(XDSServerError) -> XDSSnapshot {
+        var seen = Set<XDSResourceKey>()
+        for resource in upserts {
+            guard !resource.name.isEmpty else { throw .emptyName(typeURL: resource.typeURL) }
+            guard seen.insert(XDSResourceKey(typeURL: resource.typeURL, name: resource.name)).inserted else {
+                throw .duplicateResource(typeURL: resource.typeURL, name: resource.name)
+            }
+        }
+        var next = resources
+        for key in removals { next[key.typeURL]?[key.name] = nil }
+        for resource in upserts { next[resource.typeURL, default: [:]][resource.name] = resource }
+        return XDSSnapshot(validated: next)
+    }
+
     /// The resources of one type.
     public func resources(ofType typeURL: String) -> [String: XDSResource] {
         resources[typeURL] ?? [:]

@@ -24,6 +24,13 @@ public actor XDSSnapshotCache {
         }
     }
 
+    /// Applies an incremental change to the snapshot of `nodeID` (an empty one if none) and
+    /// notifies its streams. Validation errors leave the current snapshot in place.
+    public func updateSnapshot(forNode nodeID: String, upserting upserts: [XDSResource] = [], removing removals: [XDSResourceKey] = []) throws(XDSServerError) {
+        let current = snapshots[nodeID] ?? XDSSnapshot()
+        setSnapshot(try current.updating(upserting: upserts, removing: removals), forNode: nodeID)
+    }
+
     /// Removes the snapshot of `nodeID`; its streams keep their last state.
     public func clearSnapshot(forNode nodeID: String) {
         snapshots[nodeID] = nil
