@@ -33,7 +33,9 @@ public final class BPFObject {
 
     deinit { close() }
 
-    /// Opens (parses) the object at `path`; `pinRoot` is the directory for pinned-by-name maps.
+    /// Opens (parses) the object at `path`; `pinRoot` is the directory for
+    /// pinned-by-name maps (created if missing). Without one, libbpf pins them
+    /// directly under `/sys/fs/bpf`, shared by every object loaded that way.
     public static func open(_ path: String, pinRoot: String? = nil, logger: Logger = Logger(label: "swift-mesh.bpf")) throws(BPFError) -> BPFObject {
         _ = LibBPFLogging.installed
         guard access(path, R_OK) == 0 else { throw .fileNotFound(path: path) }

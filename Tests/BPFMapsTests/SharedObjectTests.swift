@@ -50,9 +50,11 @@ extension Privileged {
 
         @Test("an explicitly reused map replaces the object's own")
         func explicitReuse() throws {
+            let pins = try PinDirectory()
+            defer { pins.remove() }
             let own = try BPFMap.create(MapSpec(name: "mesh_policy", type: .lpmTrie, key: mesh_policy_key.self, value: mesh_policy_value.self, maxEntries: 16384))
             defer { own.close() }
-            let object = try BPFObject.open(try Environment.object("mesh_tc"))
+            let object = try BPFObject.open(try Environment.object("mesh_tc"), pinRoot: pins.path)
             defer { object.close() }
             try object.reuse(own, forMapNamed: "mesh_policy")
             let wrong = try BPFMap.create(MapSpec(name: "x", type: .hash, keySize: 16, valueSize: 8, maxEntries: 16384))
