@@ -1,5 +1,5 @@
 /// Known principals (those of inventory workloads) with what they say about
-/// their owner, found by a cheap FNV-1a hash of the principal's bytes and
+/// their owner, found by a cheap multiplicative hash of the principal's bytes and
 /// confirmed by string equality.
 struct PrincipalTable: Sendable {
     private var table = SpanTable()
@@ -18,11 +18,28 @@ struct PrincipalTable: Sendable {
         table = SpanTable(pairs: pairs)
     }
 
+    /// A multiplicative hash over the UTF-8 bytes, eight at a time. Strings
+    /// that are not stored contiguously are copied first, so equal strings
+    /// always hash alike.
     @inline(__always)
     static func hash(_ s: String) -> UInt64 {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in s.utf8 {
-            h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3
+        if let h = s.utf8.withContiguousStorageIfAvailable(hash(bytes:)) { return h }
+        return Array(s.utf8).withUnsafeBufferPointer(hash(bytes:))
+    }
+
+    @inline(__always)
+    static func hash(bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(bytes.count)
+        var i = 0
+        let raw = UnsafeRawBufferPointer(bytes)
+        while i + 8 <= bytes.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0x9E37_79B9_7F4A_7C15
+            h ^= h >> 29
+            i += 8
+        }
+        while i < bytes.count {
+            h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01B3
+            i += 1
         }
         return h
     }
