@@ -249,4 +249,33 @@ struct CiliumPolicyTests {
         #expect(map.lookup(direction: .ingress, remoteIdentity: clientID, ipProtocol: 6, port: 80).authType == .spire)
         #expect(map.lookup(direction: .ingress, remoteIdentity: otherID, ipProtocol: 6, port: 80).authType == .disabled)
     }
+
+    @Test func egressL7ToTheWorldAndKubeAPIServerEntity() throws {
+        let apiServerIP = ip("172.16.0.1")
+        var inv = c.inventory
+        inv.reservedAddresses[.kubeAPIServer] = [apiServerIP]
+        let b = try load(cnp("egress-l7", """
+            endpointSelector: {matchLabels: {app: client}}
+            egress:
+            - toEntities: [world]
+              toPorts:
+              - ports: [{port: "80", protocol: TCP}]
+                rules: {http: [{method: GET, path: "/v1/.*"}]}
+            - toEntities: [kube-apiserver]
+              toPorts: [{ports: [{port: "443", protocol: TCP}]}]
+            """))
+        let s = try PolicySet(inventory: inv, ciliumPolicies: b.ciliumPolicies)
+        let out = Connection(source: .workload(c.client), destination: .external(ip("93.184.216.34")), destinationPort: 80)
+        #expect(s.decide(out).egress?.redirectToProxy == true)
+        #expect(s.decide(HTTPRequest(connection: out, method: "GET", path: "/v1/items")).verdict == .allow)
+        #expect(s.decide(HTTPRequest(connection: out, method: "PUT", path: "/v1/items")).verdict == .deny)
+        let api = Connection(source: .workload(c.client), destination: .external(apiServerIP), destinationPort: 443)
+        #expect(s.decide(api).verdict == .allow)
+        #expect(s.decide(Connection(source: .workload(c.client), destination: .external(ip("8.8.8.8")), destinationPort: 443)).verdict == .deny)
+        let dp = DatapathCompiler().compile(s)
+        #expect(dp.identity(of: apiServerIP) == .kubeAPIServer)
+        let map = try #require(dp.endpoints["default/client"])
+        #expect(map.lookup(direction: .egress, remoteIdentity: .kubeAPIServer, ipProtocol: 6, port: 443).verdict == .allow)
+        #expect(map.lookup(direction: .egress, remoteIdentity: .worldIPv4, ipProtocol: 6, port: 80).proxyPort == 10002)
+    }
 }

@@ -323,6 +323,31 @@ struct IstioAuthorizationTests {
         #expect(IPAddress(bytes: [1, 2, 3]) == nil)
     }
 
+    @Test func gatewayTargetRefAndExplicitWorkloadScope() throws {
+        let gateway = Workload(namespace: "foo", name: "waypoint", labels: ["gateway.networking.k8s.io/gateway-name": "waypoint"],
+                               addresses: [ip("10.0.0.9")])
+        let b = try load(policy("gw", """
+            targetRefs: [{kind: Gateway, group: gateway.networking.k8s.io, name: waypoint}]
+            rules: [{from: [{source: {namespaces: [bar]}}]}]
+            """))
+        let s = try PolicySet(inventory: Inventory(workloads: [gateway, mesh.fooSleep, mesh.barSleep, mesh.httpbin]),
+                              authorizationPolicies: b.authorizationPolicies)
+        func to(_ dst: Workload, from src: Workload) -> HTTPRequest {
+            HTTPRequest(connection: .mesh(from: src, to: dst, port: 15008), method: "GET", path: "/")
+        }
+        #expect(s.decide(to(gateway, from: mesh.fooSleep)).verdict == .deny)
+        #expect(s.decide(to(gateway, from: mesh.barSleep)).verdict == .allow)
+        #expect(s.decide(to(mesh.httpbin, from: mesh.fooSleep)).verdict == .allow)
+
+        var deny = IstioAuthorization.Match()
+        deny.namespaces = [.exact("bar")]
+        let bound = IstioAuthorization(namespace: "foo", name: "bound", scope: .workloads(["foo/httpbin"]), action: .deny,
+                                       groups: [.init(ruleIndex: 0, rules: [[deny]])])
+        let t = try PolicySet(inventory: mesh.inventory, istioAuthorizations: [bound])
+        #expect(t.decide(mesh.conn(mesh.barSleep)).verdict == .deny)
+        #expect(t.decide(Connection.mesh(from: mesh.barSleep, to: mesh.fooSleep, port: 80)).verdict == .allow)
+    }
+
     @Test func serviceAccountsField() throws {
         let s = try mesh.set(policy("sa", "rules: [{from: [{source: {serviceAccounts: [sleep, bar/other]}}]}]"))
         #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)
