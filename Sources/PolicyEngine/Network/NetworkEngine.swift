@@ -7,10 +7,18 @@ struct NetworkEngine: Sendable {
     let inventory: Inventory
     /// Indexes of policies selecting each known workload.
     private var selecting: [WorkloadKey: [Int]] = [:]
+    /// Cilium labels of each known workload (computed once, not per decision).
+    private var ciliumLabels: [WorkloadKey: (pod: Labels, serviceAccount: String, cilium: Labels)] = [:]
 
     init(policies: [CompiledNetworkPolicy], inventory: Inventory) {
         self.policies = policies.sorted { $0.reference < $1.reference }
         self.inventory = inventory
+        if !policies.isEmpty {
+            for w in inventory.workloads {
+                ciliumLabels[WorkloadKey(namespace: w.namespace, name: w.name)] =
+                    (w.labels, w.serviceAccount, CiliumLabels.of(w, namespaceLabels: inventory.namespaceLabels(w.namespace)))
+            }
+        }
         for w in inventory.workloads {
             selecting[WorkloadKey(namespace: w.namespace, name: w.name)] = selectingPolicies(w)
         }
@@ -18,13 +26,23 @@ struct NetworkEngine: Sendable {
 
     var isEmpty: Bool { policies.isEmpty }
 
+    /// The Cilium labels of a workload (cached for workloads of the inventory
+    /// whose labels are unchanged).
+    func labels(_ w: Workload) -> Labels {
+        if let cached = ciliumLabels[WorkloadKey(namespace: w.namespace, name: w.name)],
+           cached.serviceAccount == w.serviceAccount, cached.pod == w.labels {
+            return cached.cilium
+        }
+        return CiliumLabels.of(w, namespaceLabels: inventory.namespaceLabels(w.namespace))
+    }
+
     func selects(_ p: CompiledNetworkPolicy, _ w: Workload) -> Bool {
         switch p.subject {
         case .pods(let ns, let sel):
             return w.namespace == ns && sel.matches(w.labels)
         case .endpoints(let ns, let sel):
             if let ns, w.namespace != ns { return false }
-            return sel.matches(CiliumLabels.of(w, namespaceLabels: inventory.namespaceLabels(w.namespace)))
+            return sel.matches(labels(w))
         }
     }
 
@@ -52,7 +70,7 @@ struct NetworkEngine: Sendable {
         case .endpoints(let sel, let ns):
             guard let w = peer.workload else { return false }
             if let ns, w.namespace != ns { return false }
-            return sel.matches(CiliumLabels.of(w, namespaceLabels: inventory.namespaceLabels(w.namespace)))
+            return sel.matches(labels(w))
         case .entity(let e):
             return NetworkEngine.entity(e, matches: peer)
         case .cidr(let c, let except, let includesCluster):
