@@ -1,3 +1,5 @@
+import Logging
+
 /// Everything the datapath needs, as plain data: the ipcache, one policy map
 /// per endpoint, the identities behind them, and diagnostics for policy the
 /// identity model cannot express exactly.
@@ -32,10 +34,14 @@ public struct DatapathCompiler: Sendable {
     public var ingressProxyPort: UInt16
     /// Proxy port recorded in entries whose traffic an egress L7 rule filters.
     public var egressProxyPort: UInt16
+    /// Receives a warning for every diagnostic of a compilation.
+    public var logger: Logger
 
-    public init(ingressProxyPort: UInt16 = 10001, egressProxyPort: UInt16 = 10002) {
+    public init(ingressProxyPort: UInt16 = 10001, egressProxyPort: UInt16 = 10002,
+                logger: Logger = Logger(label: "swift-mesh.policy.datapath")) {
         self.ingressProxyPort = ingressProxyPort
         self.egressProxyPort = egressProxyPort
+        self.logger = logger
     }
 
     private struct Member {
@@ -209,6 +215,11 @@ public struct DatapathCompiler: Sendable {
                 egressEnforced: !network.enforcingPolicies(w, .egress).isEmpty,
                 entries: entries)
         }
+        for d in diagnostics { logger.warning("\(d)") }
+        logger.debug("compiled datapath entries", metadata: [
+            "endpoints": "\(maps.count)", "ipcache": "\(ipcache.count)",
+            "entries": "\(maps.values.reduce(0) { $0 + $1.entries.count })",
+        ])
         return DatapathState(
             ipcache: ipcache.map { IPCacheEntry(prefix: $0.key, identity: $0.value) }.sorted(),
             endpoints: maps, identities: allocator, cidrIdentities: cidrIdentities,
