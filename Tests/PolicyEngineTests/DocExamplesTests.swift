@@ -32,4 +32,23 @@ struct DocExamplesTests {
         #expect(apiMap.lookup(direction: .ingress, remoteIdentity: datapath.identity(of: frontend.addresses[0]),
                               ipProtocol: 6, port: 22).verdict == .deny)
     }
+
+    /// A `PolicySet` is an immutable value: many tasks decide on it at once.
+    @Test func concurrentDecisionsAgreeWithSequentialOnes() async throws {
+        let bundle = try ManifestLoader().load(directory: Fixtures.path("demo"))
+        let policies = try PolicySet(bundle: bundle)
+        let pods = bundle.workloads
+        var connections: [Connection] = []
+        for a in pods { for b in pods { for port: UInt16 in [8080, 8443, 9090] { connections.append(.mesh(from: a, to: b, port: port)) } } }
+        let sequential = connections.map { policies.decide($0) }
+        let concurrent = await withTaskGroup(of: [Decision].self) { group in
+            for _ in 0..<4 { group.addTask { connections.map { policies.decide($0) } } }
+            var all: [[Decision]] = []
+            for await r in group { all.append(r) }
+            return all
+        }
+        #expect(concurrent.count == 4)
+        for r in concurrent { #expect(r == sequential) }
+        #expect(sequential.contains { $0.isAllowed } && sequential.contains { !$0.isAllowed })
+    }
 }

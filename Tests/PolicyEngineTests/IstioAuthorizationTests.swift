@@ -300,6 +300,15 @@ struct IstioAuthorizationTests {
         #expect(s.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)
     }
 
+    @Test func istioOnlyGovernsTCP() throws {
+        let s = try mesh.set(policy("deny-all", "{}"))
+        var c = mesh.conn(mesh.fooSleep)
+        #expect(s.decide(c).verdict == .deny)
+        c.protocol = .udp
+        let udp = s.decide(c)
+        #expect(udp.verdict == .allow && udp.authorization == nil)
+    }
+
     @Test func principalsMayArriveWithTheSpiffeScheme() throws {
         let s = try mesh.set(policy("p", "rules: [{from: [{source: {principals: [cluster.local/ns/foo/sa/sleep], namespaces: [foo]}}]}]"))
         var c = mesh.conn(mesh.fooSleep)

@@ -96,7 +96,8 @@ public struct Decision: Hashable, Sendable, CustomStringConvertible {
     public var egress: LayerDecision?
     /// Network policy at the destination (nil when the destination is not a workload or no network policy exists).
     public var ingress: LayerDecision?
-    /// Istio authorization at the destination (nil when the destination is not a workload).
+    /// Istio authorization at the destination (nil when the destination is not
+    /// a workload, or for UDP/SCTP, which Istio's proxies do not carry).
     public var authorization: LayerDecision?
     /// An Istio AUDIT rule that matched (never changes the verdict).
     public var audit: RuleReference?

@@ -176,7 +176,8 @@ public struct PolicySet: Sendable {
     /// The L4 decision for a new connection.
     public func decide(_ connection: Connection) -> Decision {
         // Fast path: mesh traffic between known workloads and no network policy.
-        if network.isEmpty, case .workload(let dw) = connection.destination, case .workload = connection.source {
+        if network.isEmpty, connection.protocol == .tcp, case .workload(let dw) = connection.destination,
+           case .workload = connection.source {
             let facts = sourceFacts(principal: connection.sourcePrincipal, address: connection.source.address)
             let authz = istioL4.decide(dw, inventory: inventory, source: facts, destination: dw.addresses.first,
                                        port: connection.destinationPort, request: nil, providers: options.customProviders).0
@@ -195,7 +196,8 @@ public struct PolicySet: Sendable {
                 ingress = network.decide(endpoint: dw, direction: .ingress, peer: src, port: connection.destinationPort, proto: connection.protocol)
             }
         }
-        if let dw = dst.workload {
+        // Istio (ztunnel, waypoints, sidecars) only carries TCP.
+        if let dw = dst.workload, connection.protocol == .tcp {
             let facts = sourceFacts(principal: connection.sourcePrincipal, address: src.address)
             authz = authorization(istioL4, destination: dw, source: facts, destinationAddress: dst.address,
                                   port: connection.destinationPort, request: nil).0
@@ -223,7 +225,7 @@ public struct PolicySet: Sendable {
                 ingress = network.decideHTTP(endpoint: dw, direction: .ingress, peer: src, request: request, l4: l4)
             }
         }
-        if let dw = dst.workload {
+        if let dw = dst.workload, c.protocol == .tcp {
             let facts = sourceFacts(principal: c.sourcePrincipal, address: src.address)
             let r = RequestFacts(request: request, remoteAddress: request.remoteAddress ?? src.address)
             (authz, audit) = authorization(istioL7, destination: dw, source: facts, destinationAddress: dst.address,
