@@ -38,8 +38,9 @@ struct DocExamplesTests {
         let bundle = try ManifestLoader().load(directory: Fixtures.path("demo"))
         let policies = try PolicySet(bundle: bundle)
         let pods = bundle.workloads
-        var connections: [Connection] = []
-        for a in pods { for b in pods { for port: UInt16 in [8080, 8443, 9090] { connections.append(.mesh(from: a, to: b, port: port)) } } }
+        let connections: [Connection] = pods.flatMap { a in
+            pods.flatMap { b in ([8080, 8443, 9090] as [UInt16]).map { Connection.mesh(from: a, to: b, port: $0) } }
+        }
         let sequential = connections.map { policies.decide($0) }
         let concurrent = await withTaskGroup(of: [Decision].self) { group in
             for _ in 0..<4 { group.addTask { connections.map { policies.decide($0) } } }
