@@ -83,6 +83,11 @@ struct DatapathTests {
         #expect(map.lookup(direction: .ingress, remoteIdentity: other, ipProtocol: 6, port: 22).verdict == .deny)
         let world = map.lookup(direction: .ingress, remoteIdentity: .worldIPv4, ipProtocol: 6, port: 8080)
         #expect(world.verdict == .deny && world.entry?.value.isDeny == true)
+        // Entries name the rule that decides them, for datapath events.
+        let mix = PolicyReference(kind: .ciliumNetworkPolicy, namespace: "default", name: "mix")
+        #expect(dp.rule(id: world.entry?.value.ruleID ?? 0) == RuleReference(policy: mix, section: "ingressDeny", index: 0))
+        #expect(dp.rule(id: l7.entry?.value.ruleID ?? 0) == RuleReference(policy: mix, section: "ingress", index: 0))
+        #expect(dp.rule(id: 0) == nil)
     }
 
     @Test func partialIPBlockOverAnIdentityIsReported() throws {

@@ -18,6 +18,13 @@ public struct DatapathState: Sendable {
     public var impreciseIdentities: Set<SecurityIdentity>
     /// Human-readable notes about the above.
     public var diagnostics: [String]
+    /// Every network rule, indexed by `PolicyEntryValue.ruleID - 1`.
+    public var rules: [RuleReference]
+
+    /// The rule behind a datapath rule id (nil for 0 or an unknown id).
+    public func rule(id: UInt32) -> RuleReference? {
+        id >= 1 && Int(id) <= rules.count ? rules[Int(id) - 1] : nil
+    }
 }
 
 /// Compiles the Kubernetes and Cilium policies of a ``PolicySet`` into
@@ -181,6 +188,15 @@ public struct DatapathCompiler: Sendable {
             return keys
         }
 
+        var ruleIDs: [RuleReference: UInt32] = [:]
+        var ruleList: [RuleReference] = []
+        for p in network.policies {
+            for r in p.rules where ruleIDs[r.reference] == nil {
+                ruleList.append(r.reference)
+                ruleIDs[r.reference] = UInt32(ruleList.count)
+            }
+        }
+
         var maps: [String: EndpointPolicyMap] = [:]
         for w in inventory.workloads {
             var original: [PolicyKey: PolicyEntryValue] = [:]
@@ -192,7 +208,8 @@ public struct DatapathCompiler: Sendable {
                     // Egress named ports resolve per destination identity.
                     let namedEgress = r.direction == .egress && (r.ports?.contains { if case .named = $0.ports { return true } else { return false } } ?? false)
                     let proxy: UInt16 = r.http == nil ? 0 : (r.direction == .ingress ? ingressProxyPort : egressProxyPort)
-                    let value = PolicyEntryValue(isDeny: r.isDeny, proxyPort: proxy, authType: r.authentication)
+                    let value = PolicyEntryValue(isDeny: r.isDeny, proxyPort: proxy, authType: r.authentication,
+                                                 ruleID: ruleIDs[r.reference] ?? 0)
                     for id in ids.sorted() {
                         var keys: [PolicyKey]
                         if namedEgress, let ports = r.ports {
@@ -223,7 +240,7 @@ public struct DatapathCompiler: Sendable {
         return DatapathState(
             ipcache: ipcache.map { IPCacheEntry(prefix: $0.key, identity: $0.value) }.sorted(),
             endpoints: maps, identities: allocator, cidrIdentities: cidrIdentities,
-            impreciseIdentities: imprecise, diagnostics: diagnostics)
+            impreciseIdentities: imprecise, diagnostics: diagnostics, rules: ruleList)
     }
 
     /// Splits `lo...hi` into aligned port prefixes (port, prefix length).

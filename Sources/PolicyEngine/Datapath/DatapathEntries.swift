@@ -79,18 +79,29 @@ public struct PolicyEntryValue: Hashable, Sendable, CustomStringConvertible {
     public var proxyPort: UInt16
     /// Authentication required before traffic flows.
     public var authType: AuthType
+    /// The rule that decides traffic hitting this entry (an index into
+    /// `DatapathState.rules`, from 1; 0 = none), for datapath events.
+    public var ruleID: UInt32
 
-    public init(isDeny: Bool, proxyPort: UInt16 = 0, authType: AuthType = .disabled) {
+    public init(isDeny: Bool, proxyPort: UInt16 = 0, authType: AuthType = .disabled, ruleID: UInt32 = 0) {
         self.isDeny = isDeny
         self.proxyPort = isDeny ? 0 : proxyPort
         self.authType = isDeny ? .disabled : authType
+        self.ruleID = ruleID
     }
 
-    /// Combines two values that apply to the same traffic: deny wins; otherwise
-    /// the highest proxy port and the strongest authentication.
+    /// Combines two values that apply to the same traffic: deny wins (its
+    /// rule decides); otherwise the highest proxy port and the strongest
+    /// authentication, and the first rule in policy order.
     func merged(with o: PolicyEntryValue) -> PolicyEntryValue {
-        if isDeny || o.isDeny { return PolicyEntryValue(isDeny: true) }
-        return PolicyEntryValue(isDeny: false, proxyPort: max(proxyPort, o.proxyPort), authType: max(authType, o.authType))
+        switch (isDeny, o.isDeny) {
+        case (true, true): return PolicyEntryValue(isDeny: true, ruleID: min(ruleID, o.ruleID))
+        case (true, false): return self
+        case (false, true): return o
+        case (false, false):
+            return PolicyEntryValue(isDeny: false, proxyPort: max(proxyPort, o.proxyPort), authType: max(authType, o.authType),
+                                    ruleID: min(ruleID, o.ruleID))
+        }
     }
 
     public var description: String {
