@@ -63,6 +63,34 @@ struct ManifestLoaderTests {
         #expect { try ManifestLoader().load(directory: dir.path) } throws: { ($0 as? PolicyLoadError)?.kind == .duplicate }
     }
 
+    @Test func kubectlListOutputLoads() throws {
+        let yaml = """
+            apiVersion: v1
+            kind: List
+            metadata: {resourceVersion: ""}
+            items:
+            - apiVersion: v1
+              kind: Pod
+              metadata:
+                name: web-7d4b9
+                namespace: shop
+                labels: {app: web}
+                uid: 0b1c
+                ownerReferences: [{kind: ReplicaSet, name: web-7d4b}]
+                someFutureField: tolerated on inventory objects
+              spec: {serviceAccountName: web, nodeName: n1, containers: [{name: c, ports: [{name: http, containerPort: 80}]}]}
+              status: {phase: Running, podIP: 10.1.2.3, podIPs: [{ip: 10.1.2.3}, {ip: "fd00::3"}]}
+            - apiVersion: networking.k8s.io/v1
+              kind: NetworkPolicy
+              metadata: {name: deny, namespace: shop}
+              spec: {podSelector: {}}
+            """
+        let b = try ManifestLoader().load(yaml: yaml)
+        #expect(b.workloads.map(\.key) == ["shop/web-7d4b9"])
+        #expect(b.workloads.first?.addresses == [ip("10.1.2.3"), ip("fd00::3")])
+        #expect(b.networkPolicies.count == 1)
+    }
+
     @Test func missingFileAndDirectoryAreIOErrors() {
         #expect { try ManifestLoader().load(file: "/nonexistent/x.yaml") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
         #expect { try ManifestLoader().load(directory: "/nonexistent") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
@@ -111,7 +139,8 @@ struct ManifestLoaderTests {
         (cnp + "specs: []", 0, "specs", .unsupported),
         ("apiVersion: security.istio.io/v2\nkind: AuthorizationPolicy\nmetadata: {name: p}\nspec: {}", 0, "apiVersion", .invalidValue),
         ("apiVersion: v1\nkind: Pod\nmetadata: {namespace: ns}", 0, "metadata.name", .missingField),
-        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, lables: {a: b}}", 0, "metadata.lables", .unknownField),
+        ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, lables: {a: b}}\nspec: {podSelector: {}}", 0, "metadata.lables", .unknownField),
+        ("apiVersion: v1\nkind: List\nitems:\n- " + "{apiVersion: v1, kind: Pod, metadata: {name: a}}\n- {apiVersion: v1, kind: Pod, metadata: {namespace: x}}", 0, "items[1].metadata.name", .missingField),
         ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {podIP: 10.0.0.999}", 0, "status.podIP", .invalidValue),
         (ap + "spec: {}\n---\n" + ap + "spec: {}", 1, "metadata.name", .duplicate),
         (np + "spec: {podSelector: {}}\n---\n" + np.replacingOccurrences(of: "name: p,", with: "name: q,") + "spec: {podSelector: {}, bogus: 1}", 1, "spec.bogus", .unknownField),

@@ -74,17 +74,29 @@ public struct ManifestLoader: Sendable {
         let top = try doc.mapping()
         let apiVersion = try top.required("apiVersion").string()
         let kind = try top.required("kind").string()
-        let meta = try ObjectMeta.decode(try top.required("metadata"))
+        // `kubectl get ... -o yaml` wraps objects in a v1 List.
+        if kind == "List" || kind.hasSuffix("List") {
+            top.ignore("metadata")
+            for item in try top.required("items").sequence() {
+                try decodeDocument(item, into: &bundle, existing: &existing)
+            }
+            try top.finish()
+            return
+        }
+        let policyKinds: Set<String> = ["AuthorizationPolicy", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"]
+        let meta = try ObjectMeta.decode(try top.required("metadata"), strict: policyKinds.contains(kind))
         let namespace = meta.namespace ?? "default"
+        let metaPath = doc.path.isEmpty ? "metadata.name" : doc.path + ".metadata.name"
         func checkUnique(_ key: String) throws(PolicyLoadError) {
             if existing.contains(key) {
-                throw doc.error(.duplicate, "\(key) is defined twice in this file", at: "metadata.name")
+                throw doc.error(.duplicate, "\(key) is defined twice in this file", at: metaPath)
             }
             existing.insert(key)
         }
         func requireVersion(_ allowed: [String]) throws(PolicyLoadError) {
             guard allowed.contains(apiVersion) else {
-                throw doc.error(.invalidValue, "apiVersion '\(apiVersion)' is not supported for \(kind) (expected \(allowed.joined(separator: " or ")))", at: "apiVersion")
+                throw doc.error(.invalidValue, "apiVersion '\(apiVersion)' is not supported for \(kind) (expected \(allowed.joined(separator: " or ")))",
+                            at: doc.path.isEmpty ? "apiVersion" : doc.path + ".apiVersion")
             }
         }
         switch kind {
@@ -146,7 +158,9 @@ struct ObjectMeta {
     static let ignored = ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
                           "finalizers", "ownerReferences", "generateName", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"]
 
-    static func decode(_ c: YAMLCursor) throws(PolicyLoadError) -> ObjectMeta {
+    /// Policies reject unknown metadata fields; inventory objects (Pods,
+    /// Namespaces, Services as `kubectl get -o yaml` prints them) ignore them.
+    static func decode(_ c: YAMLCursor, strict: Bool) throws(PolicyLoadError) -> ObjectMeta {
         let m = try c.mapping()
         let name = try m.required("name").string()
         guard !name.isEmpty else { throw c.error(.invalidValue, "name must not be empty", at: c.path + ".name") }
@@ -154,7 +168,7 @@ struct ObjectMeta {
         let labels = try m.optional("labels")?.stringMap() ?? [:]
         let annotations = try m.optional("annotations")?.stringMap() ?? [:]
         for k in ignored { m.ignore(k) }
-        try m.finish()
+        if strict { try m.finish() }
         return ObjectMeta(name: name, namespace: ns, labels: labels, annotations: annotations)
     }
 }
