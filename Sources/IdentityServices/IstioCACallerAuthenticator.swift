@@ -29,3 +29,18 @@ public struct BearerTokenAuthenticator: IstioCACallerAuthenticator {
         throw RPCError(code: .unauthenticated, message: "no known bearer token in the authorization metadata")
     }
 }
+
+/// Authenticates callers by the SPIFFE ID of their mTLS client certificate
+/// (serve with ``SPIFFEGRPCSecurity/server(svids:bundles:authorizer:verifier:logger:)``),
+/// as istiod does for node agents.
+public struct MTLSCallerAuthenticator: IstioCACallerAuthenticator {
+    /// Creates the authenticator.
+    public init() {}
+
+    public func authenticate(metadata: Metadata, context: ServerContext) async throws -> SPIFFEID {
+        guard let id = SPIFFEGRPCSecurity.peerID(of: context) else {
+            throw RPCError(code: .unauthenticated, message: "no verified SPIFFE client certificate on this connection")
+        }
+        return id
+    }
+}

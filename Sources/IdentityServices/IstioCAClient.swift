@@ -22,15 +22,18 @@ public struct IstioCAClient: SVIDProvider {
     public var validitySeconds: Int64
     /// When set, asks the CA to issue for this identity instead (node agents).
     public var impersonate: SPIFFEID?
+    /// Plaintext by default; ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
+    public var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity
 
     /// Creates a client.
-    public init(host: String, port: Int, identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil) {
+    public init(host: String, port: Int, identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil, transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
         self.host = host
         self.port = port
         self.identity = identity
         self.bearerToken = bearerToken
         self.validitySeconds = validitySeconds
         self.impersonate = impersonate
+        self.transportSecurity = transportSecurity
     }
 
     public func fetchSVID() async throws -> X509SVID {
@@ -45,7 +48,7 @@ public struct IstioCAClient: SVIDProvider {
         }
         var metadata: Metadata = [:]
         if let bearerToken { metadata.addString("Bearer \(bearerToken)", forKey: "authorization") }
-        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: transportSecurity)
         let chain = try await withGRPCClient(transport: transport) { client in
             try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
                 .createCertificate(request, metadata: metadata).certChain

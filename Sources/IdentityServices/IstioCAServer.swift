@@ -21,14 +21,17 @@ public final class IstioCAServer: Sendable {
         public var maximumTTL: TimeInterval
         /// Callers allowed to request certificates for other identities (e.g. a node agent).
         public var impersonators: Set<SPIFFEID>
+        /// Plaintext by default; ``SPIFFEGRPCSecurity/server(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
+        public var transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity
 
         /// Creates a configuration.
-        public init(host: String = "127.0.0.1", port: Int = 15012, defaultTTL: TimeInterval = CertificateAuthority.defaultTTL, maximumTTL: TimeInterval = 90 * 24 * 3600, impersonators: Set<SPIFFEID> = []) {
+        public init(host: String = "127.0.0.1", port: Int = 15012, defaultTTL: TimeInterval = CertificateAuthority.defaultTTL, maximumTTL: TimeInterval = 90 * 24 * 3600, impersonators: Set<SPIFFEID> = [], transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext) {
             self.host = host
             self.port = port
             self.defaultTTL = defaultTTL
             self.maximumTTL = maximumTTL
             self.impersonators = impersonators
+            self.transportSecurity = transportSecurity
         }
     }
 
@@ -38,7 +41,7 @@ public final class IstioCAServer: Sendable {
     public init(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
-            transportSecurity: .plaintext
+            transportSecurity: configuration.transportSecurity
         )
         let service = IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
         self.server = GRPCServer(transport: transport, services: [service])

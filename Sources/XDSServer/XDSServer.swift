@@ -20,11 +20,14 @@ public final class XDSServer: Sendable {
         public var host: String
         /// The port to bind; 0 picks a free one (read it with ``XDSServer/listeningPort()``).
         public var port: Int
+        /// Plaintext by default; IdentityServices' `SPIFFEGRPCSecurity.server(...)` gives SPIFFE mTLS.
+        public var transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity
 
         /// Creates a configuration.
-        public init(host: String = "127.0.0.1", port: Int = 15010) {
+        public init(host: String = "127.0.0.1", port: Int = 15010, transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext) {
             self.host = host
             self.port = port
+            self.transportSecurity = transportSecurity
         }
     }
 
@@ -41,7 +44,7 @@ public final class XDSServer: Sendable {
         self.counters = counters
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
-            transportSecurity: .plaintext
+            transportSecurity: configuration.transportSecurity
         )
         self.server = GRPCServer(
             transport: transport,

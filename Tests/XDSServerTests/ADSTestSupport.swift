@@ -19,9 +19,10 @@ struct TestTimeout: Error, CustomStringConvertible {
 
 /// Runs an XDSServer on 127.0.0.1 port 0 for the duration of `body`.
 func withXDSServer<T: Sendable>(
+    security: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext,
     _ body: @Sendable (XDSServer, Int) async throws -> T
 ) async throws -> T {
-    let server = XDSServer(cache: XDSSnapshotCache(), configuration: .init(host: "127.0.0.1", port: 0))
+    let server = XDSServer(cache: XDSSnapshotCache(), configuration: .init(host: "127.0.0.1", port: 0, transportSecurity: security))
     return try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask {
             try await server.run()
@@ -46,6 +47,7 @@ final class ADSStream<Request: Message, Response: Message>: Sendable {
 
     init(
         port: Int,
+        security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext,
         open: @escaping @Sendable (ADS.Client<HTTP2ClientTransport.Posix>, AsyncStream<Request>, Mailbox<Response>) async throws -> Void
     ) throws {
         let (requests, continuation) = AsyncStream<Request>.makeStream()
@@ -53,7 +55,7 @@ final class ADSStream<Request: Message, Response: Message>: Sendable {
         let incoming = self.incoming
         let transport = try HTTP2ClientTransport.Posix(
             target: .ipv4(address: "127.0.0.1", port: port),
-            transportSecurity: .plaintext
+            transportSecurity: security
         )
         self.task = Task {
             defer { Task { await incoming.close() } }
@@ -99,8 +101,8 @@ func openSotW(port: Int) throws -> ADSStream<DiscoveryRequest, DiscoveryResponse
     }
 }
 
-func openDelta(port: Int) throws -> ADSStream<DeltaRequest, DeltaResponse> {
-    try ADSStream(port: port) { client, requests, mailbox in
+func openDelta(port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) throws -> ADSStream<DeltaRequest, DeltaResponse> {
+    try ADSStream(port: port, security: security) { client, requests, mailbox in
         try await client.deltaAggregatedResources { writer in
             for await request in requests { try await writer.write(request) }
         } onResponse: { response in

@@ -1,0 +1,93 @@
+import Foundation
+import GRPCCore
+import IdentityServices
+import MeshIdentity
+import Testing
+
+@Suite("SPIFFE mTLS for the Istio CA")
+struct MTLSTests {
+    struct Setup {
+        let authority: CertificateAuthority
+        let bundles: TrustBundleStore
+        let agent: SPIFFEID
+        let web: SPIFFEID
+        let server: IstioCAServer
+    }
+
+    static func setup() throws -> Setup {
+        let authority = try IdentityFixture.authority()
+        let bundles = TrustBundleStore(authority.trustBundle)
+        let agent = try IdentityFixture.id("istio-system", "ztunnel")
+        let web = try IdentityFixture.id("default", "web")
+        let istiod = try IdentityFixture.id("istio-system", "istiod")
+        let serverSVIDs = SVIDSource(svid: try authority.issueSVID(for: istiod))
+        let security = try SPIFFEGRPCSecurity.server(svids: serverSVIDs, bundles: bundles, authorizer: .memberOf(IdentityFixture.trustDomain))
+        let server = IstioCAServer(
+            authority: authority,
+            authenticator: MTLSCallerAuthenticator(),
+            configuration: .init(host: "127.0.0.1", port: 0, impersonators: [agent], transportSecurity: security)
+        )
+        return Setup(authority: authority, bundles: bundles, agent: agent, web: web, server: server)
+    }
+
+    func client(_ setup: Setup, as caller: SPIFFEID, authority: CertificateAuthority? = nil, port: Int, impersonate: SPIFFEID? = nil, serverMustBe: SPIFFEAuthorizer? = nil) throws -> IstioCAClient {
+        let signer = authority ?? setup.authority
+        let svids = SVIDSource(svid: try signer.issueSVID(for: caller))
+        let istiod = try IdentityFixture.id("istio-system", "istiod")
+        let security = try SPIFFEGRPCSecurity.client(svids: svids, bundles: setup.bundles, authorizer: serverMustBe ?? .exactly(istiod))
+        return IstioCAClient(host: "127.0.0.1", port: port, identity: caller, impersonate: impersonate, transportSecurity: security)
+    }
+
+    @Test("the caller's identity comes from its client certificate; an allowed node agent impersonates")
+    func identityFromCertificate() async throws {
+        let setup = try Self.setup()
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            let own = try await client(setup, as: setup.web, port: port).fetchSVID()
+            #expect(own.id == setup.web)
+            let forWeb = try await client(setup, as: setup.agent, port: port, impersonate: setup.web).fetchSVID()
+            #expect(forWeb.id == setup.web)
+            let refused = await #expect(throws: RPCError.self) {
+                _ = try await client(setup, as: setup.web, port: port, impersonate: setup.agent).fetchSVID()
+            }
+            #expect(refused?.code == .permissionDenied)
+        }
+    }
+
+    @Test("a client certificate from a foreign CA fails the handshake")
+    func foreignClient() async throws {
+        let setup = try Self.setup()
+        let foreign = try CertificateAuthority.selfSigned(trustDomain: IdentityFixture.trustDomain)
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            await #expect(throws: (any Error).self) {
+                _ = try await client(setup, as: setup.web, authority: foreign, port: port).fetchSVID()
+            }
+            // The server is unharmed: a proper client still succeeds.
+            #expect(try await client(setup, as: setup.web, port: port).fetchSVID().id == setup.web)
+        }
+    }
+
+    @Test("a client refuses a server whose SPIFFE ID it does not expect")
+    func unexpectedServer() async throws {
+        let setup = try Self.setup()
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            let other = try IdentityFixture.id("istio-system", "not-istiod")
+            await #expect(throws: (any Error).self) {
+                _ = try await client(setup, as: setup.web, port: port, serverMustBe: .exactly(other)).fetchSVID()
+            }
+        }
+    }
+
+    @Test("a plaintext client cannot reach the mTLS CA")
+    func plaintextClient() async throws {
+        let setup = try Self.setup()
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            await #expect(throws: (any Error).self) {
+                _ = try await IstioCAClient(host: "127.0.0.1", port: port, identity: setup.web).fetchSVID()
+            }
+        }
+    }
+}
