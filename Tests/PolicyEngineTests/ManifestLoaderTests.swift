@@ -92,7 +92,10 @@ struct ManifestLoaderTests {
     }
 
     @Test func missingFileAndDirectoryAreIOErrors() {
-        #expect { try ManifestLoader().load(file: "/nonexistent/x.yaml") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
+        #expect { try ManifestLoader().load(file: "/nonexistent/x.yaml") } throws: { error in
+            guard let e = error as? PolicyLoadError else { return false }
+            return e.kind == .io && e.description.hasPrefix("/nonexistent/x.yaml: cannot read file")
+        }
         #expect { try ManifestLoader().load(directory: "/nonexistent") } throws: { ($0 as? PolicyLoadError)?.kind == .io }
     }
 

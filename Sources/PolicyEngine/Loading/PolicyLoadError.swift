@@ -46,6 +46,7 @@ public struct PolicyLoadError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     public var description: String {
+        if kind == .io { return "\(file): \(message)" }
         let path = fieldPath.isEmpty ? "" : " \(fieldPath):"
         return "\(file): document \(documentIndex):\(path) \(message)"
     }
