@@ -91,6 +91,38 @@ struct ManifestLoaderTests {
         #expect(b.networkPolicies.count == 1)
     }
 
+    /// Seeded random corruption of valid manifests: every outcome is either a
+    /// bundle or a PolicyLoadError naming the file; nothing crashes.
+    @Test func corruptedManifestsNeverCrash() throws {
+        var rng = SeededGenerator(seed: 0xF022)
+        let sources = try ["demo/20-policies.yaml", "demo/10-workloads.yaml"].map {
+            try String(contentsOfFile: Fixtures.path($0), encoding: .utf8)
+        } + [ManifestLoaderTests.cnp + "spec: {endpointSelector: {}, ingress: [{fromCIDRSet: [{cidr: 10.0.0.0/8, except: [10.1.0.0/16]}], toPorts: [{ports: [{port: '80', endPort: 90}], rules: {http: [{method: GET, path: '/a.*'}]}}]}]}"]
+        let junk: [String] = ["", ":", "-", "[", "]", "{", "}", "*", "/", "::", "'", "\"", "#", "\n", "  ", "0", "-1", "99999",
+                              "null", "~", "&a", "*a", "!!binary", "10.0.0.0/33", "fe80::1::2", "٣"]
+        var errors = 0, loaded = 0
+        for i in 0..<400 {
+            var chars = Array(sources[i % sources.count])
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let at = Int.random(in: 0..<chars.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: chars.remove(at: at)
+                case 1: chars.insert(contentsOf: Array(junk[Int.random(in: 0..<junk.count, using: &rng)]), at: at)
+                default: chars[at] = junk[Int.random(in: 1..<junk.count, using: &rng)].first ?? "x"
+                }
+            }
+            do {
+                _ = try ManifestLoader().load(yaml: String(chars), file: "fuzz-\(i).yaml")
+                loaded += 1
+            } catch {
+                #expect(error.file == "fuzz-\(i).yaml" && !error.message.isEmpty)
+                errors += 1
+            }
+        }
+        #expect(errors + loaded == 400)
+        #expect(errors > 100)
+    }
+
     @Test func missingFileAndDirectoryAreIOErrors() {
         #expect { try ManifestLoader().load(file: "/nonexistent/x.yaml") } throws: { error in
             guard let e = error as? PolicyLoadError else { return false }
