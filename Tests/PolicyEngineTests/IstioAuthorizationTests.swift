@@ -256,6 +256,19 @@ struct IstioAuthorizationTests {
         #expect(s.decide(mesh.req(mesh.fooSleep, "GET", "/api/v1", host: "evil.com")).verdict == .deny)
     }
 
+    @Test func pathTemplates() throws {
+        let s = try mesh.set(policy("tpl", """
+            rules: [{to: [{operation: {paths: ["/api/{*}/items", "/static/{**}"], notPaths: ["/static/private/{**}"]}}]}]
+            """))
+        let cases: [(String, Bool)] = [
+            ("/api/v1/items", true), ("/api/v1/items?x=1", true), ("/api//items", false), ("/api/v1/v2/items", false),
+            ("/static", false), ("/static/", true), ("/static/a/b/c.css", true), ("/static/private/key", false), ("/api/v1/items/x", false),
+        ]
+        for (path, allowed) in cases {
+            #expect(s.decide(mesh.req(mesh.fooSleep, "GET", path)).isAllowed == allowed, "\(path)")
+        }
+    }
+
     @Test func auditNeverChangesTheDecision() throws {
         let s = try mesh.set(policy("audit-all", "action: AUDIT\nrules: [{}]"))
         let d = s.decide(mesh.req(mesh.fooSleep))

@@ -142,6 +142,7 @@ struct ManifestLoaderTests {
         (ap + "spec: {rules: [{from: [{source: {ipBlocks: [10.0.0.0/8, 10.0.0.300]}}]}]}", 0, "spec.rules[0].from[0].source.ipBlocks[1]", .invalidValue),
         (ap + "spec: {rules: [{to: [{operation: {ports: [http]}}]}]}", 0, "spec.rules[0].to[0].operation.ports[0]", .invalidValue),
         (ap + "spec: {rules: [{when: [{key: request.colour, values: [red]}]}]}", 0, "spec.rules[0].when[0].key", .invalidValue),
+        (ap + "spec: {rules: [{to: [{operation: {paths: [/ok, \"/a/{**}/b\"]}}]}]}", 0, "spec.rules[0].to[0].operation.paths[1]", .invalidValue),
         (ap + "spec: {rules: [{when: [{key: source.ip, values: [nope]}]}]}", 0, "spec.rules[0].when[0].values[0]", .invalidValue),
         (ap + "spec: {rules: [{when: [{key: source.ip}]}]}", 0, "spec.rules[0].when[0]", .missingField),
         (ap + "spec: {action: CUSTOM, rules: [{}]}", 0, "spec.provider", .missingField),

@@ -34,12 +34,16 @@ public struct IstioAuthorization: Hashable, Sendable {
         case custom(provider: String)
     }
 
-    /// Exact, prefix (`abc*`), suffix (`*abc`) or presence (`*`) match.
+    /// Exact, prefix (`abc*`), suffix (`*abc`) or presence (`*`) match; for
+    /// `paths` also a path template (`/api/{*}/items/{**}`).
     public enum StringMatch: Hashable, Sendable, CustomStringConvertible {
         case exact(String)
         case prefix(String)
         case suffix(String)
         case presence
+        /// `{*}` matches one non-empty path segment, `{**}` (last only) any
+        /// number of remaining segments.
+        case pathTemplate(String)
 
         /// Parses Istio's value syntax.
         public init(istio value: String) {
@@ -47,6 +51,11 @@ public struct IstioAuthorization: Hashable, Sendable {
             else if value.hasPrefix("*") { self = .suffix(String(value.dropFirst())) }
             else if value.hasSuffix("*") { self = .prefix(String(value.dropLast())) }
             else { self = .exact(value) }
+        }
+
+        /// Parses a `paths` value: a template when it contains `{`.
+        public init(istioPath value: String) {
+            self = value.contains("{") ? .pathTemplate(value) : StringMatch(istio: value)
         }
 
         /// Whether `value` matches; an absent value never matches.
@@ -57,7 +66,42 @@ public struct IstioAuthorization: Hashable, Sendable {
             case .prefix(let p): return value.hasPrefix(p)
             case .suffix(let s): return value.hasSuffix(s)
             case .presence: return true
+            case .pathTemplate(let t): return StringMatch.templateMatches(t, value)
             }
+        }
+
+        /// Why `template` is not a valid Istio path template, or nil if it is.
+        public static func templateProblem(_ template: String) -> String? {
+            let segments = template.split(separator: "/", omittingEmptySubsequences: false)
+            guard template.hasPrefix("/") else { return "a path template must start with '/'" }
+            for (i, s) in segments.enumerated() {
+                if s == "{*}" { continue }
+                if s == "{**}" {
+                    if i != segments.count - 1 { return "'{**}' must be the last segment" }
+                    continue
+                }
+                if s.contains("{") || s.contains("}") || s.contains("*") {
+                    return "segment '\(s)' must be a literal, '{*}' or '{**}'"
+                }
+            }
+            return nil
+        }
+
+        static func templateMatches(_ template: String, _ path: String) -> Bool {
+            let t = template.split(separator: "/", omittingEmptySubsequences: false)
+            let p = path.split(separator: "/", omittingEmptySubsequences: false)
+            var i = 0
+            while i < t.count {
+                if t[i] == "{**}" { return i < p.count }  // the slash before it must be present
+                guard i < p.count else { return false }
+                if t[i] == "{*}" {
+                    if p[i].isEmpty { return false }
+                } else if t[i] != p[i] {
+                    return false
+                }
+                i += 1
+            }
+            return i == p.count
         }
 
         public var description: String {
@@ -66,6 +110,7 @@ public struct IstioAuthorization: Hashable, Sendable {
             case .prefix(let p): return p + "*"
             case .suffix(let s): return "*" + s
             case .presence: return "*"
+            case .pathTemplate(let t): return t
             }
         }
     }

@@ -79,8 +79,8 @@ extension AuthorizationPolicy {
                     m.notHosts = op.notHosts.map(IstioAuthorization.StringMatch.init(istio:))
                     m.methods = op.methods.map(IstioAuthorization.StringMatch.init(istio:))
                     m.notMethods = op.notMethods.map(IstioAuthorization.StringMatch.init(istio:))
-                    m.paths = op.paths.map(IstioAuthorization.StringMatch.init(istio:))
-                    m.notPaths = op.notPaths.map(IstioAuthorization.StringMatch.init(istio:))
+                    m.paths = op.paths.map(IstioAuthorization.StringMatch.init(istioPath:))
+                    m.notPaths = op.notPaths.map(IstioAuthorization.StringMatch.init(istioPath:))
                 }
                 return m
             })

@@ -79,6 +79,7 @@ enum L7Matcher {
             case .prefix(let p): lowered = .prefix(p.lowercased())
             case .suffix(let s): lowered = .suffix(s.lowercased())
             case .presence: lowered = .presence
+            case .pathTemplate(let t): lowered = .pathTemplate(t.lowercased())
             }
             if lowered.matches(host) { return true }
             if let withoutPort, lowered.matches(withoutPort) { return true }

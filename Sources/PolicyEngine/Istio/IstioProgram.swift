@@ -67,7 +67,7 @@ struct IstioProgram: Sendable {
         var exact: [Int32] = [], prefixes: [String] = [], suffixes: [String] = []
         for m in list {
             switch m {
-            case .exact(let e): exact.append(interner.intern(e))
+            case .exact(let e), .pathTemplate(let e): exact.append(interner.intern(e))
             case .prefix(let p): prefixes.append(p)
             case .suffix(let s): suffixes.append(s)
             case .presence: presence = true

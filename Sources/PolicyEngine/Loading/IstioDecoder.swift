@@ -121,6 +121,18 @@ enum IstioDecoder {
         }
     }
 
+    private static func paths(_ m: YAMLMapping, _ key: String) throws(PolicyLoadError) -> [String] {
+        guard let c = m.optional(key) else { return [] }
+        let list = try c.stringList()
+        for (i, p) in list.enumerated() {
+            if p.isEmpty { throw c.error(.invalidValue, "empty string is not allowed", at: c.path + "[\(i)]") }
+            if p.contains("{"), let problem = IstioAuthorization.StringMatch.templateProblem(p) {
+                throw c.error(.invalidValue, "invalid path template '\(p)': \(problem)", at: c.path + "[\(i)]")
+            }
+        }
+        return list
+    }
+
     private static func operation(_ c: YAMLCursor) throws(PolicyLoadError) -> AuthorizationPolicy.Operation {
         let m = try c.mapping()
         var o = AuthorizationPolicy.Operation()
@@ -130,8 +142,8 @@ enum IstioDecoder {
         o.notPorts = try ports(m, "notPorts")
         o.methods = try strings(m, "methods")
         o.notMethods = try strings(m, "notMethods")
-        o.paths = try strings(m, "paths")
-        o.notPaths = try strings(m, "notPaths")
+        o.paths = try paths(m, "paths")
+        o.notPaths = try paths(m, "notPaths")
         try m.finish()
         if o == AuthorizationPolicy.Operation() { throw c.error(.invalidValue, "operation must set at least one field") }
         return o
