@@ -7,6 +7,7 @@ import MeshProto
 struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleServiceProtocol {
     let cache: XDSSnapshotCache
     let counters: XDSServerCounters
+    let registry: StreamRegistry
     let logger: Logger
 
     func streamAggregatedResources(
@@ -15,7 +16,7 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
         context: ServerContext
     ) async throws {
         var session = SotWSession()
-        try await ADSStreamLoop(cache: cache, counters: counters, logger: logger, kind: "sotw").run(
+        try await ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger, kind: "sotw").run(
             requests: request,
             nodeID: { $0.node.id },
             typeURL: { $0.typeURL },
@@ -31,7 +32,7 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
         context: ServerContext
     ) async throws {
         var session = DeltaSession()
-        try await ADSStreamLoop(cache: cache, counters: counters, logger: logger, kind: "delta").run(
+        try await ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger, kind: "delta").run(
             requests: request,
             nodeID: { $0.node.id },
             typeURL: { $0.typeURL },

@@ -7,6 +7,7 @@ import Logging
 struct ADSStreamLoop {
     let cache: XDSSnapshotCache
     let counters: XDSServerCounters
+    let registry: StreamRegistry
     let logger: Logger
     let kind: String
 
@@ -14,6 +15,10 @@ struct ADSStreamLoop {
         case request(Request)
         case snapshot(XDSSnapshot)
         case closed((any Error)?)
+    }
+
+    static var shuttingDown: RPCError {
+        RPCError(code: .unavailable, message: "the xDS server is shutting down; reconnect to another instance")
     }
 
     func run<Request: Sendable, Response: Sendable>(
@@ -30,6 +35,10 @@ struct ADSStreamLoop {
         logger[metadataKey: "xds.stream"] = "\(kind)"
 
         let (events, continuation) = AsyncStream<Event<Request>>.makeStream()
+        guard let registration = registry.register({ continuation.yield(.closed(Self.shuttingDown)) }) else {
+            throw Self.shuttingDown
+        }
+        defer { registry.unregister(registration) }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 do {

@@ -36,19 +36,22 @@ public final class XDSServer: Sendable {
     /// Stream, push, ACK and NACK counters.
     public let counters: XDSServerCounters
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let registry: StreamRegistry
 
     /// Creates a server; it listens once ``run()`` is called.
     public init(cache: XDSSnapshotCache, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.xds-server")) {
         self.cache = cache
         let counters = XDSServerCounters()
         self.counters = counters
+        let registry = StreamRegistry()
+        self.registry = registry
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
             transportSecurity: configuration.transportSecurity
         )
         self.server = GRPCServer(
             transport: transport,
-            services: [ADSService(cache: cache, counters: counters, logger: logger)]
+            services: [ADSService(cache: cache, counters: counters, registry: registry, logger: logger)]
         )
     }
 
@@ -65,8 +68,10 @@ public final class XDSServer: Sendable {
         throw XDSServerError.notListening
     }
 
-    /// Stops accepting streams; open streams finish, then ``run()`` returns.
+    /// Stops accepting streams and ends the open ones with `unavailable` (clients
+    /// reconnect elsewhere, keeping their last good state); then ``run()`` returns.
     public func shutdown() {
         server.beginGracefulShutdown()
+        registry.closeAll()
     }
 }

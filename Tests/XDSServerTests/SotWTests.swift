@@ -155,6 +155,26 @@ struct SotWTests {
         }
     }
 
+    @Test("shutdown ends open streams with unavailable and run() returns")
+    func shutdownEndsStreams() async throws {
+        let server = XDSServer(cache: XDSSnapshotCache(), configuration: .init(host: "127.0.0.1", port: 0))
+        let serving = Task { try await server.run() }
+        let port = try await server.listeningPort()
+        await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a"])), forNode: "node-1")
+        let sotw = try openSotW(port: port)
+        sotw.send(sotwRequest(XDSTypeURL.cluster))
+        _ = try await sotw.next()
+        let delta = try openDelta(port: port)
+        delta.send(deltaRequest(XDSTypeURL.cluster, subscribe: ["*"]))
+        _ = try await delta.next()
+
+        server.shutdown()
+        #expect((await sotw.outcome() as? RPCError)?.code == .unavailable)
+        #expect((await delta.outcome() as? RPCError)?.code == .unavailable)
+        try await serving.value
+        #expect(server.counters.snapshot().connectedStreams == 0)
+    }
+
     @Test("10,000 resources arrive in one response")
     func largeSnapshot() async throws {
         try await withXDSServer { server, port in
