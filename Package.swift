@@ -95,6 +95,8 @@ let package = Package(
             dependencies: [
                 "MeshProto",
                 "MeshIdentity",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +111,11 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -141,6 +148,7 @@ let package = Package(
         .target(
             name: "PolicyEngine",
             dependencies: [
+                "MeshProto",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -216,8 +224,10 @@ let package = Package(
             name: "XDSServerTests",
             dependencies: [
                 "XDSServer",
+                "IdentityServices",
                 "MeshProto",
                 "MeshIdentity",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
@@ -229,6 +239,7 @@ let package = Package(
                 "IdentityServices",
                 "MeshProto",
                 "MeshIdentity",
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ],
@@ -236,7 +247,12 @@ let package = Package(
         ),
         .testTarget(
             name: "PolicyEngineTests",
-            dependencies: ["PolicyEngine"],
+            dependencies: [
+                "PolicyEngine",
+                "MeshProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
