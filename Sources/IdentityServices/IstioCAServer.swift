@@ -11,7 +11,7 @@ import MeshProto
 public final class IstioCAServer: Sendable {
     /// Signing policy.
     public struct Configuration: Sendable {
-        /// The address to bind; `127.0.0.1` by default.
+        /// The address to bind (IPv4 or IPv6 literal); `127.0.0.1` by default.
         public var host: String
         /// The port to bind; 0 picks a free one. Istio's is 15012 (over TLS).
         public var port: Int
@@ -40,7 +40,9 @@ public final class IstioCAServer: Sendable {
     /// Creates a server signing with `authority`; callers are identified by `authenticator`.
     public init(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: configuration.host, port: configuration.port),
+            address: configuration.host.contains(":")
+                ? .ipv6(host: configuration.host, port: configuration.port)
+                : .ipv4(host: configuration.host, port: configuration.port),
             transportSecurity: configuration.transportSecurity
         )
         let service = IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)

@@ -16,7 +16,7 @@ import MeshProto
 public final class XDSServer: Sendable {
     /// Where and how the server listens.
     public struct Configuration: Sendable {
-        /// The address to bind; `127.0.0.1` by default.
+        /// The address to bind (IPv4 or IPv6 literal); `127.0.0.1` by default.
         public var host: String
         /// The port to bind; 0 picks a free one (read it with ``XDSServer/listeningPort()``).
         public var port: Int
@@ -46,7 +46,9 @@ public final class XDSServer: Sendable {
         let registry = StreamRegistry()
         self.registry = registry
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: configuration.host, port: configuration.port),
+            address: configuration.host.contains(":")
+                ? .ipv6(host: configuration.host, port: configuration.port)
+                : .ipv4(host: configuration.host, port: configuration.port),
             transportSecurity: configuration.transportSecurity
         )
         self.server = GRPCServer(
