@@ -5,6 +5,7 @@ import IdentityServices
 import MeshIdentity
 import MeshProto
 import Testing
+import X509
 
 @Suite("SPIFFE Workload API server and client over a Unix socket")
 struct WorkloadAPITests {
@@ -82,6 +83,56 @@ struct WorkloadAPITests {
                 _ = try await WorkloadAPIClient(socketPath: path).fetchSVID()
             }
             #expect(error?.code == .permissionDenied)
+        }
+    }
+
+    @Test("FetchX509Bundles streams the trust bundles keyed by trust domain ID")
+    func bundles() async throws {
+        let authority = try IdentityFixture.authority()
+        let source = SVIDSource(svid: try authority.issueSVID(for: try IdentityFixture.id("default", "web")))
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+            let bundles = try await withGRPCClient(transport: transport) { client in
+                try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509Bundles(
+                    SPIFFE_X509BundlesRequest(), metadata: ["workload.spiffe.io": "true"]
+                ) { response in
+                    for try await message in response.messages { return message.bundles }
+                    return [:]
+                }
+            }
+            let der = try #require(bundles["spiffe://cluster.local"])
+            #expect(try Certificate(derEncoded: Array(der)) == authority.certificate)
+        }
+    }
+
+    @Test("an X509-SVID response carries the own bundle and federated bundles of other trust domains")
+    func federatedBundles() async throws {
+        let authority = try IdentityFixture.authority()
+        let partner = try CertificateAuthority.selfSigned(trustDomain: try TrustDomain("partner.example"))
+        let id = try IdentityFixture.id("default", "web")
+        let source = SVIDSource(svid: try authority.issueSVID(for: id))
+        let path = IdentityFixture.socketPath()
+        let store = TrustBundleStore(TrustBundleSet([authority.trustBundle, partner.trustBundle]))
+        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: store)
+        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+            let response = try await withGRPCClient(transport: transport) { client in
+                try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509SVID(
+                    SPIFFE_X509SVIDRequest(), metadata: ["workload.spiffe.io": "true"]
+                ) { response in
+                    for try await message in response.messages { return message }
+                    return SPIFFE_X509SVIDResponse()
+                }
+            }
+            let svid = try #require(response.svids.first)
+            #expect(svid.spiffeID == id.description)
+            #expect(try Certificate(derEncoded: Array(svid.bundle)) == authority.certificate)
+            #expect(Array(response.federatedBundles.keys) == ["spiffe://partner.example"])
+            #expect(try Certificate(derEncoded: Array(try #require(response.federatedBundles["spiffe://partner.example"]))) == partner.certificate)
         }
     }
 
