@@ -1,0 +1,132 @@
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+
+/// What to open through HBONE: a destination behind a peer's HBONE address.
+public struct HBONEConnectRequest: Sendable, Hashable {
+    /// The destination (`:authority`), usually the destination workload's `ip:port`.
+    public var authority: HBONEAuthority
+    /// The peer's HBONE address (typically the destination workload's IP, port 15008).
+    public var peer: SocketAddress
+    /// The SPIFFE IDs the peer may present; anything else fails the handshake.
+    public var expectedIdentities: Set<SPIFFEID>
+    /// `forwarded`, `baggage` and `traceparent` to send.
+    public var forwarding: HBONEForwarding
+
+    public init(authority: HBONEAuthority, peer: SocketAddress, expectedIdentities: Set<SPIFFEID>, forwarding: HBONEForwarding = HBONEForwarding()) {
+        self.authority = authority
+        self.peer = peer
+        self.expectedIdentities = expectedIdentities
+        self.forwarding = forwarding
+    }
+}
+
+/// Opens HBONE streams (HTTP/2 CONNECT over SPIFFE mTLS) through a pool of connections.
+///
+/// A stream is available either as a NIO child channel carrying `ByteBuffer`s
+/// (``openChannel(_:initializer:)``, for splicing into other channels) or as an
+/// async byte stream (``openStream(_:)``, for using the mesh in-process). A
+/// non-200 answer throws ``HBONEError/connectRejected(status:authority:)``.
+///
+/// ```swift
+/// let client = HBONEClient(tls: MeshTLS(svids: source, bundles: bundles))
+/// let stream = try await client.openStream(.init(authority: .init(host: "10.0.0.7", port: 8080),
+///                                                peer: try .init(ipAddress: "10.0.0.7", port: 15008),
+///                                                expectedIdentities: [serverID]))
+/// try await stream.executeThenClose { inbound, outbound in ... }
+/// ```
+public final class HBONEClient: Sendable {
+    /// The connection pool.
+    public let pool: HBONEConnectionPool
+    private let tls: MeshTLS
+    private let metrics: any HBONEMetricsObserver
+    private let logger: Logger
+
+    public init(
+        tls: MeshTLS,
+        configuration: HBONEClientConfiguration = HBONEClientConfiguration(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: any HBONEMetricsObserver = HBONENoMetrics(),
+        logger: Logger = Logger(label: "mesh.hbone.client")
+    ) {
+        self.tls = tls
+        self.pool = HBONEConnectionPool(tls: tls, configuration: configuration, group: group, logger: logger)
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// The pool key a request maps to.
+    public func poolKey(for request: HBONEConnectRequest) throws -> HBONEPoolKey {
+        guard let svid = tls.svids.current else { throw HBONEError.noIdentity }
+        let sourceIP = request.forwarding.source.flatMap { try? HBONEAuthority(parsing: $0).host }
+        return HBONEPoolKey(sourceIdentity: svid.id, destinationIdentities: request.expectedIdentities, destination: request.peer, sourceAddress: sourceIP)
+    }
+
+    /// Opens a stream and, once the peer answered 200, returns what `initializer`
+    /// produced. The initializer runs on the new stream channel before any byte
+    /// arrives; the channel reads and writes `ByteBuffer`s, `close(mode: .output)`
+    /// half-closes and `close()` resets the stream if it is still open.
+    public func openChannel<Output: Sendable>(
+        _ request: HBONEConnectRequest,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
+    ) async throws -> Output {
+        let key = try poolKey(for: request)
+        let connection = try await pool.acquire(key)
+        guard let multiplexer = connection.multiplexer else {
+            connection.release()
+            throw HBONEError.closedBeforeResponse
+        }
+        let loop = connection.channel.eventLoop
+        let response = loop.makePromise(of: Void.self)
+        let output = loop.makePromise(of: Output.self)
+        let info = HBONETunnelInfo(direction: .outbound, peerID: connection.peer?.peerID, authority: request.authority.description, source: request.forwarding.source)
+        let metrics = self.metrics
+        multiplexer.createStreamChannel(promise: nil) { stream in
+            stream.closeFuture.whenComplete { _ in connection.release() }
+            do {
+                let sync = stream.pipeline.syncOperations
+                try sync.addHandler(HBONEOutboundStreamHandler(authority: request.authority, forwarding: request.forwarding, response: response))
+                try sync.addHandler(HBONEStreamDataCodec())
+            } catch {
+                response.fail(error)
+                return stream.eventLoop.makeFailedFuture(error)
+            }
+            initializer(stream).cascade(to: output)
+            return output.futureResult.map { _ in }
+        }
+        // If the stream never got created (connection closed), the response promise is failed by the handler's removal;
+        // guard against a stream that never reaches the initializer.
+        connection.channel.closeFuture.whenComplete { _ in response.fail(HBONEError.closedBeforeResponse) }
+        do {
+            try await response.futureResult.get()
+        } catch {
+            if let value = try? await output.futureResult.get(), let channel = value as? any Channel {
+                channel.close(promise: nil)
+            }
+            if let rejected = error as? HBONEError, let status = rejected.status {
+                metrics.tunnelClosed(info, summary: HBONETunnelSummary(status: status, responseFlag: .none))
+            }
+            throw error
+        }
+        metrics.tunnelOpened(info)
+        return try await output.futureResult.get()
+    }
+
+    /// Opens a stream as an async byte stream: `inbound` yields what the destination
+    /// sends, `outbound.write` sends, `outbound.finish()` half-closes.
+    public func openStream(_ request: HBONEConnectRequest) async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await openChannel(request) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: channel,
+                    configuration: .init(isOutboundHalfClosureEnabled: true)
+                )
+            }
+        }
+    }
+
+    /// Closes all pooled connections.
+    public func close() async { await pool.close() }
+}

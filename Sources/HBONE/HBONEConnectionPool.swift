@@ -1,0 +1,179 @@
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+
+/// Pools HBONE connections by ``HBONEPoolKey``.
+///
+/// A connection carries up to ``HBONEClientConfiguration/maxStreamsPerConnection``
+/// streams (fewer if the peer's SETTINGS_MAX_CONCURRENT_STREAMS says so); when all
+/// connections of a key are full a new one is dialled, with at most one dial in
+/// flight per key (other requests wait for it). Connections that receive GOAWAY or
+/// fail leave the pool without failing their open streams; idle ones close after
+/// the idle timeout; PINGs detect dead peers.
+public actor HBONEConnectionPool {
+    private struct Entry {
+        var connections: [PooledConnection] = []
+        var dial: Task<PooledConnection, any Error>?
+    }
+
+    private let tls: MeshTLS
+    private let configuration: HBONEClientConfiguration
+    private let group: any EventLoopGroup
+    private let logger: Logger
+    private var entries: [HBONEPoolKey: Entry] = [:]
+    private var closed = false
+    private var dials = 0
+
+    public init(tls: MeshTLS, configuration: HBONEClientConfiguration = HBONEClientConfiguration(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "mesh.hbone.pool")) {
+        self.tls = tls
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+    }
+
+    /// A connection with a free stream slot for `key` (the slot is reserved for the caller).
+    func acquire(_ key: HBONEPoolKey) async throws -> PooledConnection {
+        while true {
+            try Task.checkCancellation()
+            guard !closed else { throw HBONEError.shutDown }
+            var entry = entries[key, default: Entry()]
+            entry.connections.removeAll { !$0.isUsable && $0.activeStreams == 0 }
+            entries[key] = entry
+            if let connection = entry.connections.first(where: { $0.tryReserve() }) {
+                return connection
+            }
+            if let dial = entry.dial {
+                _ = try await dial.value
+                continue
+            }
+            let task = Task { try await self.dialAndRegister(key) }
+            entries[key, default: Entry()].dial = task
+            _ = try await task.value
+        }
+    }
+
+    private func dialAndRegister(_ key: HBONEPoolKey) async throws -> PooledConnection {
+        do {
+            dials += 1
+            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, logger: logger)
+            entries[key, default: Entry()].dial = nil
+            guard !closed else {
+                connection.channel.close(promise: nil)
+                throw HBONEError.shutDown
+            }
+            entries[key, default: Entry()].connections.append(connection)
+            connection.channel.closeFuture.whenComplete { _ in
+                Task { await self.remove(connection) }
+            }
+            logger.debug("HBONE connection pooled", metadata: ["key": "\(key)", "peer": "\(connection.peer?.peerID.description ?? "-")", "limit": "\(connection.streamLimit)"])
+            return connection
+        } catch {
+            entries[key]?.dial = nil
+            throw error
+        }
+    }
+
+    private func remove(_ connection: PooledConnection) {
+        entries[connection.key]?.connections.removeAll { $0 === connection }
+        if let entry = entries[connection.key], entry.connections.isEmpty, entry.dial == nil {
+            entries[connection.key] = nil
+        }
+    }
+
+    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> PooledConnection {
+        let authorizer = SPIFFEAuthorizer.exactly(Set(key.destinationIdentities))
+        // Everything is installed before the handshake so no byte after it (the peer's SETTINGS) is missed;
+        // NIOSSL holds our HTTP/2 preface until the handshake is done.
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandlers(tls.makeClientHandlers(authorizer: authorizer))
+                    let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout)
+                    let ready = channel.eventLoop.makePromise(of: Void.self)
+                    let http2 = NIOHTTP2Handler(
+                        mode: .client,
+                        eventLoop: channel.eventLoop,
+                        connectionConfiguration: configuration.http2.connectionConfiguration,
+                        streamConfiguration: configuration.http2.streamConfiguration
+                    ) { stream in
+                        // Peers do not open streams towards HBONE clients.
+                        stream.close()
+                    }
+                    try sync.addHandler(http2)
+                    if let keepalive = configuration.keepalive {
+                        try sync.addHandler(HBONEKeepaliveHandler(keepalive: keepalive))
+                    }
+                    try sync.addHandler(HBONEConnectionStateHandler(connection: connection, ready: ready))
+                    connection.multiplexer = try http2.syncMultiplexer()
+                    try sync.addHandler(DialResult(connection: connection, ready: ready.futureResult))
+                }
+            }
+            .connect(to: key.destination)
+            .get()
+        do {
+            let (connection, ready) = try await channel.pipeline.handler(type: DialResult.self).map { ($0.connection, $0.ready) }.get()
+            let peer = try await withDeadline(configuration.connectTimeout, on: channel.eventLoop, error: HBONEError.settingsTimeout) {
+                try await channel.verifiedPeer()
+            }
+            guard peer.negotiatedProtocol == "h2" else { throw HBONEError.alpnNotNegotiated(peer.negotiatedProtocol) }
+            connection.peer = peer
+            try await withDeadline(configuration.connectTimeout, on: channel.eventLoop, error: HBONEError.settingsTimeout) {
+                try await ready.get()
+            }
+            return connection
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// Open connections per key (for tests and diagnostics).
+    public func connectionCount(for key: HBONEPoolKey? = nil) -> Int {
+        if let key { return entries[key]?.connections.filter(\.isUsable).count ?? 0 }
+        return entries.values.reduce(0) { $0 + $1.connections.filter(\.isUsable).count }
+    }
+
+    /// How many connections this pool has dialled in total.
+    public var dialCount: Int { dials }
+
+    /// Closes every connection and refuses new streams.
+    public func close() async {
+        closed = true
+        let connections = entries.values.flatMap(\.connections)
+        entries.removeAll()
+        for connection in connections {
+            try? await connection.channel.close()
+        }
+    }
+}
+
+/// Hands the connection object built in the channel initializer back to the dialler.
+final class DialResult: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+    let connection: PooledConnection
+    let ready: EventLoopFuture<Void>
+
+    init(connection: PooledConnection, ready: EventLoopFuture<Void>) {
+        self.connection = connection
+        self.ready = ready
+    }
+}
+
+/// Runs `body`, failing with `error` if it takes longer than `timeout`.
+func withDeadline<T: Sendable>(_ timeout: TimeAmount, on loop: any EventLoop, error: HBONEError, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let promise = loop.makePromise(of: T.self)
+    let timer = loop.scheduleTask(in: timeout) { promise.fail(error) }
+    let task = Task {
+        do { promise.succeed(try await body()) } catch { promise.fail(error) }
+    }
+    defer {
+        timer.cancel()
+        task.cancel()
+    }
+    return try await promise.futureResult.get()
+}

@@ -1,0 +1,179 @@
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import Synchronization
+
+/// An HBONE server: HTTP/2 CONNECT over SPIFFE mTLS (default port 15008).
+///
+/// Each accepted connection completes a TLS 1.3 handshake with ALPN `h2` in
+/// which the client's SVID must verify against the trust bundles and, by
+/// default, belong to the server's own trust domain. Every CONNECT stream is
+/// then resolved and authorized by an ``HBONEInboundHandler``, connected to its
+/// upstream, answered 200 and spliced; failures are answered 400, 401 or 503.
+///
+/// ```swift
+/// let server = HBONEServer(tls: tls, handler: myHandler, configuration: .init(port: 0))
+/// let address = try await server.start()
+/// ...
+/// await server.shutdown()   // GOAWAY, then close after the drain deadline
+/// ```
+public final class HBONEServer: Sendable {
+    private let tls: MeshTLS
+    private let handler: any HBONEInboundHandler
+    private let configuration: HBONEServerConfiguration
+    private let group: any EventLoopGroup
+    private let metrics: any HBONEMetricsObserver
+    private let peerAuthorizer: SPIFFEAuthorizer?
+    private let logger: Logger
+    private let tracker = ConnectionTracker()
+    private let listener = Mutex<(any Channel)?>(nil)
+
+    /// A server for `handler`. `peerAuthorizer` defaults to "same trust domain as our SVID".
+    public init(
+        tls: MeshTLS,
+        handler: any HBONEInboundHandler,
+        configuration: HBONEServerConfiguration = HBONEServerConfiguration(),
+        peerAuthorizer: SPIFFEAuthorizer? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: any HBONEMetricsObserver = HBONENoMetrics(),
+        logger: Logger = Logger(label: "mesh.hbone.server")
+    ) {
+        self.tls = tls
+        self.handler = handler
+        self.configuration = configuration
+        self.peerAuthorizer = peerAuthorizer
+        self.group = group
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Binds and starts accepting; returns the bound address.
+    @discardableResult
+    public func start() async throws -> SocketAddress {
+        let authorizer = try peerAuthorizer ?? .memberOf(tls.svids.requireCurrent().id.trustDomain)
+        let tls = self.tls
+        let tracker = self.tracker
+        let configuration = self.configuration
+        let handler = self.handler
+        let metrics = self.metrics
+        let logger = self.logger
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 1024)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard tracker.add(channel) else {
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try Self.configure(channel: channel, tls: tls, authorizer: authorizer, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
+                }
+            }
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        listener.withLock { $0 = channel }
+        guard let address = channel.localAddress else { throw HBONEError.shutDown }
+        logger.info("HBONE server listening", metadata: ["address": "\(address)"])
+        return address
+    }
+
+    private static func configure(
+        channel: any Channel,
+        tls: MeshTLS,
+        authorizer: SPIFFEAuthorizer,
+        configuration: HBONEServerConfiguration,
+        handler: any HBONEInboundHandler,
+        metrics: any HBONEMetricsObserver,
+        logger: Logger
+    ) throws {
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandlers(tls.makeServerHandlers(authorizer: authorizer))
+        try sync.addHandler(RequireH2Handler(logger: logger))
+        let management = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(
+                maxIdleTime: nil,
+                maxAge: nil,
+                maxGraceTime: configuration.drainDeadline,
+                keepalive: configuration.keepalive.map { .init(pingInterval: $0.interval, ackTimeout: $0.timeout) }
+            )
+        )
+        let http2 = NIOHTTP2Handler(
+            mode: .server,
+            eventLoop: channel.eventLoop,
+            connectionConfiguration: configuration.http2.connectionConfiguration,
+            streamConfiguration: configuration.http2.streamConfiguration,
+            streamDelegate: management.http2StreamDelegate
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(
+                    HBONEInboundStreamHandler(handler: handler, configuration: configuration, metrics: metrics, logger: logger)
+                )
+            }
+        }
+        try sync.addHandler(http2)
+        try sync.addHandler(management)
+        try sync.addHandler(ConnectionErrorLogger(logger: logger))
+    }
+
+    /// The bound address, once started.
+    public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
+
+    /// Open client connections (for tests and readiness).
+    public var connectionCount: Int { tracker.count }
+
+    /// Stops accepting, sends GOAWAY on every connection, and waits until they have
+    /// closed: streams may finish until the drain deadline, then connections are closed.
+    public func shutdown() async {
+        let channel = listener.withLock { $0 }
+        try? await channel?.close()
+        let connections = tracker.close()
+        for connection in connections {
+            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+        }
+        for connection in connections {
+            try? await connection.closeFuture.get()
+        }
+    }
+}
+
+/// Closes connections whose TLS handshake did not agree on ALPN `h2`.
+final class RequireH2Handler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let verified = event as? SPIFFEPeerVerifiedEvent {
+            if verified.peer.negotiatedProtocol != "h2" {
+                logger.warning("HBONE peer did not negotiate h2", metadata: ["peer": "\(verified.peerID)", "alpn": "\(verified.peer.negotiatedProtocol ?? "none")"])
+                context.close(promise: nil)
+                return
+            }
+            context.fireUserInboundEventTriggered(event)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Logs and closes on connection-level errors (TLS failures, protocol errors).
+final class ConnectionErrorLogger: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("HBONE connection error", metadata: ["error": "\(error)", "peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "-")"])
+        context.close(promise: nil)
+    }
+}

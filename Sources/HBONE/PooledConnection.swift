@@ -1,0 +1,163 @@
+import MeshIdentity
+import NIOCore
+import NIOHTTP2
+import Synchronization
+
+/// The key under which HBONE connections are pooled (as ztunnel's): source identity,
+/// destination identities, destination (HBONE) address and source address.
+public struct HBONEPoolKey: Sendable, Hashable, CustomStringConvertible {
+    /// The identity our SVID presents.
+    public var sourceIdentity: SPIFFEID
+    /// The identities the peer may present (sorted).
+    public var destinationIdentities: [SPIFFEID]
+    /// The peer's HBONE address.
+    public var destination: SocketAddress
+    /// The original source IP the streams are opened for, if any.
+    public var sourceAddress: String?
+
+    public init(sourceIdentity: SPIFFEID, destinationIdentities: Set<SPIFFEID>, destination: SocketAddress, sourceAddress: String?) {
+        self.sourceIdentity = sourceIdentity
+        self.destinationIdentities = destinationIdentities.sorted()
+        self.destination = destination
+        self.sourceAddress = sourceAddress
+    }
+
+    public var description: String {
+        "\(sourceIdentity) → \(destinationIdentities.map(\.description).joined(separator: "|"))@\(destination) from \(sourceAddress ?? "-")"
+    }
+}
+
+/// One pooled HTTP/2 connection: counts its streams against the peer's limit,
+/// stops taking new streams after GOAWAY, and closes itself when idle too long.
+final class PooledConnection: Sendable {
+    private struct State {
+        var active = 0
+        var limit: Int
+        var draining = false
+        var closed = false
+        var idleGeneration: UInt64 = 0
+        var lastPeerSettings: Int?
+    }
+
+    let channel: any Channel
+    let key: HBONEPoolKey
+    private let idleTimeout: TimeAmount
+    private let configuredLimit: Int
+    private let state: Mutex<State>
+    private let multiplexerBox = Mutex<NIOHTTP2Handler.StreamMultiplexer?>(nil)
+
+    private let peerBox = Mutex<VerifiedPeer?>(nil)
+
+    init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount) {
+        self.channel = channel
+        self.key = key
+        self.idleTimeout = idleTimeout
+        self.configuredLimit = maxStreams
+        self.state = Mutex(State(limit: maxStreams))
+        channel.closeFuture.whenComplete { [weak self] _ in
+            self?.state.withLock { $0.closed = true }
+        }
+    }
+
+    /// The verified peer, set once the handshake completed.
+    var peer: VerifiedPeer? {
+        get { peerBox.withLock { $0 } }
+        set { peerBox.withLock { $0 = newValue } }
+    }
+
+    var multiplexer: NIOHTTP2Handler.StreamMultiplexer? {
+        get { multiplexerBox.withLock { $0 } }
+        set { multiplexerBox.withLock { $0 = newValue } }
+    }
+
+    /// Takes a stream slot if the connection is open, not draining and below its limit.
+    func tryReserve() -> Bool {
+        state.withLock { state in
+            guard !state.closed, !state.draining, state.active < state.limit else { return false }
+            state.active += 1
+            state.idleGeneration &+= 1
+            return true
+        }
+    }
+
+    /// Returns a stream slot; an idle connection closes after the idle timeout.
+    func release() {
+        let generation: UInt64? = state.withLock { state in
+            state.active -= 1
+            guard state.active == 0 else { return nil }
+            state.idleGeneration &+= 1
+            return state.idleGeneration
+        }
+        guard let generation else { return }
+        let channel = self.channel
+        channel.eventLoop.scheduleTask(in: idleTimeout) { [weak self] in
+            guard let self else { return }
+            let idle = self.state.withLock { $0.active == 0 && $0.idleGeneration == generation }
+            if idle {
+                self.state.withLock { $0.draining = true }
+                channel.close(promise: nil)
+            }
+        }
+    }
+
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS caps our own per-connection limit.
+    func peerSettings(maxConcurrentStreams: Int?) {
+        state.withLock { state in
+            if let maxConcurrentStreams { state.lastPeerSettings = maxConcurrentStreams }
+            state.limit = min(configuredLimit, state.lastPeerSettings ?? configuredLimit)
+        }
+    }
+
+    /// GOAWAY received: no new streams; open ones may finish.
+    func markDraining() { state.withLock { $0.draining = true } }
+
+    var isUsable: Bool { state.withLock { !$0.closed && !$0.draining } }
+    var activeStreams: Int { state.withLock { $0.active } }
+    var streamLimit: Int { state.withLock { $0.limit } }
+}
+
+/// Watches connection-level frames of a pooled connection: SETTINGS (stream limit, readiness) and GOAWAY.
+final class HBONEConnectionStateHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    private let connection: PooledConnection
+    private let ready: EventLoopPromise<Void>
+
+    init(connection: PooledConnection, ready: EventLoopPromise<Void>) {
+        self.connection = connection
+        self.ready = ready
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.payload {
+        case .settings(.settings(let settings)):
+            let limit = settings.last(where: { $0.parameter == .maxConcurrentStreams })?.value
+            connection.peerSettings(maxConcurrentStreams: limit)
+            complete(.success(()))
+        case .goAway:
+            connection.markDraining()
+        default:
+            break
+        }
+    }
+
+    private var readyDone = false
+
+    private func complete(_ result: Result<Void, any Error>) {
+        guard !readyDone else { return }
+        readyDone = true
+        ready.completeWith(result)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        complete(.failure(error))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.markDraining()
+        complete(.failure(HBONEError.closedBeforeResponse))
+        context.fireChannelInactive()
+    }
+}

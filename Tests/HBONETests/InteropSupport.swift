@@ -1,0 +1,112 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// Locates the independent peers (openssl, the interop Python venv) and runs them.
+enum Interop {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+
+    static var python: String? {
+        let candidate = ProcessInfo.processInfo.environment["MESH_INTEROP_PYTHON"] ?? packageRoot + "/.venv/bin/python"
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }
+
+    static var openssl: String? { which("openssl") }
+
+    static func which(_ tool: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(tool)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func script(_ name: String) -> String { packageRoot + "/Tests/Interop/" + name }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var combined: String { stdout + stderr }
+    }
+
+    /// Runs a command to completion.
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdoutData = out.fileHandleForReading.readDataToEndOfFile()
+        let stderrData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(
+            status: process.terminationStatus,
+            stdout: String(decoding: stdoutData, as: UTF8.self),
+            stderr: String(decoding: stderrData, as: UTF8.self)
+        )
+    }
+}
+
+/// A long-running peer process whose output the test watches for expected text.
+final class PeerProcess: @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private final class Buffer: Sendable {
+        let text = Mutex("")
+    }
+    private let buffer = Buffer()
+
+    init(_ executable: String, _ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = input
+        pipe.fileHandleForReading.readabilityHandler = { [buffer] handle in
+            let data = handle.availableData
+            if !data.isEmpty { buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+        try process.run()
+    }
+
+    var text: String { buffer.text.withLock { $0 } }
+
+    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+
+    /// Waits until the output contains `needle` or the process exits; a generous bound
+    /// (not a timing assertion) keeps a broken peer from hanging the suite.
+    @discardableResult
+    func waitFor(_ needle: String, bound: TimeInterval = 30) async -> Bool {
+        let deadline = Date().addingTimeInterval(bound)
+        while Date() < deadline {
+            if text.contains(needle) { return true }
+            if !process.isRunning {
+                try? await Task.sleep(nanoseconds: 50_000_000)
+                return text.contains(needle)
+            }
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        return false
+    }
+
+    func waitForExit(bound: TimeInterval = 30) async -> Int32? {
+        let deadline = Date().addingTimeInterval(bound)
+        while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import HBONE
+import MeshIdentity
+import NIOCore
+import NIOPosix
+import Synchronization
+import Testing
+
+/// A CA for example.org with a server and a client identity, plus a foreign CA.
+struct HBONEPKI {
+    let ca: CertificateAuthority
+    let serverID: SPIFFEID
+    let clientID: SPIFFEID
+    let bundles: TrustBundleStore
+
+    init() throws {
+        ca = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
+        serverID = try SPIFFEID("spiffe://example.org/ns/default/sa/server")
+        clientID = try SPIFFEID("spiffe://example.org/ns/default/sa/client")
+        bundles = TrustBundleStore(ca.trustBundle)
+    }
+
+    func source(_ id: SPIFFEID) throws -> SVIDSource {
+        SVIDSource(svid: try ca.issueSVID(for: id))
+    }
+
+    func tls(_ id: SPIFFEID) throws -> MeshTLS {
+        MeshTLS(svids: try source(id), bundles: bundles)
+    }
+}
+
+/// Server and client timers shortened so tests never wait for production values.
+enum TestConfig {
+    static func server(_ change: (inout HBONEServerConfiguration) -> Void = { _ in }) -> HBONEServerConfiguration {
+        var configuration = HBONEServerConfiguration(host: "127.0.0.1", port: 0, upstreamConnectTimeout: .seconds(5), drainDeadline: .seconds(5))
+        change(&configuration)
+        return configuration
+    }
+
+    static func client(_ change: (inout HBONEClientConfiguration) -> Void = { _ in }) -> HBONEClientConfiguration {
+        var configuration = HBONEClientConfiguration(connectTimeout: .seconds(10))
+        change(&configuration)
+        return configuration
+    }
+}
+
+/// Records what the inbound handler was asked, and answers from closures.
+final class RecordingInboundHandler: HBONEInboundHandler {
+    let requests = Mutex<[HBONEInboundRequest]>([])
+    let resolver: @Sendable (HBONEInboundRequest) -> HBONEUpstream?
+    let decision: @Sendable (HBONEInboundRequest) -> HBONEAuthorization
+
+    init(
+        resolve: @escaping @Sendable (HBONEInboundRequest) -> HBONEUpstream? = { $0.authority.socketAddress.map { HBONEUpstream(address: $0) } },
+        authorize: @escaping @Sendable (HBONEInboundRequest) -> HBONEAuthorization = { _ in .allow }
+    ) {
+        self.resolver = resolve
+        self.decision = authorize
+    }
+
+    func resolve(_ request: HBONEInboundRequest) async -> HBONEUpstream? {
+        requests.withLock { $0.append(request) }
+        return resolver(request)
+    }
+
+    func authorize(_ request: HBONEInboundRequest, upstream: HBONEUpstream) async -> HBONEAuthorization {
+        decision(request)
+    }
+
+    var last: HBONEInboundRequest? { requests.withLock { $0.last } }
+}
+
+/// Counts tunnel events.
+final class CountingMetrics: HBONEMetricsObserver {
+    struct Snapshot { var opened = 0; var closed: [HBONETunnelSummary] = [] }
+    let state = Mutex(Snapshot())
+    func tunnelOpened(_ info: HBONETunnelInfo) { state.withLock { $0.opened += 1 } }
+    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { state.withLock { $0.closed.append(summary) } }
+    var snapshot: Snapshot { state.withLock { $0 } }
+}
+
+/// A plain TCP upstream on 127.0.0.1:0 whose behaviour per connection is a handler factory.
+final class TCPUpstream: Sendable {
+    let channel: any Channel
+    var address: SocketAddress { channel.localAddress! }
+    var port: Int { channel.localAddress!.port! }
+
+    init(_ makeHandler: @escaping @Sendable () -> any ChannelHandler & Sendable) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(makeHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    static func echo() async throws -> TCPUpstream { try await TCPUpstream { EchoUpstreamHandler() } }
+
+    func close() async { try? await channel.close() }
+}
+
+/// Echoes bytes; when the client half-closes, half-closes back after echoing.
+final class EchoUpstreamHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.write(data, promise: nil)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { context.flush() }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(mode: .output, promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
+}
+
+/// Returns a free loopback port nobody listens on.
+func closedPort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress!.port!
+    try await channel.close()
+    return port
+}
+
+/// A running HBONE server with its PKI.
+struct HBONEHarness {
+    let pki: HBONEPKI
+    let server: HBONEServer
+    let address: SocketAddress
+    let handler: RecordingInboundHandler
+    let metrics: CountingMetrics
+
+    init(pki: HBONEPKI = try! HBONEPKI(), handler: RecordingInboundHandler = RecordingInboundHandler(), configuration: HBONEServerConfiguration = TestConfig.server()) async throws {
+        self.pki = pki
+        self.handler = handler
+        self.metrics = CountingMetrics()
+        server = HBONEServer(tls: try pki.tls(pki.serverID), handler: handler, configuration: configuration, metrics: metrics)
+        address = try await server.start()
+    }
+
+    func client(_ configuration: HBONEClientConfiguration = TestConfig.client(), id: SPIFFEID? = nil) throws -> HBONEClient {
+        HBONEClient(tls: try pki.tls(id ?? pki.clientID), configuration: configuration)
+    }
+
+    func request(to upstream: SocketAddress, source: String? = nil) -> HBONEConnectRequest {
+        HBONEConnectRequest(
+            authority: try! HBONEAuthority(upstream),
+            peer: address,
+            expectedIdentities: [pki.serverID],
+            forwarding: HBONEForwarding(source: source ?? "127.0.0.1:40000", baggage: "k8s.namespace.name=default", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        )
+    }
+}
+
+/// Reads everything until the stream ends.
+func readAll(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async throws -> ByteBuffer {
+    var all = ByteBuffer()
+    for try await var chunk in inbound { all.writeBuffer(&chunk) }
+    return all
+}
+
+/// Polls `condition` until it holds; the bound only guards against hangs.
+func eventually(bound: TimeInterval = 20, _ condition: @Sendable () async -> Bool) async -> Bool {
+    let deadline = Date().addingTimeInterval(bound)
+    while Date() < deadline {
+        if await condition() { return true }
+        try? await Task.sleep(nanoseconds: 10_000_000)
+    }
+    return await condition()
+}
+
+/// Sockets on `port` (local or remote) in /proc/net/tcp that are listening, established
+/// or waiting for us to close (CLOSE_WAIT): what a leaked file descriptor would keep alive.
+func liveTCPConnections(port: Int) -> Int {
+    guard let table = try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8) else { return -1 }
+    let hex = String(format: "%04X", port)
+    return table.split(separator: "\n").dropFirst().filter { line in
+        let fields = line.split(separator: " ")
+        guard fields.count > 3 else { return false }
+        let local = fields[1].split(separator: ":").last, remote = fields[2].split(separator: ":").last
+        let state = fields[3]
+        return (local == Substring(hex) || remote == Substring(hex)) && ["01", "08", "0A"].contains(state)
+    }.count
+}
+
+/// A shareable mutex-protected value (Mutex itself cannot be passed around).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
