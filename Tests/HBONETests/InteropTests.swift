@@ -1,0 +1,123 @@
+import Foundation
+import HBONE
+import MeshIdentity
+import NIOCore
+import Testing
+
+/// SVID and bundle PEM files for external peers.
+struct PEMFiles {
+    let directory: String
+    var ca: String { directory + "/ca.pem" }
+    func cert(_ name: String) -> String { directory + "/\(name).pem" }
+    func key(_ name: String) -> String { directory + "/\(name).key" }
+
+    init(pki: HBONEPKI, ids: [String: SPIFFEID]) throws {
+        directory = NSTemporaryDirectory() + "hbone-interop-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try pki.ca.trustBundle.authoritiesPEM().write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
+        for (name, id) in ids {
+            let svid = try pki.ca.issueSVID(for: id)
+            try svid.chainPEM().write(toFile: cert(name), atomically: true, encoding: .utf8)
+            try svid.privateKeyPEM.write(toFile: key(name), atomically: true, encoding: .utf8)
+        }
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+@Suite("HBONE interop with peers this project did not write", .serialized)
+struct HBONEInteropTests {
+    @Test("the interop peers are present when CI=true")
+    func peersPresentInCI() {
+        if Interop.isCI {
+            #expect(Interop.python != nil, "CI needs the interop venv (scripts/test creates it)")
+            #expect(Interop.openssl != nil, "CI needs openssl")
+        }
+    }
+
+    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT") throws -> Interop.Output {
+        try Interop.run(try #require(Interop.python), [
+            Interop.script("hbone_client.py"),
+            "--connect", "127.0.0.1:\(harness.address.port!)",
+            "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
+            "--expect-id", harness.pki.serverID.description,
+            "--authority", authority, "--method", method,
+        ])
+    }
+
+    @Test("Python h2 client against our server: 200 with echo, 401, 503, 400", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func pythonClientAgainstServer() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let denied = try SPIFFEID("spiffe://example.org/ns/default/sa/denied")
+        let harness = try await HBONEHarness(handler: RecordingInboundHandler(
+            resolve: { $0.authority.port == 9 ? nil : $0.authority.socketAddress.map { HBONEUpstream(address: $0) } },
+            authorize: { $0.authority.host == "127.0.0.2" ? .deny(reason: "denied by test policy") : .allow }
+        ))
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID, "denied": denied])
+        defer { files.remove() }
+
+        let ok = try pythonClient(harness, files: files, authority: "127.0.0.1:\(upstream.port)")
+        #expect(ok.status == 0, "\(ok.combined)")
+        #expect(ok.stdout.contains("peer \(harness.pki.serverID)"))
+        #expect(ok.stdout.contains("status 200"))
+        #expect(ok.stdout.contains("echo hello from python h2"))
+        let request = try #require(harness.handler.last)
+        #expect(request.peerID == harness.pki.clientID)
+        #expect(request.forwarding.source == "192.0.2.10:41000")
+        #expect(request.forwarding.baggage == "k8s.namespace.name=python")
+        #expect(request.forwarding.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+
+        #expect(try pythonClient(harness, files: files, authority: "127.0.0.2:\(upstream.port)").stdout.contains("status 401"))
+        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:9").stdout.contains("status 503"))
+        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:\(try await closedPort())").stdout.contains("status 503"))
+        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:80", method: "GET").stdout.contains("status 400"))
+        #expect(try pythonClient(harness, files: files, authority: "not-an-authority").stdout.contains("status 400"))
+        await harness.server.shutdown()
+        await upstream.close()
+    }
+
+    @Test("our client against a Python h2 HBONE server", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func clientAgainstPythonServer() async throws {
+        let pki = try HBONEPKI()
+        let files = try PEMFiles(pki: pki, ids: ["server": pki.serverID])
+        defer { files.remove() }
+        let server = try PeerProcess(try #require(Interop.python), [
+            Interop.script("hbone_server.py"), "--cert", files.cert("server"), "--key", files.key("server"), "--ca", files.ca,
+        ])
+        defer { server.stop() }
+        #expect(await server.waitFor("listening "))
+        let port = try #require(server.text.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) })
+        let client = HBONEClient(tls: try pki.tls(pki.clientID), configuration: TestConfig.client())
+        let request = HBONEConnectRequest(
+            authority: HBONEAuthority(host: "10.0.0.7", port: 8080),
+            peer: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+            expectedIdentities: [pki.serverID],
+            forwarding: HBONEForwarding(source: "10.0.0.1:5555", baggage: "k8s.namespace.name=default", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        )
+        let echoed = try await client.openStream(request).executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: "swift to python"))
+            outbound.finish()
+            return String(buffer: try await readAll(inbound))
+        }
+        #expect(echoed == "swift to python")
+        await client.close()
+        #expect(await server.waitFor("done"))
+        #expect(server.text.contains("client \(pki.clientID) alpn h2 TLSv1.3"))
+        #expect(server.text.contains("request method=CONNECT authority=10.0.0.7:8080 forwarded=for=\"10.0.0.1:5555\" baggage=k8s.namespace.name=default traceparent=00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+    }
+
+    @Test("openssl s_client -alpn h2 negotiates h2 and TLS 1.3 with a client SVID", .enabled(if: Interop.openssl != nil, "needs openssl"))
+    func opensslClient() async throws {
+        let harness = try await HBONEHarness()
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
+        defer { files.remove() }
+        let output = try Interop.run(try #require(Interop.openssl), [
+            "s_client", "-connect", "127.0.0.1:\(harness.address.port!)", "-alpn", "h2", "-noservername",
+            "-cert", files.cert("client"), "-key", files.key("client"), "-CAfile", files.ca, "-verify_return_error",
+        ], stdin: "")
+        #expect(output.combined.contains("ALPN protocol: h2"), "\(output.combined)")
+        #expect(output.combined.contains("TLSv1.3"))
+        #expect(output.combined.contains("Verify return code: 0 (ok)"))
+        await harness.server.shutdown()
+    }
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""An HBONE client written with Python's ssl and h2, independent of swift-mesh.
+
+Opens TLS 1.3 with ALPN h2 and a client SVID (no SNI), checks the server's SPIFFE
+URI SAN, sends one request on stream 1 and prints what happened:
+  peer <uri>          the server's verified SPIFFE ID
+  status <code>       the response status
+  echo <text>         (200 only) the bytes echoed back after we half-closed
+"""
+import argparse
+import socket
+import ssl
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--connect", required=True, help="host:port of the HBONE server")
+    p.add_argument("--cert", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--ca", required=True)
+    p.add_argument("--expect-id", required=True)
+    p.add_argument("--authority", required=True)
+    p.add_argument("--method", default="CONNECT")
+    p.add_argument("--send", default="hello from python h2")
+    a = p.parse_args()
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(a.ca)
+    ctx.load_cert_chain(a.cert, a.key)
+    ctx.set_alpn_protocols(["h2"])
+    host, port = a.connect.rsplit(":", 1)
+    raw = socket.create_connection((host, int(port)), timeout=20)
+    tls = ctx.wrap_socket(raw, server_hostname=None)
+    if tls.selected_alpn_protocol() != "h2" or tls.version() != "TLSv1.3":
+        print(f"bad negotiation {tls.selected_alpn_protocol()} {tls.version()}", flush=True)
+        return 2
+    uris = [v for k, v in tls.getpeercert().get("subjectAltName", ()) if k == "URI"]
+    print(f"peer {' '.join(uris)}", flush=True)
+    if uris != [a.expect_id]:
+        print("unexpected server identity", flush=True)
+        return 3
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    if a.method == "CONNECT":
+        headers = [(":method", "CONNECT"), (":authority", a.authority),
+                   ("forwarded", 'for="192.0.2.10:41000"'), ("baggage", "k8s.namespace.name=python"),
+                   ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    else:
+        headers = [(":method", a.method), (":scheme", "https"), (":path", "/"), (":authority", a.authority)]
+    conn.send_headers(1, headers)
+    tls.sendall(conn.data_to_send())
+
+    echoed = b""
+    status = None
+    done = False
+    while not done:
+        data = tls.recv(65536)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                status = dict(event.headers)[":status"]
+                print(f"status {status}", flush=True)
+                if status == "200":
+                    conn.send_data(1, a.send.encode(), end_stream=True)
+                else:
+                    done = True
+            elif isinstance(event, h2.events.DataReceived):
+                echoed += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        tls.sendall(conn.data_to_send())
+    if status == "200":
+        print(f"echo {echoed.decode()}", flush=True)
+    conn.close_connection()
+    tls.sendall(conn.data_to_send())
+    tls.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
