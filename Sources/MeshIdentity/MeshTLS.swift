@@ -63,6 +63,27 @@ public final class MeshTLS: Sendable {
         return [handler, SPIFFEPeerIdentityHandler(box: box)]
     }
 
+    /// Adds the server handlers to `channel` (call from its initializer, on its event loop) and
+    /// returns the handshake's outcome. Unlike `channel.verifiedPeer()`, the returned future
+    /// stays readable after a refused handshake has closed the channel and torn down its pipeline.
+    public func addServerHandlers(to channel: any Channel, authorizer: SPIFFEAuthorizer? = nil) throws -> EventLoopFuture<VerifiedPeer> {
+        try add(makeServerHandlers(authorizer: authorizer), to: channel)
+    }
+
+    /// Adds the client handlers to `channel` (call from its initializer, on its event loop) and
+    /// returns the handshake's outcome, readable even after the channel has closed.
+    public func addClientHandlers(to channel: any Channel, authorizer: SPIFFEAuthorizer) throws -> EventLoopFuture<VerifiedPeer> {
+        try add(makeClientHandlers(authorizer: authorizer), to: channel)
+    }
+
+    private func add(_ handlers: [any ChannelHandler], to channel: any Channel) throws -> EventLoopFuture<VerifiedPeer> {
+        try channel.pipeline.syncOperations.addHandlers(handlers)
+        guard let identity = handlers.last as? SPIFFEPeerIdentityHandler else {
+            preconditionFailure("MeshTLS handler lists end with SPIFFEPeerIdentityHandler")
+        }
+        return identity.verifiedPeer
+    }
+
     private func makeVerificationCallback(authorizer: SPIFFEAuthorizer, box: VerifiedPeerBox, role: String) -> NIOSSLCustomVerificationCallback {
         let verifier = configuration.verifier
         let bundles = self.bundles

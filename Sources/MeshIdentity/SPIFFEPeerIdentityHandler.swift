@@ -91,6 +91,10 @@ public struct SPIFFEPeerVerifiedEvent: Sendable, Hashable {
 
 extension Channel {
     /// The verified peer, once the mesh TLS handshake has completed.
+    ///
+    /// This looks the handler up in the pipeline, so it can only report a refusal while the
+    /// channel is still open; use the future returned by ``MeshTLS/addClientHandlers(to:authorizer:)``
+    /// when the precise reason of a refused handshake matters.
     public func verifiedPeer() async throws -> VerifiedPeer {
         try await pipeline.handler(type: SPIFFEPeerIdentityHandler.self).flatMap { $0.verifiedPeer }.get()
     }

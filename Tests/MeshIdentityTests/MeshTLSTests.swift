@@ -92,18 +92,28 @@ final class Collector: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-func connect(port: Int, tls: MeshTLS, authorizer: SPIFFEAuthorizer) async throws -> (any Channel, Collector) {
+/// A client connection and the outcome of its handshake.
+struct ClientConnection {
+    let channel: any Channel
+    let collector: Collector
+    let verified: EventLoopFuture<VerifiedPeer>
+
+    var peerID: SPIFFEID { get async throws { try await verified.get().peerID } }
+}
+
+func connect(port: Int, tls: MeshTLS, authorizer: SPIFFEAuthorizer) async throws -> ClientConnection {
     let collector = Collector()
+    let outcome = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: VerifiedPeer.self)
     let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandlers(tls.makeClientHandlers(authorizer: authorizer))
+                try tls.addClientHandlers(to: channel, authorizer: authorizer).cascade(to: outcome)
                 try channel.pipeline.syncOperations.addHandler(collector)
             }
         }
         .connect(host: "127.0.0.1", port: port)
         .get()
-    return (channel, collector)
+    return ClientConnection(channel: channel, collector: collector, verified: outcome.futureResult)
 }
 
 struct MeshPKI {
@@ -135,8 +145,11 @@ struct MeshTLSTests {
     func handshake() async throws {
         let pki = try MeshPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID, authorizer: .exactly(pki.clientID)))
-        let (client, collector) = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(pki.serverID))
-        #expect(try await client.spiffePeerID() == pki.serverID)
+        let connection = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(pki.serverID))
+        let (client, collector) = (connection.channel, connection.collector)
+        #expect(try await connection.peerID == pki.serverID)
+        #expect(try await client.spiffePeerID() == pki.serverID)  // the pipeline lookup, while open
+        #expect(try await connection.verified.get().negotiatedProtocol == "h2")
         let greeting = try await collector.wait(for: "\n", on: client.eventLoop).get()
         #expect(greeting == "hello \(pki.clientID)\n")
         #expect(try await client.nioSSL_tlsVersion().get() == .tlsv13)
@@ -151,7 +164,8 @@ struct MeshTLSTests {
         let pki = try MeshPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID, authorizer: .exactly(pki.clientID)))
         let intruder = try SPIFFEID("spiffe://example.org/ns/default/sa/intruder")
-        let (client, collector) = try await connect(port: server.port, tls: pki.tls(intruder), authorizer: .exactly(pki.serverID))
+        let connection = try await connect(port: server.port, tls: pki.tls(intruder), authorizer: .exactly(pki.serverID))
+        let (client, collector) = (connection.channel, connection.collector)
         // TLS 1.3: the client finishes first; the server's refusal arrives as an alert and a close.
         await #expect(throws: (any Error).self) {
             _ = try await collector.wait(for: "hello", on: client.eventLoop).get()
@@ -164,9 +178,9 @@ struct MeshTLSTests {
     func wrongServer() async throws {
         let pki = try MeshPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID))
-        let (client, _) = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(try SPIFFEID("spiffe://example.org/ns/default/sa/other")))
-        await #expect(throws: SPIFFEAuthorizationError.self) { try await client.spiffePeerID() }
-        try? await client.closeFuture.get()
+        let client = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(try SPIFFEID("spiffe://example.org/ns/default/sa/other")))
+        await #expect(throws: SPIFFEAuthorizationError.self) { try await client.peerID }
+        try? await client.channel.closeFuture.get()
         try await server.close()
     }
 
@@ -175,13 +189,13 @@ struct MeshTLSTests {
         let pki = try MeshPKI()
         let stranger = try MeshPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID))
-        let (client, _) = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .anyVerified)
-        #expect(try await client.spiffePeerID() == pki.serverID)
-        try await client.close()
+        let client = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .anyVerified)
+        #expect(try await client.peerID == pki.serverID)
+        try await client.channel.close()
         // A client trusting only the stranger's CA refuses our server.
-        let (client2, _) = try await connect(port: server.port, tls: stranger.tls(stranger.clientID), authorizer: .anyVerified)
-        await #expect(throws: X509SVIDValidationError.self) { try await client2.spiffePeerID() }
-        try? await client2.closeFuture.get()
+        let client2 = try await connect(port: server.port, tls: stranger.tls(stranger.clientID), authorizer: .anyVerified)
+        await #expect(throws: X509SVIDValidationError.self) { try await client2.peerID }
+        try? await client2.channel.closeFuture.get()
         try await server.close()
     }
 
@@ -197,7 +211,8 @@ struct MeshTLSTests {
         let serverTLS = MeshTLS(svids: source, bundles: pki.bundles, clock: clock)
         let server = try await EchoServer(tls: serverTLS)
 
-        let (old, oldCollector) = try await connect(port: server.port, tls: pki.tls(pki.clientID, clock: clock), authorizer: .exactly(pki.serverID))
+        let oldConnection = try await connect(port: server.port, tls: pki.tls(pki.clientID, clock: clock), authorizer: .exactly(pki.serverID))
+        let (old, oldCollector) = (oldConnection.channel, oldConnection.collector)
         _ = try await oldCollector.wait(for: "hello", on: old.eventLoop).get()
         let oldSerial = try await old.nioSSL_peerCertificate().get().map { try $0.toDERBytes() }
         #expect(oldSerial == (try derBytes(first.leaf)))
@@ -209,7 +224,8 @@ struct MeshTLSTests {
         let second = try #require(await updates.next())
         #expect(second != first)
 
-        let (new, newCollector) = try await connect(port: server.port, tls: pki.tls(pki.clientID, clock: clock), authorizer: .exactly(pki.serverID))
+        let newConnection = try await connect(port: server.port, tls: pki.tls(pki.clientID, clock: clock), authorizer: .exactly(pki.serverID))
+        let (new, newCollector) = (newConnection.channel, newConnection.collector)
         _ = try await newCollector.wait(for: "hello", on: new.eventLoop).get()
         let newLeaf = try await new.nioSSL_peerCertificate().get().map { try $0.toDERBytes() }
         #expect(newLeaf == (try derBytes(second.leaf)))

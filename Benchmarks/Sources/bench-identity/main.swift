@@ -81,15 +81,16 @@ func swiftHandshakes(port: Int, expect: SPIFFEAuthorizer) async throws -> (count
     let start = Date()
     var count = 0
     while Date().timeIntervalSince(start) < seconds {
+        let outcome = clientGroup.any().makePromise(of: VerifiedPeer.self)
         let channel = try await ClientBootstrap(group: clientGroup)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(clientTLS.makeClientHandlers(authorizer: expect))
+                    try clientTLS.addClientHandlers(to: channel, authorizer: expect).cascade(to: outcome)
                 }
             }
             .connect(host: "127.0.0.1", port: port)
             .get()
-        let peer = try await channel.spiffePeerID()
+        let peer = try await outcome.futureResult.get().peerID
         check(peer == serverID, "unexpected server identity \(peer)")
         // The peer may already have closed (openssl s_server ends a session when its stdin is empty).
         try? await channel.close()

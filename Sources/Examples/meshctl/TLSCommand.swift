@@ -75,11 +75,12 @@ struct TLSCommand: AsyncParsableCommand {
                 let tls = MeshTLS(svids: SVIDSource(svid: identity.svid), bundles: TrustBundleStore(identity.bundles))
                 let (host, port) = try hostAndPort(address)
                 let reader = LineReader()
+                let outcome = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: VerifiedPeer.self)
                 let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                     .connectTimeout(.seconds(10))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandlers(tls.makeClientHandlers(authorizer: authorizer))
+                            try tls.addClientHandlers(to: channel, authorizer: authorizer).cascade(to: outcome)
                             try channel.pipeline.syncOperations.addHandler(reader)
                         }
                     }
@@ -87,7 +88,7 @@ struct TLSCommand: AsyncParsableCommand {
                     .get()
                 let peer: VerifiedPeer
                 do {
-                    peer = try await channel.verifiedPeer()
+                    peer = try await outcome.futureResult.get()
                 } catch {
                     throw CommandFailure(message: "handshake with \(address) failed: \(error)", code: 1)
                 }
