@@ -127,6 +127,43 @@ public final class HBONEClient: Sendable {
         }
     }
 
+    /// Opens a stream and splices it with `socket`, a TCP channel created with
+    /// `autoRead` false and `allowRemoteHalfClosure` true (for example an accepted
+    /// SOCKS5 or redirected connection). Returns once the peer answered 200 and bytes
+    /// flow both ways; `prelude` (for example a SOCKS5 success reply) is written to
+    /// `socket` before any tunnelled byte; `onClose` gets the byte counts (to the destination, from it).
+    public func tunnel(
+        _ request: HBONEConnectRequest,
+        splicingWith socket: any Channel,
+        prelude: ByteBuffer? = nil,
+        onClose: @escaping @Sendable (_ sent: UInt64, _ received: UInt64) -> Void = { _, _ in }
+    ) async throws {
+        // Bytes that arrive on either side before the splice is in place are held, not lost.
+        try await socket.eventLoop.submit {
+            try socket.pipeline.syncOperations.addHandler(HoldingHandler())
+        }.get()
+        let stream = try await openChannel(request) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HoldingHandler())
+                return channel
+            }
+        }
+        do {
+            if let prelude { try await socket.writeAndFlush(prelude) }
+            let metrics = self.metrics
+            let info = HBONETunnelInfo(direction: .outbound, peerID: nil, authority: request.authority.description, source: request.forwarding.source)
+            try await stream.eventLoop.flatSubmit {
+                SpliceHandler.join(stream: stream, socket: socket) { fromStream, fromSocket in
+                    metrics.tunnelClosed(info, summary: HBONETunnelSummary(status: 200, responseFlag: .none, bytesToDestination: fromSocket, bytesFromDestination: fromStream))
+                    onClose(fromSocket, fromStream)
+                }
+            }.get()
+        } catch {
+            stream.close(promise: nil)
+            throw error
+        }
+    }
+
     /// Closes all pooled connections.
     public func close() async { await pool.close() }
 }

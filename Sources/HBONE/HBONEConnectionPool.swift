@@ -3,6 +3,7 @@ import MeshIdentity
 import NIOCore
 import NIOHTTP2
 import NIOPosix
+import Synchronization
 
 /// Pools HBONE connections by ``HBONEPoolKey``.
 ///
@@ -84,6 +85,7 @@ public actor HBONEConnectionPool {
 
     private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> PooledConnection {
         let authorizer = SPIFFEAuthorizer.exactly(Set(key.destinationIdentities))
+        let dialed = DialBox()
         // Everything is installed before the handshake so no byte after it (the peer's SETTINGS) is missed;
         // NIOSSL holds our HTTP/2 preface until the handshake is done.
         let channel = try await ClientBootstrap(group: group)
@@ -92,7 +94,9 @@ public actor HBONEConnectionPool {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    try sync.addHandlers(tls.makeClientHandlers(authorizer: authorizer))
+                    let tlsHandlers = try tls.makeClientHandlers(authorizer: authorizer)
+                    try sync.addHandlers(tlsHandlers)
+                    guard let identity = tlsHandlers.last as? SPIFFEPeerIdentityHandler else { throw HBONEError.closedBeforeResponse }
                     let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout)
                     let ready = channel.eventLoop.makePromise(of: Void.self)
                     let http2 = NIOHTTP2Handler(
@@ -110,15 +114,17 @@ public actor HBONEConnectionPool {
                     }
                     try sync.addHandler(HBONEConnectionStateHandler(connection: connection, ready: ready))
                     connection.multiplexer = try http2.syncMultiplexer()
-                    try sync.addHandler(DialResult(connection: connection, ready: ready.futureResult))
+                    dialed.set(DialResult(connection: connection, peer: identity.verifiedPeer, ready: ready.futureResult))
                 }
             }
             .connect(to: key.destination)
             .get()
         do {
-            let (connection, ready) = try await channel.pipeline.handler(type: DialResult.self).map { ($0.connection, $0.ready) }.get()
+            // Taken from the initializer, not looked up in the pipeline: a failed handshake may already have torn it down.
+            guard let dial = dialed.get() else { throw HBONEError.closedBeforeResponse }
+            let (connection, ready) = (dial.connection, dial.ready)
             let peer = try await withDeadline(configuration.connectTimeout, on: channel.eventLoop, error: HBONEError.settingsTimeout) {
-                try await channel.verifiedPeer()
+                try await dial.peer.get()
             }
             guard peer.negotiatedProtocol == "h2" else { throw HBONEError.alpnNotNegotiated(peer.negotiatedProtocol) }
             connection.peer = peer
@@ -152,16 +158,17 @@ public actor HBONEConnectionPool {
     }
 }
 
-/// Hands the connection object built in the channel initializer back to the dialler.
-final class DialResult: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTP2Frame
+/// What the channel initializer built, handed back to the dialler.
+struct DialResult: Sendable {
     let connection: PooledConnection
+    let peer: EventLoopFuture<VerifiedPeer>
     let ready: EventLoopFuture<Void>
+}
 
-    init(connection: PooledConnection, ready: EventLoopFuture<Void>) {
-        self.connection = connection
-        self.ready = ready
-    }
+final class DialBox: Sendable {
+    private let value = Mutex<DialResult?>(nil)
+    func set(_ result: DialResult) { value.withLock { $0 = result } }
+    func get() -> DialResult? { value.withLock { $0 } }
 }
 
 /// Runs `body`, failing with `error` if it takes longer than `timeout`.

@@ -197,6 +197,34 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
+/// Holds a new stream's bytes and end-of-input until a splice is in place, then replays them.
+final class HoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    private var held: [ByteBuffer] = []
+    private var inputClosed = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        held.append(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        for bytes in held { context.fireChannelRead(NIOAny(bytes)) }
+        if !held.isEmpty { context.fireChannelReadComplete() }
+        held.removeAll()
+        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
+    }
+}
+
 extension SpliceHandler {
     /// Installs a splice between `stream` (an HBONE stream with ``HBONEStreamDataCodec``)
     /// and `socket` (a TCP channel with `allowRemoteHalfClosure`), then lets both read.
@@ -208,11 +236,19 @@ extension SpliceHandler {
     ) -> EventLoopFuture<Void> {
         let session = SpliceSession(onFinish: onFinish)
         let addToStream = stream.eventLoop.makeCompletedFuture {
-            try stream.pipeline.syncOperations.addHandler(SpliceHandler(partner: socket, kind: .stream, side: 0, session: session))
+            let sync = stream.pipeline.syncOperations
+            try sync.addHandler(SpliceHandler(partner: socket, kind: .stream, side: 0, session: session))
+            if let holding = try? sync.handler(type: HoldingHandler.self) {
+                sync.removeHandler(holding, promise: nil)
+            }
         }
         let addToSocket = socket.eventLoop.flatSubmit {
             socket.eventLoop.makeCompletedFuture {
-                try socket.pipeline.syncOperations.addHandler(SpliceHandler(partner: stream, kind: .socket, side: 1, session: session))
+                let sync = socket.pipeline.syncOperations
+                try sync.addHandler(SpliceHandler(partner: stream, kind: .socket, side: 1, session: session))
+                if let holding = try? sync.handler(type: HoldingHandler.self) {
+                    sync.removeHandler(holding, promise: nil)
+                }
             }
         }
         return addToStream.and(addToSocket).flatMap { _ in

@@ -32,8 +32,17 @@ enum Interop {
         var combined: String { stdout + stderr }
     }
 
-    /// Runs a command to completion.
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
+    /// Runs a command to completion on its own thread, so that waiting never blocks
+    /// Swift's cooperative pool (which the servers under test need).
+    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) async throws -> Output {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try runBlocking(executable, arguments, stdin: stdin) })
+            }.start()
+        }
+    }
+
+    private static func runBlocking(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

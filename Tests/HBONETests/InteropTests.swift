@@ -35,8 +35,8 @@ struct HBONEInteropTests {
         }
     }
 
-    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT") throws -> Interop.Output {
-        try Interop.run(try #require(Interop.python), [
+    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT") async throws -> Interop.Output {
+        try await Interop.run(try #require(Interop.python), [
             Interop.script("hbone_client.py"),
             "--connect", "127.0.0.1:\(harness.address.port!)",
             "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
@@ -56,7 +56,7 @@ struct HBONEInteropTests {
         let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID, "denied": denied])
         defer { files.remove() }
 
-        let ok = try pythonClient(harness, files: files, authority: "127.0.0.1:\(upstream.port)")
+        let ok = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(upstream.port)")
         #expect(ok.status == 0, "\(ok.combined)")
         #expect(ok.stdout.contains("peer \(harness.pki.serverID)"))
         #expect(ok.stdout.contains("status 200"))
@@ -67,11 +67,11 @@ struct HBONEInteropTests {
         #expect(request.forwarding.baggage == "k8s.namespace.name=python")
         #expect(request.forwarding.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 
-        #expect(try pythonClient(harness, files: files, authority: "127.0.0.2:\(upstream.port)").stdout.contains("status 401"))
-        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:9").stdout.contains("status 503"))
-        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:\(try await closedPort())").stdout.contains("status 503"))
-        #expect(try pythonClient(harness, files: files, authority: "127.0.0.1:80", method: "GET").stdout.contains("status 400"))
-        #expect(try pythonClient(harness, files: files, authority: "not-an-authority").stdout.contains("status 400"))
+        #expect(try await pythonClient(harness, files: files, authority: "127.0.0.2:\(upstream.port)").stdout.contains("status 401"))
+        #expect(try await pythonClient(harness, files: files, authority: "127.0.0.1:9").stdout.contains("status 503"))
+        #expect(try await pythonClient(harness, files: files, authority: "127.0.0.1:\(try await closedPort())").stdout.contains("status 503"))
+        #expect(try await pythonClient(harness, files: files, authority: "127.0.0.1:80", method: "GET").stdout.contains("status 400"))
+        #expect(try await pythonClient(harness, files: files, authority: "not-an-authority").stdout.contains("status 400"))
         await harness.server.shutdown()
         await upstream.close()
     }
@@ -111,7 +111,7 @@ struct HBONEInteropTests {
         let harness = try await HBONEHarness()
         let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
         defer { files.remove() }
-        let output = try Interop.run(try #require(Interop.openssl), [
+        let output = try await Interop.run(try #require(Interop.openssl), [
             "s_client", "-connect", "127.0.0.1:\(harness.address.port!)", "-alpn", "h2", "-noservername",
             "-cert", files.cert("client"), "-key", files.key("client"), "-CAfile", files.ca, "-verify_return_error",
         ], stdin: "")

@@ -154,9 +154,10 @@ struct PoolTests {
         await client.close()
         await harness.server.shutdown()
         let hbonePort = harness.address.port!
+        let upstreamPort = upstream.port
         // Only this test's ports: other suites run in parallel.
-        #expect(await eventually { liveTCPConnections(port: hbonePort) == 0 && liveTCPConnections(port: upstream.port) == 1 })
+        #expect(await eventually { liveTCPConnections(port: hbonePort) == 0 && liveTCPConnections(port: upstreamPort) == 1 })
         await upstream.close()
-        #expect(await eventually { liveTCPConnections(port: upstream.port) == 0 })
+        #expect(await eventually { liveTCPConnections(port: upstreamPort) == 0 })
     }
 }

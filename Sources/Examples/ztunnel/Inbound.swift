@@ -1,0 +1,28 @@
+import HBONE
+import Logging
+import NIOCore
+import XDSClient
+
+/// Inbound HBONE decisions from the WorkloadStore: the destination must be a
+/// workload on this node; its policies decide; the upstream is the workload's ip:port.
+struct StoreInboundHandler: HBONEInboundHandler {
+    let store: WorkloadStore
+    let node: String
+    let logger: Logger
+
+    func resolve(_ request: HBONEInboundRequest) async -> HBONEUpstream? {
+        guard let workload = store.workload(address: request.authority.host), workload.node == node,
+              let address = request.authority.socketAddress else { return nil }
+        return HBONEUpstream(address: address, name: workload.uid)
+    }
+
+    func authorize(_ request: HBONEInboundRequest, upstream: HBONEUpstream) async -> HBONEAuthorization {
+        guard let workload = store.workload(address: request.authority.host), let port = UInt16(exactly: request.authority.port) else {
+            return .deny(reason: "unknown destination")
+        }
+        switch store.authorize(L4Connection(source: request.peerID, destination: workload, destinationPort: port)) {
+        case .allow: return .allow
+        case .deny(let reason): return .deny(reason: reason)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import HBONE
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOPosix
+import XDSClient
+
+/// `ztunnel`: a first Istio-ambient-style L4 node proxy in local-config mode.
+///
+/// Inbound: HBONE (HTTP/2 CONNECT over SPIFFE mTLS) on 15008 to workloads of this
+/// node. Outbound: a SOCKS5 listener on 127.0.0.1:15080 that tunnels to the
+/// destination workload's HBONE address with this node's identity. Readiness on
+/// 15021 `/healthz/ready`. Mesh state comes from a local config file, loaded into
+/// XDSClient's WorkloadStore ("xDS from a file").
+@main
+struct Ztunnel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ztunnel",
+        abstract: "An L4 node proxy: HBONE inbound, SOCKS5 outbound, local config."
+    )
+
+    @Option(help: "Local config (YAML, ztunnel's LOCAL_XDS shape: workloads, services, policies).")
+    var config: String
+
+    @Option(help: "This node's name; inbound traffic is accepted only for workloads on it.")
+    var node: String
+
+    @Option(help: "Directory with svid.pem, svid.key and bundle.pem (from `meshctl svid issue`).")
+    var svid: String
+
+    @Option(help: "HBONE listen address.")
+    var hboneListen: String = "0.0.0.0:15008"
+
+    @Option(help: "HBONE port of destination workloads.")
+    var hbonePort: Int = 15008
+
+    @Option(help: "SOCKS5 listen address (keep it on loopback).")
+    var socks5: String = "127.0.0.1:15080"
+
+    @Option(help: "Readiness listen address (GET /healthz/ready).")
+    var readiness: String = "0.0.0.0:15021"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ztunnel")
+
+        let store = try WorkloadStore(LocalConfig.load(path: config))
+        let svid = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
+        let bundle = try TrustBundle(trustDomain: svid.id.trustDomain, pem: String(contentsOfFile: self.svid + "/bundle.pem", encoding: .utf8))
+        let tls = MeshTLS(svids: SVIDSource(svid: svid), bundles: TrustBundleStore(bundle))
+        let metrics = LoggingMetrics(logger: logger)
+
+        let (hboneHost, hbonePortNumber) = try HostPort.parse(hboneListen)
+        let server = HBONEServer(
+            tls: tls,
+            handler: StoreInboundHandler(store: store, node: node, logger: logger),
+            configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber),
+            metrics: metrics,
+            logger: logger
+        )
+        let hboneAddress = try await server.start()
+        let client = HBONEClient(tls: tls, metrics: metrics, logger: logger)
+        let outbound = OutboundRouter(store: store, client: client, hbonePort: hbonePort, logger: logger)
+        let socks = try await SOCKS5Server.start(address: HostPort.parse(socks5), router: outbound, logger: logger)
+        let ready = try await ReadinessServer.start(address: HostPort.parse(readiness))
+        logger.info("ztunnel ready", metadata: [
+            "node": "\(node)", "identity": "\(svid.id)", "hbone": "\(hboneAddress)",
+            "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(ready.localAddress.map { "\($0)" } ?? "-")",
+            "workloads": "\(store.snapshot.workloads.count)", "policies": "\(store.snapshot.policies.count)",
+        ])
+
+        await waitForTermination()
+        logger.info("ztunnel draining")
+        try? await socks.close()
+        try? await ready.close()
+        await server.shutdown()
+        await client.close()
+    }
+}
+
+/// "host:port" flags.
+enum HostPort {
+    static func parse(_ value: String) throws -> (String, Int) {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\"\(value)\" is not host:port")
+        }
+        return (String(value[..<colon]), port)
+    }
+}
+
+/// Suspends until SIGINT or SIGTERM.
+func waitForTermination() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let once = OnceFlag()
+        let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
+        for source in sources {
+            source.setEventHandler {
+                if once.claim() { continuation.resume() }
+            }
+            source.resume()
+        }
+        SignalSources.keep(sources)
+    }
+}
+
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if done { return false }
+        done = true
+        return true
+    }
+}
+
+enum SignalSources {
+    nonisolated(unsafe) static var kept: [any DispatchSourceSignal] = []
+    static func keep(_ sources: [any DispatchSourceSignal]) { kept = sources }
+}
+
+/// Logs every tunnel: who talked to whom, with which verified identity, and how many bytes.
+struct LoggingMetrics: HBONEMetricsObserver {
+    let logger: Logger
+
+    func tunnelOpened(_ info: HBONETunnelInfo) {
+        logger.info("\(info.direction) tunnel open", metadata: ["peer": "\(info.peerID.map { "\($0)" } ?? "-")", "destination": "\(info.authority)", "source": "\(info.source ?? "-")"])
+    }
+
+    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) {
+        logger.info("\(info.direction) tunnel closed", metadata: [
+            "peer": "\(info.peerID.map { "\($0)" } ?? "-")", "destination": "\(info.authority)", "source": "\(info.source ?? "-")",
+            "status": "\(summary.status)", "flag": "\(summary.responseFlag.rawValue)",
+            "bytes_to_destination": "\(summary.bytesToDestination)", "bytes_from_destination": "\(summary.bytesFromDestination)",
+        ])
+    }
+}

@@ -1,0 +1,40 @@
+import Foundation
+import HBONE
+import NIOCore
+import NIOPosix
+import Testing
+
+@Suite("HBONEClient.tunnel splices accepted sockets")
+struct TunnelTests {
+    @Test("a plain TCP connection is tunnelled to the upstream and back, with a prelude first")
+    func tunnel() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let client = try harness.client()
+        let request = harness.request(to: upstream.address)
+        // A local listener whose accepted sockets are handed to client.tunnel, as a SOCKS5 or redirect listener does.
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in
+                Task { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = listener.localAddress!.port!
+        let output = try await Interop.run("/usr/bin/env", ["python3", "-c", """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(20)
+            s.sendall(b"spliced bytes"); s.shutdown(socket.SHUT_WR)
+            data = b""
+            while (chunk := s.recv(65536)): data += chunk
+            print(data.decode())
+            """])
+        #expect(output.stdout == "OK spliced bytes\n", "\(output.combined)")
+        try await listener.close()
+        await client.close()
+        await harness.server.shutdown()
+        await upstream.close()
+    }
+}
+
