@@ -127,9 +127,11 @@ public final class HBONEClient: Sendable {
         }
     }
 
-    /// Opens a stream and splices it with `socket`, a TCP channel created with
-    /// `autoRead` false and `allowRemoteHalfClosure` true (for example an accepted
-    /// SOCKS5 or redirected connection). Returns once the peer answered 200 and bytes
+    /// Opens a stream and splices it with `socket`, a TCP channel with
+    /// `allowRemoteHalfClosure` true that is not reading yet (`autoRead` set false
+    /// before it became active, or a handler in front that forwards bytes only once
+    /// the tunnel is up, as a SOCKS5 handshake handler does), for example an accepted
+    /// SOCKS5 or redirected connection. Returns once the peer answered 200 and bytes
     /// flow both ways; `prelude` (for example a SOCKS5 success reply) is written to
     /// `socket` before any tunnelled byte; `onClose` gets the byte counts (to the destination, from it).
     public func tunnel(

@@ -26,23 +26,23 @@ enum RawHTTP2Client {
 
     /// Sends `headers` on one stream and returns the response status.
     static func status(of headers: [(String, String)], to address: SocketAddress, tls: MeshTLS, expect serverID: SPIFFEID) async throws -> Int {
+        // HTTP/2 is configured before the handshake so the server's first SETTINGS is never missed.
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(tls.makeClientHandlers(authorizer: .exactly(serverID)))
+                    _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                        mode: .client,
+                        connectionConfiguration: .init(),
+                        streamConfiguration: .init()
+                    ) { $0.eventLoop.makeSucceededVoidFuture() }
                 }
             }
             .connect(to: address)
             .get()
         defer { channel.close(promise: nil) }
         _ = try await channel.verifiedPeer()
-        let multiplexer = try await channel.eventLoop.submit {
-            try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                mode: .client,
-                connectionConfiguration: .init(),
-                streamConfiguration: .init()
-            ) { $0.eventLoop.makeSucceededVoidFuture() }
-        }.get()
+        let multiplexer = try await channel.pipeline.handler(type: NIOHTTP2Handler.self).flatMapThrowing { try $0.syncMultiplexer() }.get()
         let promise = channel.eventLoop.makePromise(of: Int.self)
         let stream = try await multiplexer.createStreamChannel { stream in
             stream.eventLoop.makeCompletedFuture {

@@ -15,10 +15,12 @@ struct TunnelTests {
         // A local listener whose accepted sockets are handed to client.tunnel, as a SOCKS5 or redirect listener does.
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
-                Task { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) }
-                return channel.eventLoop.makeSucceededVoidFuture()
+                channel.eventLoop.makeCompletedFuture {
+                    // Before activation, so not a byte is read until the splice is in place.
+                    try channel.syncOptions?.setOption(.autoRead, value: false)
+                    Task { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) }
+                }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = listener.localAddress!.port!
