@@ -12,6 +12,7 @@ struct TunnelTests {
         let harness = try await HBONEHarness()
         let client = try harness.client()
         let request = harness.request(to: upstream.address)
+        let tunnelErrors = Locked<[String]>([])
         // A local listener whose accepted sockets are handed to client.tunnel, as a SOCKS5 or redirect listener does.
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -19,7 +20,9 @@ struct TunnelTests {
                 channel.eventLoop.makeCompletedFuture {
                     // Before activation, so not a byte is read until the splice is in place.
                     try channel.syncOptions?.setOption(.autoRead, value: false)
-                    Task { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) }
+                    Task {
+                        do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+                    }
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -33,6 +36,7 @@ struct TunnelTests {
             print(data.decode())
             """])
         #expect(output.stdout == "OK spliced bytes\n", "\(output.combined)")
+        #expect(tunnelErrors.withLock { $0 }.isEmpty)
         try await listener.close()
         await client.close()
         await harness.server.shutdown()
