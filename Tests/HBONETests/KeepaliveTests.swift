@@ -1,0 +1,65 @@
+import Foundation
+import HBONE
+import NIOCore
+import NIOPosix
+import Testing
+
+/// Forwards bytes one way to `partner` unless the relay is frozen (then drops them, like a peer that hangs).
+final class RelayHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let partner: any Channel
+    let frozen: Locked<Bool>
+    init(partner: any Channel, frozen: Locked<Bool>) {
+        self.partner = partner
+        self.frozen = frozen
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !frozen.withLock({ $0 }) { partner.writeAndFlush(unwrapInboundIn(data), promise: nil) }
+    }
+    func channelInactive(context: ChannelHandlerContext) { partner.close(promise: nil) }
+}
+
+/// A TCP relay in front of `target` that can be frozen.
+func frozenableRelay(to target: SocketAddress, frozen: Locked<Bool>) async throws -> any Channel {
+    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelOption(.autoRead, value: true)
+        .childChannelInitializer { inbound in
+            ClientBootstrap(group: inbound.eventLoop)
+                .channelInitializer { outbound in
+                    outbound.eventLoop.makeCompletedFuture {
+                        try outbound.pipeline.syncOperations.addHandler(RelayHandler(partner: inbound, frozen: frozen))
+                    }
+                }
+                .connect(to: target)
+                .flatMapThrowing { outbound in
+                    try inbound.pipeline.syncOperations.addHandler(RelayHandler(partner: outbound, frozen: frozen))
+                }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+}
+
+@Suite("HBONE keepalive")
+struct KeepaliveTests {
+    @Test("a peer that stops answering PINGs is dropped after the timeout (shortened timers)")
+    func unansweredPings() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let frozen = Locked(false)
+        let relay = try await frozenableRelay(to: harness.address, frozen: frozen)
+        let client = try harness.client(TestConfig.client { $0.keepalive = HBONEKeepalive(interval: .milliseconds(100), timeout: .milliseconds(300)) })
+        var request = harness.request(to: upstream.address)
+        request.peer = relay.localAddress!
+        let stream = try await client.openStream(request)
+        // While the peer answers, PINGs keep the connection (several intervals pass).
+        try await Task.sleep(nanoseconds: 500_000_000)
+        #expect(await client.pool.connectionCount() == 1)
+        frozen.withLock { $0 = true }
+        #expect(await eventually { await client.pool.connectionCount() == 0 })
+        // The stream on the dropped connection ends instead of hanging.
+        try? await stream.executeThenClose { inbound, _ in for try await _ in inbound {} }
+        await client.close()
+        try await relay.close()
+        await harness.server.shutdown()
+        await upstream.close()
+    }
+}
