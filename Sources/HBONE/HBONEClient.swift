@@ -128,10 +128,9 @@ public final class HBONEClient: Sendable {
     }
 
     /// Opens a stream and splices it with `socket`, a TCP channel with
-    /// `allowRemoteHalfClosure` true that is not reading yet (`autoRead` set false
-    /// before it became active, or a handler in front that forwards bytes only once
-    /// the tunnel is up, as a SOCKS5 handshake handler does), for example an accepted
-    /// SOCKS5 or redirected connection. Returns once the peer answered 200 and bytes
+    /// `allowRemoteHalfClosure` true, for example an accepted SOCKS5 or redirected
+    /// connection. Add an ``HBONEHoldingHandler`` to `socket` in its initializer (last
+    /// in the pipeline) so that bytes read before the tunnel is up are kept. Returns once the peer answered 200 and bytes
     /// flow both ways; `prelude` (for example a SOCKS5 success reply) is written to
     /// `socket` before any tunnelled byte; `onClose` gets the byte counts (to the destination, from it).
     public func tunnel(
@@ -142,11 +141,14 @@ public final class HBONEClient: Sendable {
     ) async throws {
         // Bytes that arrive on either side before the splice is in place are held, not lost.
         try await socket.eventLoop.submit {
-            try socket.pipeline.syncOperations.addHandler(HoldingHandler())
+            let sync = socket.pipeline.syncOperations
+            if (try? sync.handler(type: HBONEHoldingHandler.self)) == nil {
+                try sync.addHandler(HBONEHoldingHandler())
+            }
         }.get()
         let stream = try await openChannel(request) { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(HoldingHandler())
+                try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                 return channel
             }
         }

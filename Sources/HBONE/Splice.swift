@@ -197,19 +197,24 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// Holds a new stream's bytes and end-of-input until a splice is in place, then replays them.
-final class HoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
+/// Holds a channel's bytes and end-of-input until an HBONE splice is in place, then replays them.
+///
+/// Add it in the initializer of a socket you will pass to ``HBONEClient/tunnel(_:splicingWith:prelude:onClose:)``:
+/// even with `autoRead` off, NIO reads a socket whose peer half-closed, and those bytes must not be lost.
+public final class HBONEHoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
     private var held: [ByteBuffer] = []
     private var inputClosed = false
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public init() {}
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         held.append(unwrapInboundIn(data))
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {}
+    public func channelReadComplete(context: ChannelHandlerContext) {}
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             inputClosed = true
         } else {
@@ -217,13 +222,16 @@ final class HoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         for bytes in held { context.fireChannelRead(NIOAny(bytes)) }
         if !held.isEmpty { context.fireChannelReadComplete() }
         held.removeAll()
         if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
     }
 }
+
+@available(*, unavailable)
+extension HBONEHoldingHandler: Sendable {}
 
 extension SpliceHandler {
     /// Installs a splice between `stream` (an HBONE stream with ``HBONEStreamDataCodec``)
@@ -238,7 +246,7 @@ extension SpliceHandler {
         let addToStream = stream.eventLoop.makeCompletedFuture {
             let sync = stream.pipeline.syncOperations
             try sync.addHandler(SpliceHandler(partner: socket, kind: .stream, side: 0, session: session))
-            if let holding = try? sync.handler(type: HoldingHandler.self) {
+            if let holding = try? sync.handler(type: HBONEHoldingHandler.self) {
                 sync.removeHandler(holding, promise: nil)
             }
         }
@@ -246,7 +254,7 @@ extension SpliceHandler {
             socket.eventLoop.makeCompletedFuture {
                 let sync = socket.pipeline.syncOperations
                 try sync.addHandler(SpliceHandler(partner: stream, kind: .socket, side: 1, session: session))
-                if let holding = try? sync.handler(type: HoldingHandler.self) {
+                if let holding = try? sync.handler(type: HBONEHoldingHandler.self) {
                     sync.removeHandler(holding, promise: nil)
                 }
             }

@@ -18,8 +18,8 @@ struct TunnelTests {
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Before activation, so not a byte is read until the splice is in place.
-                    try channel.syncOptions?.setOption(.autoRead, value: false)
+                    // Keeps what the client sends (and its FIN) until the splice is in place.
+                    try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                     Task {
                         do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
                     }
@@ -43,4 +43,5 @@ struct TunnelTests {
         await upstream.close()
     }
 }
+
 

@@ -1,3 +1,4 @@
+import HBONE
 import Logging
 import NIOCore
 import NIOPosix
@@ -12,6 +13,8 @@ enum SOCKS5Server {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(SOCKS5Handler(router: router, logger: logger))
+                    // Keeps bytes that arrive while the tunnel is being opened.
+                    try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                 }
             }
             .bind(host: address.0, port: address.1)
