@@ -263,10 +263,3 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
-
-// DEV-ONLY (removed before commit): build a subset while other modules are mid-edit.
-import Foundation
-if let keep = ProcessInfo.processInfo.environment["MESH_DEV_ONLY"]?.split(separator: ",").map(String.init) {
-    package.targets.removeAll { target in !keep.contains(target.name) }
-    package.products.removeAll { product in !keep.contains(product.name) }
-}
