@@ -188,9 +188,16 @@ let package = Package(
         ),
 
         // MARK: Tests
+        // Helpers shared by the test targets: locating and running the independent peers.
+        .target(
+            name: "MeshTestSupport",
+            path: "Tests/MeshTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MeshIdentityTests",
             dependencies: [
+                "MeshTestSupport",
                 "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -204,6 +211,7 @@ let package = Package(
         .testTarget(
             name: "HBONETests",
             dependencies: [
+                "MeshTestSupport",
                 "HBONE",
                 "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -223,6 +231,7 @@ let package = Package(
         .testTarget(
             name: "XDSServerTests",
             dependencies: [
+                "MeshTestSupport",
                 "XDSServer",
                 "IdentityServices",
                 "MeshProto",
@@ -236,6 +245,7 @@ let package = Package(
         .testTarget(
             name: "IdentityServicesTests",
             dependencies: [
+                "MeshTestSupport",
                 "IdentityServices",
                 "MeshProto",
                 "MeshIdentity",

@@ -3,6 +3,7 @@ import HBONE
 import MeshIdentity
 import NIOCore
 import Testing
+import MeshTestSupport
 
 /// SVID and bundle PEM files for external peers.
 struct PEMFiles {

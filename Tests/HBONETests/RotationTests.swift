@@ -3,6 +3,7 @@ import HBONE
 import MeshIdentity
 import NIOCore
 import Testing
+import MeshTestSupport
 
 @Suite("HBONE SVID rotation")
 struct RotationTests {

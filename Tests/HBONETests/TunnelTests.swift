@@ -3,6 +3,7 @@ import HBONE
 import NIOCore
 import NIOPosix
 import Testing
+import MeshTestSupport
 
 @Suite("HBONEClient.tunnel splices accepted sockets")
 struct TunnelTests {

@@ -4,6 +4,7 @@ import IdentityServices
 import MeshIdentity
 import Testing
 import X509
+import MeshTestSupport
 
 @Suite("Istio CA server and client")
 struct IstioCATests {

@@ -6,6 +6,7 @@ import MeshIdentity
 import MeshProto
 import Testing
 import X509
+import MeshTestSupport
 
 @Suite("SPIFFE Workload API server and client over a Unix socket")
 struct WorkloadAPITests {

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 @testable import MeshIdentity
+import MeshTestSupport
 
 /// The meshctl binary built with the package.
 enum Meshctl {
@@ -10,7 +11,7 @@ enum Meshctl {
     }
 
     static func run(_ arguments: [String]) throws -> Interop.Output {
-        try Interop.run(path, arguments)
+        try Interop.runBlocking(path, arguments)
     }
 
     /// A CA and SVIDs for `ids` written by meshctl into a temporary directory.
@@ -47,10 +48,10 @@ struct InteropTests {
         let mine = try Meshctl.issue([Self.clientID])
         let other = try Meshctl.issue([Self.clientID])
         defer { mine.remove(); other.remove() }
-        let ok = try Interop.run(Interop.openssl!, ["verify", "-CAfile", mine.file("svid0/bundle.pem"), "-purpose", "sslclient", mine.file("svid0/svid.pem")])
+        let ok = try Interop.runBlocking(Interop.openssl!, ["verify", "-CAfile", mine.file("svid0/bundle.pem"), "-purpose", "sslclient", mine.file("svid0/svid.pem")])
         #expect(ok.status == 0, "\(ok.combined)")
         #expect(ok.stdout.contains(": OK"))
-        let refused = try Interop.run(Interop.openssl!, ["verify", "-CAfile", other.file("svid0/bundle.pem"), mine.file("svid0/svid.pem")])
+        let refused = try Interop.runBlocking(Interop.openssl!, ["verify", "-CAfile", other.file("svid0/bundle.pem"), mine.file("svid0/svid.pem")])
         #expect(refused.status != 0)
         #expect(refused.combined.contains("unable to get local issuer certificate"))
     }
@@ -107,11 +108,11 @@ struct InteropTests {
     func pythonPeers() throws {
         let directory = try Meshctl.issue([Self.clientID])
         defer { directory.remove() }
-        let result = try Interop.run(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.clientID])
+        let result = try Interop.runBlocking(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.clientID])
         #expect(result.status == 0, "\(result.combined)")
         #expect(result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("ok: ") }.count == 5, "\(result.combined)")
         // And the same checker rejects a wrong expectation, so it can fail.
-        let wrong = try Interop.run(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.serverID])
+        let wrong = try Interop.runBlocking(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.serverID])
         #expect(wrong.status == 1)
     }
 }

@@ -5,6 +5,7 @@ import MeshProto
 import SwiftProtobuf
 import Testing
 @testable import XDSServer
+import MeshTestSupport
 
 typealias DiscoveryRequest = Envoy_Service_Discovery_V3_DiscoveryRequest
 typealias DiscoveryResponse = Envoy_Service_Discovery_V3_DiscoveryResponse

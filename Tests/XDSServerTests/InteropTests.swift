@@ -3,6 +3,7 @@ import MeshProto
 import SwiftProtobuf
 import Testing
 @testable import XDSServer
+import MeshTestSupport
 
 /// Peers this project did not write: grpcio's own xDS client, and an ADS
 /// client built on Envoy's generated types (xds-protos).

@@ -2,13 +2,15 @@ import Foundation
 
 /// A queue that one side fills and the test drains; `take` returns nil when
 /// closed or when a generous hang guard expires (never a timing assertion).
-actor Mailbox<Item: Sendable> {
+public actor Mailbox<Item: Sendable> {
     private var items: [Item] = []
     private var waiters: [UUID: CheckedContinuation<Item?, Never>] = [:]
     private var order: [UUID] = []
     private var closed = false
 
-    func put(_ item: Item) {
+    public init() {}
+
+    public func put(_ item: Item) {
         if let id = order.first, let waiter = waiters.removeValue(forKey: id) {
             order.removeFirst()
             waiter.resume(returning: item)
@@ -17,13 +19,13 @@ actor Mailbox<Item: Sendable> {
         }
     }
 
-    func close() {
+    public func close() {
         closed = true
         for id in order { waiters.removeValue(forKey: id)?.resume(returning: nil) }
         order = []
     }
 
-    func take(guardSeconds: Double = 30) async -> Item? {
+    public func take(guardSeconds: Double = 30) async -> Item? {
         if !items.isEmpty { return items.removeFirst() }
         if closed { return nil }
         let id = UUID()

@@ -1,20 +1,19 @@
 import Foundation
 import Synchronization
-import Testing
 
 /// Locates the independent peers (openssl, the interop Python venv) and runs them.
-enum Interop {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+public enum Interop {
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    public static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-    static var python: String? {
+    public static var python: String? {
         let candidate = ProcessInfo.processInfo.environment["MESH_INTEROP_PYTHON"] ?? packageRoot + "/.venv/bin/python"
         return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
     }
 
-    static var openssl: String? { which("openssl") }
+    public static var openssl: String? { which("openssl") }
 
-    static func which(_ tool: String) -> String? {
+    public static func which(_ tool: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(tool)"
@@ -23,18 +22,18 @@ enum Interop {
         return nil
     }
 
-    static func script(_ name: String) -> String { packageRoot + "/Tests/Interop/" + name }
+    public static func script(_ name: String) -> String { packageRoot + "/Tests/Interop/" + name }
 
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var combined: String { stdout + stderr }
+    public struct Output: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var combined: String { stdout + stderr }
     }
 
     /// Runs a command to completion on its own thread, so that waiting never blocks
     /// Swift's cooperative pool (which the servers under test need).
-    static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) async throws -> Output {
+    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) async throws -> Output {
         try await withCheckedThrowingContinuation { continuation in
             Thread {
                 continuation.resume(with: Result { try runBlocking(executable, arguments, stdin: stdin) })
@@ -42,7 +41,7 @@ enum Interop {
         }
     }
 
-    private static func runBlocking(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
+    public static func runBlocking(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Output {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -65,7 +64,7 @@ enum Interop {
 }
 
 /// A long-running peer process whose output the test watches for expected text.
-final class PeerProcess: @unchecked Sendable {
+public final class PeerProcess: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
     private final class Buffer: Sendable {
@@ -73,7 +72,7 @@ final class PeerProcess: @unchecked Sendable {
     }
     private let buffer = Buffer()
 
-    init(_ executable: String, _ arguments: [String]) throws {
+    public init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let pipe = Pipe()
@@ -87,14 +86,14 @@ final class PeerProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var text: String { buffer.text.withLock { $0 } }
+    public var text: String { buffer.text.withLock { $0 } }
 
-    func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
+    public func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
 
     /// Waits until the output contains `needle` or the process exits; a generous bound
     /// (not a timing assertion) keeps a broken peer from hanging the suite.
     @discardableResult
-    func waitFor(_ needle: String, bound: TimeInterval = 30) async -> Bool {
+    public func waitFor(_ needle: String, bound: TimeInterval = 30) async -> Bool {
         let deadline = Date().addingTimeInterval(bound)
         while Date() < deadline {
             if text.contains(needle) { return true }
@@ -107,13 +106,13 @@ final class PeerProcess: @unchecked Sendable {
         return false
     }
 
-    func waitForExit(bound: TimeInterval = 30) async -> Int32? {
+    public func waitForExit(bound: TimeInterval = 30) async -> Int32? {
         let deadline = Date().addingTimeInterval(bound)
         while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }
         return process.isRunning ? nil : process.terminationStatus
     }
 
-    func stop() {
+    public func stop() {
         if process.isRunning { process.terminate() }
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()

@@ -2,18 +2,13 @@ import Foundation
 import Synchronization
 
 /// Locates the interop virtualenv's Python and runs peers from Tests/Interop.
-enum PythonPeers {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-    static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+public enum PythonPeers {
+    public static var isCI: Bool { Interop.isCI }
 
-    static var python: String? {
-        let candidate = ProcessInfo.processInfo.environment["MESH_INTEROP_PYTHON"] ?? packageRoot + "/.venv/bin/python"
-        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-    }
+    public static var python: String? { Interop.python }
 
     /// True when the venv has the modules a peer imports.
-    static func has(_ modules: [String]) -> Bool {
+    public static func has(_ modules: [String]) -> Bool {
         guard let python else { return false }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
@@ -26,13 +21,13 @@ enum PythonPeers {
     }
 
     /// Enabled unless the peer is missing; with CI=true a missing peer runs (and fails) instead of skipping.
-    static func available(_ modules: [String]) -> Bool { isCI || has(modules) }
+    public static func available(_ modules: [String]) -> Bool { isCI || has(modules) }
 
-    static func script(_ name: String) -> String { packageRoot + "/Tests/Interop/" + name }
+    public static func script(_ name: String) -> String { Interop.script(name) }
 }
 
 /// A Python peer whose stdout lines the test reads and whose stdin it writes.
-final class LinePeer: Sendable {
+public final class LinePeer: Sendable {
     private let process: Process
     private let input: Pipe
     private final class Output: Sendable {
@@ -41,7 +36,7 @@ final class LinePeer: Sendable {
     }
     private let output = Output()
 
-    init(script: String, arguments: [String]) throws {
+    public init(script: String, arguments: [String]) throws {
         guard let python = PythonPeers.python else { throw PeerError.missingPython }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
@@ -78,15 +73,15 @@ final class LinePeer: Sendable {
     }
 
     /// All output so far (for failure messages).
-    var transcript: String { output.log.withLock { $0 } }
+    public var transcript: String { output.log.withLock { $0 } }
 
-    func send(_ line: String) {
+    public func send(_ line: String) {
         try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
     }
 
     /// The next line that starts with `prefix` (other lines, e.g. logs, are skipped).
     /// The bound is a hang guard for a broken peer, not a timing assertion.
-    func line(startingWith prefix: String, guardSeconds: Double = 60) async throws -> String {
+    public func line(startingWith prefix: String, guardSeconds: Double = 60) async throws -> String {
         let deadline = Date().addingTimeInterval(guardSeconds)
         while Date() < deadline {
             let (found, closed): (String?, Bool) = output.state.withLock { state in
@@ -104,17 +99,17 @@ final class LinePeer: Sendable {
         throw PeerError.noLine(prefix: prefix, transcript: transcript)
     }
 
-    func stop() {
+    public func stop() {
         if process.isRunning { process.terminate() }
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
     }
 
-    enum PeerError: Error, CustomStringConvertible {
+    public enum PeerError: Error, CustomStringConvertible {
         case missingPython
         case noLine(prefix: String, transcript: String)
 
-        var description: String {
+        public var description: String {
             switch self {
             case .missingPython: "the interop venv is missing; run scripts/test (it creates .venv with Tests/Interop/requirements.txt)"
             case .noLine(let prefix, let transcript): "the peer printed no line starting with '\(prefix)'; its output:\n\(transcript)"
