@@ -99,8 +99,10 @@ public final class LinePeer: Sendable {
         throw PeerError.noLine(prefix: prefix, transcript: transcript)
     }
 
+    /// Ends the peer. SIGKILL, because processes spawned from Swift's threads inherit a
+    /// signal mask that blocks SIGTERM, and a peer that ignores it would hang the test.
     public func stop() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
     }

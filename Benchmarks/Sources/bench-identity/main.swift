@@ -61,16 +61,17 @@ func freePort() throws -> Int {
 }
 let opensslPort = try freePort()
 let sServer = Process()
-sServer.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+// Processes spawned here inherit a signal mask that blocks SIGTERM, so the server runs under
+// `timeout -s KILL` (its own process group, killed below or at the deadline if we crash).
+sServer.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
 sServer.arguments = [
-    "s_server", "-accept", "127.0.0.1:\(opensslPort)", "-tls1_3", "-cert", work + "/server.pem", "-key", work + "/server.key",
+    "-s", "KILL", "\(Int(seconds) * 3 + 60)", "/usr/bin/openssl", "s_server", "-accept", "127.0.0.1:\(opensslPort)", "-tls1_3", "-cert", work + "/server.pem", "-key", work + "/server.key",
     "-CAfile", work + "/bundle.pem", "-Verify", "1", "-naccept", "1000000", "-quiet",
 ]
 sServer.standardInput = Pipe()
 sServer.standardOutput = FileHandle.nullDevice
 sServer.standardError = FileHandle.nullDevice
 try sServer.run()
-defer { sServer.terminate() }
 try await Task.sleep(nanoseconds: 500_000_000)
 
 // MARK: measurements
@@ -152,3 +153,5 @@ print("SVID issuance (new P-256 key + signed leaf):     \(fmt(issued))/s")
 try await server.close()
 try await group.shutdownGracefully()
 try await clientGroup.shutdownGracefully()
+kill(-sServer.processIdentifier, SIGKILL)  // the whole process group: timeout and openssl
+sServer.waitUntilExit()
