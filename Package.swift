@@ -191,6 +191,7 @@ let package = Package(
         // Helpers shared by the test targets: locating and running the independent peers.
         .target(
             name: "MeshTestSupport",
+            dependencies: ["MeshIdentity"],
             path: "Tests/MeshTestSupport",
             swiftSettings: swiftSettings
         ),

@@ -53,19 +53,13 @@ public enum SPIFFEGRPCSecurity {
     /// nil for plaintext connections.
     public static func peerID(of context: ServerContext) -> SPIFFEID? {
         guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
-              let leaf = transport.peerCertificate,
-              let names = try? leaf.extensions.subjectAlternativeNames
+              let leaf = transport.peerCertificate
         else { return nil }
-        var uris: [String] = []
-        for name in names {
-            if case .uniformResourceIdentifier(let uri) = name { uris.append(uri) }
-        }
-        guard uris.count == 1 else { return nil }
-        return try? SPIFFEID(uris[0])
+        return try? X509SVIDVerifier.spiffeID(ofLeaf: leaf)
     }
 
     private static func sources(_ svid: X509SVID) throws -> ([TLSConfig.CertificateSource], TLSConfig.PrivateKeySource) {
-        let chain = try svid.chain.map { TLSConfig.CertificateSource.bytes(try DERCoding.der($0), format: .der) }
+        let chain = try svid.chain.map { TLSConfig.CertificateSource.bytes(try CertificateCoding.der($0), format: .der) }
         let key = TLSConfig.PrivateKeySource.bytes(Array(svid.privateKey.derRepresentation), format: .der)
         return (chain, key)
     }

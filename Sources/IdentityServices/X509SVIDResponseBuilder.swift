@@ -11,12 +11,12 @@ enum X509SVIDResponseBuilder {
         entry.x509Svid = Data(try svid.chainDER())
         entry.x509SvidKey = svid.privateKey.derRepresentation
         if let own = bundles[svid.id.trustDomain] {
-            entry.bundle = Data(try DERCoding.concatenated(own.authorities))
+            entry.bundle = Data(try CertificateCoding.concatenatedDER(own.authorities))
         }
         var response = SPIFFE_X509SVIDResponse()
         response.svids = [entry]
         for bundle in bundles.all where bundle.trustDomain != svid.id.trustDomain {
-            response.federatedBundles["spiffe://" + bundle.trustDomain.name] = Data(try DERCoding.concatenated(bundle.authorities))
+            response.federatedBundles["spiffe://" + bundle.trustDomain.name] = Data(try CertificateCoding.concatenatedDER(bundle.authorities))
         }
         return response
     }
@@ -24,7 +24,7 @@ enum X509SVIDResponseBuilder {
     static func bundles(_ bundles: TrustBundleSet) throws -> SPIFFE_X509BundlesResponse {
         var response = SPIFFE_X509BundlesResponse()
         for bundle in bundles.all {
-            response.bundles["spiffe://" + bundle.trustDomain.name] = Data(try DERCoding.concatenated(bundle.authorities))
+            response.bundles["spiffe://" + bundle.trustDomain.name] = Data(try CertificateCoding.concatenatedDER(bundle.authorities))
         }
         return response
     }

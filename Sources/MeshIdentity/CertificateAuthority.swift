@@ -95,14 +95,14 @@ public struct CertificateAuthority: Sendable {
     /// Loads a CA from PEM (`ca.pem` chain, `ca.key` PKCS#8).
     public init(chainPEM: String, privateKeyPEM: String, trustDomain: TrustDomain) throws {
         try self.init(
-            chain: PEMCoding.certificates(pem: chainPEM),
-            privateKey: PEMCoding.privateKey(pem: privateKeyPEM),
+            chain: CertificateCoding.certificates(pem: chainPEM),
+            privateKey: CertificateCoding.privateKey(pem: privateKeyPEM),
             trustDomain: trustDomain
         )
     }
 
     /// The CA chain as PEM.
-    public func chainPEM() throws -> String { try PEMCoding.pem(chain) }
+    public func chainPEM() throws -> String { try CertificateCoding.pem(chain) }
 
     /// Creates a new self-signed root CA with a fresh P-256 key.
     public static func selfSigned(
@@ -242,6 +242,13 @@ public struct CertificateAuthority: Sendable {
             throw CertificateAuthorityError.malformedCSR(String(describing: error))
         }
         return try issue(csr: csr, allowedID: allowedID, ttl: ttl, now: now)
+    }
+
+    /// The trust domain a CA certificate speaks for: its `spiffe://<trust-domain>` URI SAN
+    /// (which this CA writes into its own certificates), or nil when it has none.
+    public static func trustDomain(ofAuthority certificate: Certificate) -> TrustDomain? {
+        guard let uris = try? certificate.extensions.uriSANs() else { return nil }
+        return uris.lazy.compactMap { try? SPIFFEID($0) }.first { $0.isTrustDomainID }?.trustDomain
     }
 
     /// Builds a CSR for `id` signed by `privateKey` (what a workload sends to a CA).

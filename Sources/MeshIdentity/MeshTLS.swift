@@ -115,7 +115,7 @@ public final class MeshTLS: Sendable {
     }
 
     private func makeContext(role: Role, svid: X509SVID) throws -> NIOSSLContext {
-        let chain = try svid.chain.map { try NIOSSLCertificateSource.certificate(NIOSSLCertificate(bytes: PEMCoding.der($0), format: .der)) }
+        let chain = try svid.chain.map { try NIOSSLCertificateSource.certificate(NIOSSLCertificate(bytes: CertificateCoding.der($0), format: .der)) }
         let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(svid.privateKey.derRepresentation), format: .der))
         var tls: TLSConfiguration
         switch role {

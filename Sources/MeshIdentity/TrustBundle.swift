@@ -23,11 +23,11 @@ public struct TrustBundle: Sendable, Hashable {
 
     /// Reads PEM authorities (`bundle.pem`).
     public init(trustDomain: TrustDomain, pem: String) throws {
-        self.init(trustDomain: trustDomain, authorities: try PEMCoding.certificates(pem: pem))
+        self.init(trustDomain: trustDomain, authorities: try CertificateCoding.certificates(pem: pem))
     }
 
     /// The authorities as PEM.
-    public func authoritiesPEM() throws -> String { try PEMCoding.pem(authorities) }
+    public func authoritiesPEM() throws -> String { try CertificateCoding.pem(authorities) }
 }
 
 /// Trust bundles for several trust domains (SPIFFE federation), keyed by trust domain.

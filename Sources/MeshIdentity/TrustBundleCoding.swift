@@ -105,7 +105,7 @@ public enum TrustBundleCoding {
     public static func encode(_ bundle: TrustBundle) throws -> Data {
         var keys: [Key] = []
         for certificate in bundle.authorities {
-            let der = try PEMCoding.der(certificate)
+            let der = try CertificateCoding.der(certificate)
             var key = Key(use: "x509-svid", x5c: [Data(der).base64EncodedString()])
             if let p256 = P256.Signing.PublicKey(certificate.publicKey) {
                 let raw = p256.rawRepresentation

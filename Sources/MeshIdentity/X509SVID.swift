@@ -41,14 +41,14 @@ public struct X509SVID: Sendable, Hashable {
 
     /// Reads an SVID from a PEM chain (leaf first) and a PEM private key (PKCS#8 or SEC1).
     public init(chainPEM: String, privateKeyPEM: String) throws {
-        try self.init(chain: PEMCoding.certificates(pem: chainPEM), privateKey: PEMCoding.privateKey(pem: privateKeyPEM))
+        try self.init(chain: CertificateCoding.certificates(pem: chainPEM), privateKey: CertificateCoding.privateKey(pem: privateKeyPEM))
     }
 
     /// Reads an SVID from concatenated DER certificates and a DER private key.
     public init(chainDER: [UInt8], privateKeyDER: [UInt8]) throws {
         try self.init(
-            chain: PEMCoding.certificates(concatenatedDER: chainDER),
-            privateKey: PEMCoding.privateKey(der: privateKeyDER)
+            chain: CertificateCoding.certificates(concatenatedDER: chainDER),
+            privateKey: CertificateCoding.privateKey(der: privateKeyDER)
         )
     }
 
@@ -61,13 +61,13 @@ public struct X509SVID: Sendable, Hashable {
     }
 
     /// The chain as PEM, leaf first.
-    public func chainPEM() throws -> String { try PEMCoding.pem(chain) }
+    public func chainPEM() throws -> String { try CertificateCoding.pem(chain) }
 
     /// The private key as PKCS#8 PEM.
     public var privateKeyPEM: String { privateKey.pemRepresentation }
 
     /// The chain as concatenated DER (the Workload API's wire form).
-    public func chainDER() throws -> [UInt8] { try chain.flatMap { try PEMCoding.der($0) } }
+    public func chainDER() throws -> [UInt8] { try CertificateCoding.concatenatedDER(chain) }
 
     public static func == (lhs: X509SVID, rhs: X509SVID) -> Bool {
         lhs.chain == rhs.chain && lhs.privateKey.rawRepresentation == rhs.privateKey.rawRepresentation

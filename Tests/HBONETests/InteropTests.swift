@@ -12,7 +12,7 @@ struct PEMFiles {
     func cert(_ name: String) -> String { directory + "/\(name).pem" }
     func key(_ name: String) -> String { directory + "/\(name).key" }
 
-    init(pki: HBONEPKI, ids: [String: SPIFFEID]) throws {
+    init(pki: ServerClientPKI, ids: [String: SPIFFEID]) throws {
         directory = NSTemporaryDirectory() + "hbone-interop-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try pki.ca.trustBundle.authoritiesPEM().write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
@@ -79,7 +79,7 @@ struct HBONEInteropTests {
 
     @Test("our client against a Python h2 HBONE server", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
     func clientAgainstPythonServer() async throws {
-        let pki = try HBONEPKI()
+        let pki = try ServerClientPKI()
         let files = try PEMFiles(pki: pki, ids: ["server": pki.serverID])
         defer { files.remove() }
         let server = try PeerProcess(try #require(Interop.python), [

@@ -16,7 +16,7 @@ struct RotationTests {
 
     @Test("rotation does not break an open tunnel; new connections present the new certificate", .enabled(if: Interop.openssl != nil, "needs openssl"))
     func rotation() async throws {
-        let pki = try HBONEPKI()
+        let pki = try ServerClientPKI()
         let oldSVID = try pki.ca.issueSVID(for: pki.serverID)
         let source = SVIDSource(svid: oldSVID)
         let server = HBONEServer(tls: MeshTLS(svids: source, bundles: pki.bundles), handler: RecordingInboundHandler(), configuration: TestConfig.server())

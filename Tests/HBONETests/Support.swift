@@ -5,29 +5,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
-
-/// A CA for example.org with a server and a client identity, plus a foreign CA.
-struct HBONEPKI {
-    let ca: CertificateAuthority
-    let serverID: SPIFFEID
-    let clientID: SPIFFEID
-    let bundles: TrustBundleStore
-
-    init() throws {
-        ca = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
-        serverID = try SPIFFEID("spiffe://example.org/ns/default/sa/server")
-        clientID = try SPIFFEID("spiffe://example.org/ns/default/sa/client")
-        bundles = TrustBundleStore(ca.trustBundle)
-    }
-
-    func source(_ id: SPIFFEID) throws -> SVIDSource {
-        SVIDSource(svid: try ca.issueSVID(for: id))
-    }
-
-    func tls(_ id: SPIFFEID) throws -> MeshTLS {
-        MeshTLS(svids: try source(id), bundles: bundles)
-    }
-}
+import MeshTestSupport
 
 /// Server and client timers shortened so tests never wait for production values.
 enum TestConfig {
@@ -133,13 +111,13 @@ func closedPort() async throws -> Int {
 
 /// A running HBONE server with its PKI.
 struct HBONEHarness {
-    let pki: HBONEPKI
+    let pki: ServerClientPKI
     let server: HBONEServer
     let address: SocketAddress
     let handler: RecordingInboundHandler
     let metrics: CountingMetrics
 
-    init(pki: HBONEPKI = try! HBONEPKI(), handler: RecordingInboundHandler = RecordingInboundHandler(), configuration: HBONEServerConfiguration = TestConfig.server()) async throws {
+    init(pki: ServerClientPKI = try! ServerClientPKI(), handler: RecordingInboundHandler = RecordingInboundHandler(), configuration: HBONEServerConfiguration = TestConfig.server()) async throws {
         self.pki = pki
         self.handler = handler
         self.metrics = CountingMetrics()

@@ -4,6 +4,7 @@ import NIOPosix
 import NIOSSL
 import Testing
 @testable import MeshIdentity
+import MeshTestSupport
 
 /// A Swift mTLS echo server on 127.0.0.1 with port 0, recording verified peer IDs.
 final class EchoServer: Sendable {
@@ -116,34 +117,11 @@ func connect(port: Int, tls: MeshTLS, authorizer: SPIFFEAuthorizer) async throws
     return ClientConnection(channel: channel, collector: collector, verified: outcome.futureResult)
 }
 
-struct MeshPKI {
-    let ca: CertificateAuthority
-    let serverID: SPIFFEID
-    let clientID: SPIFFEID
-    let bundles: TrustBundleStore
-
-    init() throws {
-        ca = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
-        serverID = try SPIFFEID("spiffe://example.org/ns/default/sa/server")
-        clientID = try SPIFFEID("spiffe://example.org/ns/default/sa/client")
-        bundles = TrustBundleStore(ca.trustBundle)
-    }
-
-    func tls(_ id: SPIFFEID, authorizer: SPIFFEAuthorizer = .anyVerified, clock: any MeshClock = SystemMeshClock()) throws -> MeshTLS {
-        MeshTLS(
-            svids: SVIDSource(svid: try ca.issueSVID(for: id, now: clock.now), clock: clock),
-            bundles: bundles,
-            configuration: MeshTLSConfiguration(serverAuthorizer: authorizer),
-            clock: clock
-        )
-    }
-}
-
 @Suite("SPIFFE mTLS over real sockets")
 struct MeshTLSTests {
     @Test("handshake succeeds and both sides see the verified peer ID")
     func handshake() async throws {
-        let pki = try MeshPKI()
+        let pki = try ServerClientPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID, authorizer: .exactly(pki.clientID)))
         let connection = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(pki.serverID))
         let (client, collector) = (connection.channel, connection.collector)
@@ -161,7 +139,7 @@ struct MeshTLSTests {
 
     @Test("a client whose ID the server does not authorize is refused")
     func unauthorizedClient() async throws {
-        let pki = try MeshPKI()
+        let pki = try ServerClientPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID, authorizer: .exactly(pki.clientID)))
         let intruder = try SPIFFEID("spiffe://example.org/ns/default/sa/intruder")
         let connection = try await connect(port: server.port, tls: pki.tls(intruder), authorizer: .exactly(pki.serverID))
@@ -176,7 +154,7 @@ struct MeshTLSTests {
 
     @Test("a server that is not the expected identity is refused by the client")
     func wrongServer() async throws {
-        let pki = try MeshPKI()
+        let pki = try ServerClientPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID))
         let client = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .exactly(try SPIFFEID("spiffe://example.org/ns/default/sa/other")))
         await #expect(throws: SPIFFEAuthorizationError.self) { try await client.peerID }
@@ -186,8 +164,8 @@ struct MeshTLSTests {
 
     @Test("a peer from an untrusted CA is refused with the validation reason")
     func untrustedCA() async throws {
-        let pki = try MeshPKI()
-        let stranger = try MeshPKI()
+        let pki = try ServerClientPKI()
+        let stranger = try ServerClientPKI()
         let server = try await EchoServer(tls: pki.tls(pki.serverID))
         let client = try await connect(port: server.port, tls: pki.tls(pki.clientID), authorizer: .anyVerified)
         #expect(try await client.peerID == pki.serverID)
@@ -201,7 +179,7 @@ struct MeshTLSTests {
 
     @Test("after rotation a new connection presents the new SVID while the old one stays up")
     func rotation() async throws {
-        let pki = try MeshPKI()
+        let pki = try ServerClientPKI()
         let clock = ManualClock(now: Date())
         let provider = ScriptedProvider(authority: pki.ca, id: pki.serverID, clock: clock, ttl: 3600)
         let source = SVIDSource(provider: provider, clock: clock)
@@ -215,7 +193,7 @@ struct MeshTLSTests {
         let (old, oldCollector) = (oldConnection.channel, oldConnection.collector)
         _ = try await oldCollector.wait(for: "hello", on: old.eventLoop).get()
         let oldSerial = try await old.nioSSL_peerCertificate().get().map { try $0.toDERBytes() }
-        #expect(oldSerial == (try derBytes(first.leaf)))
+        #expect(oldSerial == (try CertificateCoding.der(first.leaf)))
 
         var updates = source.updates().makeAsyncIterator()
         _ = await updates.next()
@@ -228,7 +206,7 @@ struct MeshTLSTests {
         let (new, newCollector) = (newConnection.channel, newConnection.collector)
         _ = try await newCollector.wait(for: "hello", on: new.eventLoop).get()
         let newLeaf = try await new.nioSSL_peerCertificate().get().map { try $0.toDERBytes() }
-        #expect(newLeaf == (try derBytes(second.leaf)))
+        #expect(newLeaf == (try CertificateCoding.der(second.leaf)))
 
         // The old connection still carries traffic.
         try await old.writeAndFlush(ByteBuffer(string: "still-here\n")).get()
@@ -241,7 +219,7 @@ struct MeshTLSTests {
 
     @Test("without a valid SVID no handler is built")
     func noSVID() throws {
-        let pki = try MeshPKI()
+        let pki = try ServerClientPKI()
         let provider = ScriptedProvider(authority: pki.ca, id: pki.serverID, clock: ManualClock(), ttl: 60)
         let tls = MeshTLS(svids: SVIDSource(provider: provider), bundles: pki.bundles)
         #expect(throws: SVIDSourceError.noValidSVID) { try tls.makeServerHandlers() }

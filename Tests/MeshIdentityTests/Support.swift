@@ -163,11 +163,6 @@ struct TestPKI {
     }
 }
 
-func derBytes(_ certificate: Certificate) throws -> [UInt8] {
-    var serializer = DER.Serializer()
-    try serializer.serialize(certificate)
-    return serializer.serializedBytes
-}
 
 /// A temporary directory removed when the value is dropped by `defer`.
 struct TemporaryDirectory {

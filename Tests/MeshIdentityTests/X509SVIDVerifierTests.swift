@@ -140,7 +140,7 @@ struct X509SVIDVerifierTests {
     func tamperedSignature() throws {
         let pki = try TestPKI()
         let svid = try pki.authority.issueSVID(for: SPIFFEID("spiffe://example.org/x"))
-        var der = try derBytes(svid.leaf)
+        var der = try CertificateCoding.der(svid.leaf)
         der[der.count - 1] ^= 0x01
         let tampered = try Certificate(derEncoded: der)
         #expect(throws: X509SVIDValidationError.badSignature(subject: tampered.subject.description)) {

@@ -41,8 +41,8 @@ struct CACommand: AsyncParsableCommand {
 func loadCA(directory: String) throws -> CertificateAuthority {
     let chainPEM = try readFile(directory + "/ca.pem", what: "CA certificate")
     let keyPEM = try readFile(directory + "/ca.key", what: "CA key")
-    let chain = try TrustBundle(trustDomain: .clusterLocal, pem: chainPEM).authorities
-    guard let trustDomain = chain.first.flatMap(trustDomainOfAuthority) else {
+    let chain = try CertificateCoding.certificates(pem: chainPEM)
+    guard let trustDomain = chain.first.flatMap(CertificateAuthority.trustDomain(ofAuthority:)) else {
         throw CommandFailure(message: "error: \(directory)/ca.pem has no spiffe://<trust-domain> URI SAN", code: 2)
     }
     return try CertificateAuthority(chainPEM: chainPEM, privateKeyPEM: keyPEM, trustDomain: trustDomain)

@@ -41,7 +41,7 @@ struct SVIDCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let chain = try TrustBundle(trustDomain: .clusterLocal, pem: readFile(file, what: "certificate chain")).authorities
+                let chain = try CertificateCoding.certificates(pem: readFile(file, what: "certificate chain"))
                 for (index, certificate) in chain.enumerated() {
                     say(index == 0 ? "leaf:" : "certificate \(index + 1):")
                     if index == 0 {
@@ -77,13 +77,13 @@ struct SVIDCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let chain = try TrustBundle(trustDomain: .clusterLocal, pem: readFile(file, what: "certificate chain")).authorities
+                let chain = try CertificateCoding.certificates(pem: readFile(file, what: "certificate chain"))
                 let bundleData = Data(try readFile(bundle, what: "bundle").utf8)
                 let provisional = try TrustBundleCoding.decode(bundleData, trustDomain: .clusterLocal)
                 let td: TrustDomain
                 if let trustDomain {
                     td = try TrustDomain(trustDomain)
-                } else if let inferred = provisional.authorities.first.flatMap(trustDomainOfAuthority) {
+                } else if let inferred = provisional.authorities.first.flatMap(CertificateAuthority.trustDomain(ofAuthority:)) {
                     td = inferred
                 } else {
                     throw CommandFailure(message: "error: cannot tell the bundle's trust domain; pass --trust-domain", code: 2)
@@ -99,13 +99,4 @@ struct SVIDCommand: AsyncParsableCommand {
             }
         }
     }
-}
-
-/// The trust domain named by a CA certificate's `spiffe://<td>` URI SAN.
-func trustDomainOfAuthority(_ certificate: Certificate) -> TrustDomain? {
-    guard let names = try? certificate.extensions.subjectAlternativeNames else { return nil }
-    for name in names {
-        if case .uniformResourceIdentifier(let uri) = name, let id = try? SPIFFEID(uri) { return id.trustDomain }
-    }
-    return nil
 }

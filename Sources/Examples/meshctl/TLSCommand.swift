@@ -4,6 +4,7 @@ import MeshIdentity
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 struct TLSCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -133,7 +134,7 @@ func installSignalHandlers(_ done: EventLoopPromise<Void>) -> [any DispatchSourc
 final class ConnectionCounter: Sendable {
     private let limit: Int?
     private let done: EventLoopPromise<Void>
-    private let closed = NIOLockedValueBoxCompat(0)
+    private let closed = Atomic<Int>(0)
 
     init(limit: Int?, done: EventLoopPromise<Void>) {
         self.limit = limit
@@ -141,21 +142,8 @@ final class ConnectionCounter: Sendable {
     }
 
     func connectionClosed() {
-        let count = closed.increment()
+        let count = closed.add(1, ordering: .relaxed).newValue
         if let limit, count >= limit { done.succeed() }
-    }
-}
-
-/// A tiny Sendable counter.
-final class NIOLockedValueBoxCompat: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Int
-    init(_ value: Int) { self.value = value }
-    func increment() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
     }
 }
 

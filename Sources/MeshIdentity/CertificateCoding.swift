@@ -18,8 +18,10 @@ public struct CertificateDecodingError: Error, Hashable, Sendable, CustomStringC
     public var description: String { "cannot decode \(what): \(reason)" }
 }
 
-/// PEM and DER helpers for certificates and P-256 private keys.
-enum PEMCoding {
+/// PEM and DER coding of certificate chains and P-256 keys as the SPIFFE
+/// formats use them (PEM files, concatenated DER in the Workload API).
+/// Errors are ``CertificateDecodingError``s naming the block that failed.
+public enum CertificateCoding {
     /// Splits a PEM string into its documents; errors name the block index.
     static func documents(_ pem: String, what: String) throws -> [PEMDocument] {
         var documents: [PEMDocument] = []
@@ -44,7 +46,7 @@ enum PEMCoding {
         return documents
     }
 
-    static func certificates(pem: String) throws -> [Certificate] {
+    public static func certificates(pem: String) throws -> [Certificate] {
         try documents(pem, what: "certificate").enumerated().map { index, document in
             guard document.discriminator == "CERTIFICATE" else {
                 throw CertificateDecodingError(
@@ -65,7 +67,7 @@ enum PEMCoding {
     }
 
     /// Splits concatenated DER certificates (the X509-SVID wire form) and parses each.
-    static func certificates(concatenatedDER bytes: [UInt8]) throws -> [Certificate] {
+    public static func certificates(concatenatedDER bytes: [UInt8]) throws -> [Certificate] {
         var result: [Certificate] = []
         var rest = bytes[...]
         while !rest.isEmpty {
@@ -115,13 +117,18 @@ enum PEMCoding {
         }
     }
 
-    static func pem(_ certificates: [Certificate]) throws -> String {
+    public static func pem(_ certificates: [Certificate]) throws -> String {
         try certificates.map { try $0.serializeAsPEM().pemString }.joined(separator: "\n") + "\n"
     }
 
-    static func der(_ certificate: Certificate) throws -> [UInt8] {
+    public static func der(_ certificate: Certificate) throws -> [UInt8] {
         var serializer = DER.Serializer()
         try serializer.serialize(certificate)
         return serializer.serializedBytes
+    }
+
+    /// Certificates as one byte string of concatenated DER (the Workload API's form).
+    public static func concatenatedDER(_ certificates: [Certificate]) throws -> [UInt8] {
+        try certificates.flatMap { try der($0) }
     }
 }
