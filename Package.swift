@@ -85,6 +85,10 @@ let package = Package(
             name: "XDSClient",
             dependencies: [
                 "MeshIdentity",
+                "MeshProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -191,7 +195,14 @@ let package = Package(
         // Helpers shared by the test targets: locating and running the independent peers.
         .target(
             name: "MeshTestSupport",
-            dependencies: ["MeshIdentity"],
+            dependencies: [
+                "MeshIdentity",
+                "MeshProto",
+                "XDSServer",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+            ],
             path: "Tests/MeshTestSupport",
             swiftSettings: swiftSettings
         ),
@@ -226,7 +237,19 @@ let package = Package(
         ),
         .testTarget(
             name: "XDSClientTests",
-            dependencies: ["XDSClient"],
+            dependencies: [
+                "MeshTestSupport",
+                "XDSClient",
+                "XDSServer",
+                "MeshProto",
+                "MeshIdentity",
+                "IdentityServices",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -25,6 +25,8 @@ public struct Authorization: Sendable, Hashable {
     public var scope: Scope
     public var action: Action
     public var rules: [[[AuthorizationMatch]]]
+    /// A dry-run policy is stored and reported but never decides a connection.
+    public var dryRun: Bool = false
 
     public init(name: String, namespace: String, scope: Scope = .namespace, action: Action = .allow, rules: [[[AuthorizationMatch]]] = []) {
         self.name = name
@@ -76,8 +78,8 @@ public struct AuthorizationMatch: Sendable, Hashable {
     func matches(_ connection: L4Connection) -> Bool {
         let namespace = connection.source?.istioNamespace
         let principal = connection.source.map { String($0.description.dropFirst("spiffe://".count)) }
-        if !namespaces.isEmpty, !(namespace.map(namespaces.contains) ?? false) { return false }
-        if let namespace, notNamespaces.contains(namespace) { return false }
+        if !namespaces.isEmpty, !(namespace.map { n in namespaces.contains { Self.glob($0, n) } } ?? false) { return false }
+        if let namespace, notNamespaces.contains(where: { Self.glob($0, namespace) }) { return false }
         if !principals.isEmpty, !(principal.map { p in principals.contains { Self.glob($0, p) } } ?? false) { return false }
         if let principal, notPrincipals.contains(where: { Self.glob($0, principal) }) { return false }
         if !destinationPorts.isEmpty, !destinationPorts.contains(connection.destinationPort) { return false }
@@ -121,7 +123,7 @@ public enum L4Decision: Sendable, Hashable {
 extension Sequence where Element == Authorization {
     /// Istio's L4 semantics: a matching DENY denies; if any ALLOW applies, one must match; otherwise allow.
     public func evaluate(_ connection: L4Connection) -> L4Decision {
-        let applicable = filter { $0.applies(to: connection.destination) }
+        let applicable = filter { !$0.dryRun && $0.applies(to: connection.destination) }
         if let deny = applicable.first(where: { $0.action == .deny && $0.matches(connection) }) {
             return .deny(reason: "denied by policy \(deny.key)")
         }

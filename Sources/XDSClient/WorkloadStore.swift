@@ -32,17 +32,87 @@ public struct WorkloadSnapshot: Sendable, Hashable {
     }
 }
 
+/// A change to mesh state as one xDS response carries it: resources added or
+/// replaced, and resources removed by key (workload uid, service
+/// `namespace/hostname`, policy `namespace/name`).
+public struct WorkloadStoreChange: Sendable, Hashable {
+    public var upsertedWorkloads: [Workload]
+    public var upsertedServices: [Service]
+    public var upsertedPolicies: [Authorization]
+    /// Workload uids or service keys (`namespace/hostname`) to remove.
+    public var removedAddresses: [String]
+    /// Policy keys (`namespace/name`) to remove.
+    public var removedPolicies: [String]
+
+    public init(
+        upsertedWorkloads: [Workload] = [], upsertedServices: [Service] = [], upsertedPolicies: [Authorization] = [],
+        removedAddresses: [String] = [], removedPolicies: [String] = []
+    ) {
+        self.upsertedWorkloads = upsertedWorkloads
+        self.upsertedServices = upsertedServices
+        self.upsertedPolicies = upsertedPolicies
+        self.removedAddresses = removedAddresses
+        self.removedPolicies = removedPolicies
+    }
+
+    public var isEmpty: Bool {
+        upsertedWorkloads.isEmpty && upsertedServices.isEmpty && upsertedPolicies.isEmpty && removedAddresses.isEmpty && removedPolicies.isEmpty
+    }
+}
+
 /// The one home of mesh state: workloads, services and authorization policies,
-/// indexed by uid, network/IP, hostname and VIP. Updates are applied atomically:
-/// a snapshot that fails validation leaves the previous state untouched.
+/// indexed by uid, network/IP, hostname and VIP.
+///
+/// Two ways in, both atomic (readers see all of an update or none of it):
+/// ``apply(_:)`` replaces everything with a validated snapshot (a local config
+/// file) and refuses duplicates; ``update(_:)`` applies one xDS response's
+/// upserts and removals in time proportional to the change. For xDS, as in
+/// Istio ztunnel, an address claimed by a newer workload or service moves to it.
 public final class WorkloadStore: Sendable {
     struct Indexes: Sendable {
-        var snapshot = WorkloadSnapshot()
-        var byUID: [String: Workload] = [:]
-        var byAddress: [NetworkAddress: Workload] = [:]
-        var byHostname: [String: Service] = [:]
-        var byVIP: [NetworkAddress: Service] = [:]
+        var workloads: [String: Workload] = [:]
+        var services: [String: Service] = [:]
+        var policies: [String: Authorization] = [:]
+        /// Address → workload uid.
+        var byAddress: [NetworkAddress: String] = [:]
+        /// Hostname → service key.
+        var byHostname: [String: String] = [:]
+        /// VIP → service key.
+        var byVIP: [NetworkAddress: String] = [:]
+        /// Policies in key order, for deterministic decisions.
+        var orderedPolicies: [Authorization] = []
         var version: UInt64 = 0
+
+        mutating func insert(_ workload: Workload) {
+            if let old = workloads[workload.uid] { remove(workload: old) }
+            workloads[workload.uid] = workload
+            for ip in workload.workloadIPs { byAddress[NetworkAddress(network: workload.network, address: ip)] = workload.uid }
+        }
+
+        mutating func remove(workload: Workload) {
+            workloads[workload.uid] = nil
+            for ip in workload.workloadIPs {
+                let key = NetworkAddress(network: workload.network, address: ip)
+                if byAddress[key] == workload.uid { byAddress[key] = nil }
+            }
+        }
+
+        mutating func insert(_ service: Service) {
+            if let old = services[service.key] { remove(service: old) }
+            services[service.key] = service
+            byHostname[service.hostname] = service.key
+            for vip in service.vips { byVIP[vip] = service.key }
+        }
+
+        mutating func remove(service: Service) {
+            services[service.key] = nil
+            if byHostname[service.hostname] == service.key { byHostname[service.hostname] = nil }
+            for vip in service.vips where byVIP[vip] == service.key { byVIP[vip] = nil }
+        }
+
+        mutating func reorderPolicies() {
+            orderedPolicies = policies.values.sorted { $0.key < $1.key }
+        }
     }
 
     private let state = Mutex(Indexes())
@@ -55,50 +125,90 @@ public final class WorkloadStore: Sendable {
 
     /// Validates and indexes `snapshot`, then replaces the state in one step.
     public func apply(_ snapshot: WorkloadSnapshot) throws(WorkloadStoreError) {
-        var next = Indexes(snapshot: snapshot)
+        var next = Indexes()
         for workload in snapshot.workloads {
             guard !workload.uid.isEmpty else { throw .missingField("workload.uid") }
-            guard next.byUID[workload.uid] == nil else { throw .duplicateUID(workload.uid) }
-            next.byUID[workload.uid] = workload
+            guard next.workloads[workload.uid] == nil else { throw .duplicateUID(workload.uid) }
             for ip in workload.workloadIPs {
                 guard IPAddressText.isValid(ip) else { throw .invalidAddress(ip) }
                 let key = NetworkAddress(network: workload.network, address: ip)
                 guard next.byAddress[key] == nil else { throw .duplicateAddress(key.description) }
-                next.byAddress[key] = workload
             }
+            next.insert(workload)
         }
         for service in snapshot.services {
             guard !service.hostname.isEmpty else { throw .missingField("service.hostname") }
-            next.byHostname[service.hostname] = service
             for vip in service.vips {
                 guard next.byVIP[vip] == nil else { throw .duplicateAddress(vip.description) }
-                next.byVIP[vip] = service
             }
+            next.insert(service)
         }
+        for policy in snapshot.policies { next.policies[policy.key] = policy }
+        next.reorderPolicies()
         state.withLock { current in
             next.version = current.version + 1
             current = next
         }
     }
 
-    /// Increments with every applied snapshot.
-    public var version: UInt64 { state.withLock { $0.version } }
-    public var snapshot: WorkloadSnapshot { state.withLock { $0.snapshot } }
+    /// Applies one xDS response's change in one step: removals first, then upserts.
+    public func update(_ change: WorkloadStoreChange) {
+        guard !change.isEmpty else { return }
+        state.withLock { current in
+            for key in change.removedAddresses {
+                if let workload = current.workloads[key] { current.remove(workload: workload) }
+                if let service = current.services[key] { current.remove(service: service) }
+            }
+            for workload in change.upsertedWorkloads { current.insert(workload) }
+            for service in change.upsertedServices { current.insert(service) }
+            if !change.removedPolicies.isEmpty || !change.upsertedPolicies.isEmpty {
+                for key in change.removedPolicies { current.policies[key] = nil }
+                for policy in change.upsertedPolicies { current.policies[policy.key] = policy }
+                current.reorderPolicies()
+            }
+            current.version += 1
+        }
+    }
 
-    public func workload(uid: String) -> Workload? { state.withLock { $0.byUID[uid] } }
+    /// Increments with every applied snapshot or change.
+    public var version: UInt64 { state.withLock { $0.version } }
+    /// Everything, ordered by uid, service key and policy key.
+    public var snapshot: WorkloadSnapshot {
+        state.withLock { indexes in
+            WorkloadSnapshot(
+                workloads: indexes.workloads.values.sorted { $0.uid < $1.uid },
+                services: indexes.services.values.sorted { $0.key < $1.key },
+                policies: indexes.orderedPolicies
+            )
+        }
+    }
+    /// How many workloads, services and policies are stored.
+    public var counts: (workloads: Int, services: Int, policies: Int) {
+        state.withLock { ($0.workloads.count, $0.services.count, $0.policies.count) }
+    }
+
+    public func workload(uid: String) -> Workload? { state.withLock { $0.workloads[uid] } }
     public func workload(address: String, network: String = "") -> Workload? {
-        state.withLock { $0.byAddress[NetworkAddress(network: network, address: address)] }
+        state.withLock { indexes in
+            indexes.byAddress[NetworkAddress(network: network, address: address)].flatMap { indexes.workloads[$0] }
+        }
     }
-    public func service(hostname: String) -> Service? { state.withLock { $0.byHostname[hostname] } }
+    public func service(hostname: String) -> Service? {
+        state.withLock { indexes in indexes.byHostname[hostname].flatMap { indexes.services[$0] } }
+    }
     public func service(vip: String, network: String = "") -> Service? {
-        state.withLock { $0.byVIP[NetworkAddress(network: network, address: vip)] }
+        state.withLock { indexes in
+            indexes.byVIP[NetworkAddress(network: network, address: vip)].flatMap { indexes.services[$0] }
+        }
     }
+    /// A policy by `namespace/name`.
+    public func policy(key: String) -> Authorization? { state.withLock { $0.policies[key] } }
     /// Workloads backing a service.
     public func endpoints(of service: Service) -> [Workload] {
-        state.withLock { $0.snapshot.workloads.filter { $0.services[service.key] != nil } }
+        state.withLock { $0.workloads.values.filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
     }
     /// Decides an L4 connection to `connection.destination` with the stored policies.
     public func authorize(_ connection: L4Connection) -> L4Decision {
-        state.withLock { $0.snapshot.policies }.evaluate(connection)
+        state.withLock { $0.orderedPolicies }.evaluate(connection)
     }
 }

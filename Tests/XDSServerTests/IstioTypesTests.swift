@@ -1,6 +1,7 @@
 import Foundation
 import MeshProto
 import SwiftProtobuf
+import MeshTestSupport
 import Testing
 @testable import XDSServer
 

@@ -1,6 +1,7 @@
 import Foundation
 import IdentityServices
 import MeshIdentity
+import MeshTestSupport
 import Testing
 @testable import XDSServer
 

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import MeshProto
 import SwiftProtobuf
+import MeshTestSupport
 import Testing
 @testable import XDSServer
 

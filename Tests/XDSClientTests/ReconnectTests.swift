@@ -1,0 +1,104 @@
+import Foundation
+import Synchronization
+import IdentityServices
+import MeshIdentity
+import MeshProto
+import MeshTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+import XDSClient
+import XDSServer
+
+@Suite("ADSClient reconnects, keeps its state, and survives bad servers")
+struct ReconnectTests {
+    @Test("server restart mid-stream: the last state keeps serving; the client reconnects and resumes", arguments: bothVariants)
+    func serverRestart(variant: ADSClient.Variant) async throws {
+        let cache = XDSSnapshotCache()
+        await cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a", "b"])), forNode: "node-1")
+        let first = XDSServer(cache: cache, configuration: .init(host: "127.0.0.1", port: 0))
+        let firstRun = Task { try await first.run() }
+        let port = try await first.listeningPort()
+        try await withADSClient(port: port, variant: variant) { client in
+            client.subscribe(.cluster, to: .wildcard)
+            let watch = WatchReader(client.watch(.cluster))
+            #expect(try await watch.next().names == ["a", "b"])
+
+            first.shutdown()
+            _ = await firstRun.result
+            #expect(await eventually { !client.counters.connected })
+            #expect(client.current(.cluster)?.names == ["a", "b"], "the last good state keeps serving while disconnected")
+
+            try await cache.updateSnapshot(forNode: "node-1", upserting: [Fixture.resource("c", Fixture.cluster("c"))])
+            let second = XDSServer(cache: cache, configuration: .init(host: "127.0.0.1", port: port))
+            let secondRun = Task { try await second.run() }
+            let resumed = try await watch.next()
+            #expect(resumed.updated == ["c"], "unchanged resources are not reported again")
+            #expect(resumed.names == ["a", "b", "c"])
+            #expect(client.counters.streams >= 2)
+            #expect(await eventually { second.counters.snapshot().acks >= 1 })
+            second.shutdown()
+            _ = await secondRun.result
+        }
+    }
+
+    @Test("a server that answers with bytes that are not HTTP/2 is survived: no crash, retries, state kept")
+    func garbageServer() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                channel.writeAndFlush(ByteBuffer(bytes: Array(repeating: 0xAB, count: 4096))).flatMap { channel.close() }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(channel.localAddress?.port)
+        try await withADSClient(port: port, variant: .delta, configure: { $0.connectTimeout = .milliseconds(300) }) { client in
+            client.subscribe(.cluster, to: .wildcard)
+            #expect(await eventually { client.counters.streams >= 3 }, "keeps retrying with backoff")
+            #expect(client.counters.responses == 0)
+            #expect(client.current(.cluster) == nil)
+        }
+        try await channel.close()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("mTLS from an SVIDSource: a fresh transport per connection; a server with the wrong identity is refused")
+    func mutualTLS() async throws {
+        let pki = try ServerClientPKI()
+        let serverSecurity = try SPIFFEGRPCSecurity.server(svids: pki.source(pki.serverID), bundles: pki.bundles, authorizer: .exactly(pki.clientID))
+        try await withXDSServer(security: serverSecurity) { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a"])), forNode: "node-1")
+            let svids = try pki.source(pki.clientID)
+            let builds = Counter()
+            try await withADSClient(port: port, variant: .delta, configure: { configuration in
+                configuration.transportSecurity = {
+                    builds.increment()
+                    return try SPIFFEGRPCSecurity.client(svids: svids, bundles: pki.bundles, authorizer: .exactly(pki.serverID))
+                }
+            }) { client in
+                client.subscribe(.cluster, to: .wildcard)
+                let update = try await WatchReader(client.watch(.cluster)).next()
+                #expect(update.names == ["a"])
+                #expect(builds.value >= 1)
+            }
+
+            // The client expects another server identity: it refuses the handshake and gets nothing.
+            let other = try SPIFFEID("spiffe://example.org/ns/istio-system/sa/istiod")
+            try await withADSClient(port: port, variant: .delta, configure: { configuration in
+                configuration.transportSecurity = {
+                    try SPIFFEGRPCSecurity.client(svids: svids, bundles: pki.bundles, authorizer: .exactly(other))
+                }
+            }) { client in
+                client.subscribe(.cluster, to: .wildcard)
+                #expect(await eventually { client.counters.streams >= 2 })
+                #expect(client.counters.responses == 0)
+            }
+        }
+    }
+}
+
+/// A thread-safe counter for closures the client calls.
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
+}
