@@ -338,35 +338,37 @@ public final class ADSClient: Sendable {
     }
 
     private func receive(_ response: Envoy_Service_Discovery_V3_DiscoveryResponse) {
-        let type = shared.withLock { $0.state.registeredType(response.typeURL) }
-        let decoded = ResponseDecoder.decode(response, as: type)
-        shared.withLock { shared in
-            let (request, change) = shared.state.handle(response, decoded: decoded, now: .now)
-            record(decoded, in: &shared)
-            shared.send(request)
-            shared.deliver(change)
+        receive(typeURL: response.typeURL, version: response.versionInfo, count: response.resources.count) { type in
+            ResponseDecoder.decode(response, as: type)
+        } apply: { state, decoded in
+            state.handle(response, decoded: decoded, now: .now)
         }
-        log(decoded, typeURL: response.typeURL, version: response.versionInfo, count: response.resources.count)
     }
 
     private func receive(_ response: Envoy_Service_Discovery_V3_DeltaDiscoveryResponse) {
-        let type = shared.withLock { $0.state.registeredType(response.typeURL) }
-        let decoded = ResponseDecoder.decode(response, as: type)
+        receive(typeURL: response.typeURL, version: response.nonce, count: response.resources.count) { type in
+            ResponseDecoder.decode(response, as: type)
+        } apply: { state, decoded in
+            state.handle(response, decoded: decoded, now: .now)
+        }
+    }
+
+    /// Decodes outside the lock (a large push takes a while), then applies, answers and notifies in one step.
+    private func receive(
+        typeURL: String,
+        version: String,
+        count: Int,
+        decode: (ErasedResourceType?) -> Result<ADSProtocolState.Decoded, XDSClientError>,
+        apply: (inout ADSProtocolState, Result<ADSProtocolState.Decoded, XDSClientError>) -> (ADSProtocolState.Request, TypeChange?)
+    ) {
+        let decoded = decode(shared.withLock { $0.state.registeredType(typeURL) })
         shared.withLock { shared in
-            let (request, change) = shared.state.handle(response, decoded: decoded, now: .now)
-            record(decoded, in: &shared)
+            let (request, change) = apply(&shared.state, decoded)
+            shared.counters.responses += 1
+            if case .failure = decoded { shared.counters.nacks += 1 } else { shared.counters.acks += 1 }
             shared.send(request)
             shared.deliver(change)
         }
-        log(decoded, typeURL: response.typeURL, version: response.nonce, count: response.resources.count)
-    }
-
-    private func record(_ decoded: Result<ADSProtocolState.Decoded, XDSClientError>, in shared: inout Shared) {
-        shared.counters.responses += 1
-        if case .failure = decoded { shared.counters.nacks += 1 } else { shared.counters.acks += 1 }
-    }
-
-    private func log(_ decoded: Result<ADSProtocolState.Decoded, XDSClientError>, typeURL: String, version: String, count: Int) {
         switch decoded {
         case .success:
             logger.debug("ACK", metadata: ["type_url": "\(typeURL)", "version": "\(version)", "resources": "\(count)"])

@@ -223,11 +223,12 @@ struct ADSProtocolState: Sendable {
     /// Applies a delta response (or NACKs it); returns the ACK/NACK and the change for watches.
     mutating func handle(_ response: DeltaResponse, decoded: Result<Decoded, XDSClientError>, now: ContinuousClock.Instant) -> (Request, TypeChange?) {
         let typeURL = response.typeURL
-        guard var state = types[typeURL] else {
+        // Taken out while it changes, so its (possibly 100,000-entry) cache is mutated in place, not copied.
+        guard var state = types.removeValue(forKey: typeURL) else {
             return (.delta(deltaNack(typeURL, nonce: response.nonce, .unexpectedType(typeURL: typeURL))), nil)
         }
+        defer { types[typeURL] = state }
         state.nonce = response.nonce
-        types[typeURL] = state
         let batch: Decoded
         switch decoded {
         case .failure(let error):
@@ -258,7 +259,6 @@ struct ADSProtocolState: Sendable {
         let first = !state.received
         state.received = true
         change.entries = state.entries
-        types[typeURL] = state
         var ack = deltaRequest(typeURL)
         ack.responseNonce = response.nonce
         return (.delta(ack), change.isEmpty && !first ? nil : change)
