@@ -107,7 +107,12 @@ extension BPFMap {
     }
 
     /// Every entry of the map, read with `BPF_MAP_LOOKUP_BATCH` in chunks of
-    /// `chunkSize`, falling back to a key walk plus one lookup per element.
+    /// `chunkSize` (at most the map's capacity), falling back to a key walk plus
+    /// one lookup per element.
+    ///
+    /// A hash map is read bucket by bucket and a bucket never straddles two
+    /// chunks, so `chunkSize` must exceed the longest bucket (the kernel
+    /// answers ENOSPC otherwise); the default is ample.
     @inlinable
     public func lookupBatch<K: BPFMapRepresentable, V: BPFMapRepresentable>(key _: K.Type = K.self, value _: V.Type = V.self, chunkSize: Int = 4096, strategy: BatchStrategy = .automatic) throws(BPFError) -> (entries: [(key: K, value: V)], path: BatchPath) {
         try checkKey(K.self)
@@ -117,36 +122,44 @@ extension BPFMap {
         }
         guard chunkSize > 0 else { throw .invalidArgument(operation: "lookupBatch \(info.name)", argument: "chunkSize must be positive") }
         let name = info.name
-        let chunk = chunkSize
+        let capacity = Int(info.maxEntries)
+        let chunk = Swift.max(1, Swift.min(chunkSize, capacity))
         let batched: [(key: K, value: V)]? = strategy == .perElement ? nil : try fd.withFD { fd throws(BPFError) -> [(key: K, value: V)]? in
             var out: [(key: K, value: V)] = []
-            var keys = [UInt8](repeating: 0, count: chunk * K.bpfSize)
-            var values = [UInt8](repeating: 0, count: chunk * V.bpfSize)
-            // The batch token is opaque (a bucket or an index); 8 bytes cover every map type.
-            var inToken = [UInt8](repeating: 0, count: max(8, K.bpfSize))
-            var outToken = inToken
+            // Buffers are written by the kernel before they are read: no need to zero them.
+            let keys = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk * K.bpfSize, alignment: 8)
+            let values = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk * V.bpfSize, alignment: 8)
+            // The batch token is opaque: a bucket index for hash maps, the last key
+            // (key size) for the generic implementation; 8 bytes at least.
+            let tokenSize = Swift.max(8, K.bpfSize)
+            var inToken = UnsafeMutableRawBufferPointer.allocate(byteCount: tokenSize, alignment: 8)
+            var outToken = UnsafeMutableRawBufferPointer.allocate(byteCount: tokenSize, alignment: 8)
+            defer {
+                keys.deallocate()
+                values.deallocate()
+                inToken.deallocate()
+                outToken.deallocate()
+            }
             var first = true
             while true {
                 var count = UInt32(chunk)
-                let rc = keys.withUnsafeMutableBytes { k in values.withUnsafeMutableBytes { v in
-                    inToken.withUnsafeMutableBytes { inb in outToken.withUnsafeMutableBytes { outb in
-                        swiftmesh_lookup_batch(fd, first ? nil : inb.baseAddress, outb.baseAddress, k.baseAddress, v.baseAddress, &count)
-                    } }
-                } }
+                let rc = swiftmesh_lookup_batch(fd, first ? nil : inToken.baseAddress, outToken.baseAddress, keys.baseAddress, values.baseAddress, &count)
                 if rc != 0 && -rc != ENOENT {
                     if first && BPFMap.batchUnsupported(rc) { return nil }
                     throw BPFError.from(errno: -rc, operation: "lookup batch of \(name)", invalid: "batch buffers")
                 }
-                keys.withUnsafeBytes { k in values.withUnsafeBytes { v in
-                    for i in 0..<Int(count) {
-                        out.append((
-                            K(bpfBytes: UnsafeRawBufferPointer(rebasing: k[(i * K.bpfSize)..<((i + 1) * K.bpfSize)])),
-                            V(bpfBytes: UnsafeRawBufferPointer(rebasing: v[(i * V.bpfSize)..<((i + 1) * V.bpfSize)]))
-                        ))
-                    }
-                } }
-                if rc != 0 { break } // ENOENT: no more entries
-                inToken = outToken
+                let n = Int(count)
+                if first { out.reserveCapacity(rc == 0 ? Swift.min(capacity, 2 * n) : n) }
+                for i in 0..<n {
+                    out.append((
+                        K(bpfBytes: UnsafeRawBufferPointer(rebasing: keys[(i * K.bpfSize)..<((i + 1) * K.bpfSize)])),
+                        V(bpfBytes: UnsafeRawBufferPointer(rebasing: values[(i * V.bpfSize)..<((i + 1) * V.bpfSize)]))
+                    ))
+                }
+                // ENOENT: no more entries. A map holds at most maxEntries, so once
+                // that many are read another call could only answer ENOENT.
+                if rc != 0 || out.count >= capacity { break }
+                swap(&inToken, &outToken)
                 first = false
             }
             return out

@@ -71,6 +71,20 @@ extension Privileged {
             }
         }
 
+        @Test("a batch lookup of a full map reads every entry exactly once, whatever the chunk size",
+              arguments: [MapType.hash, .array], [16, 63, 64, 65, 4096])
+        func fullMapBatchLookup(type: MapType, chunkSize: Int) throws {
+            let map = try BPFMap.create(MapSpec(name: "full", type: type, key: UInt32.self, value: UInt64.self, maxEntries: 64))
+            defer { map.close() }
+            let entries = (UInt32(0)..<64).map { (key: $0, value: UInt64($0) * 3 + 1) }
+            try map.updateBatch(entries)
+            let (read, path) = try map.lookupBatch(key: UInt32.self, value: UInt64.self, chunkSize: chunkSize)
+            #expect(path == .kernelBatch)
+            #expect(read.count == 64)
+            #expect(Set(read.map(\.key)).count == 64)
+            for e in read { #expect(e.value == UInt64(e.key) * 3 + 1) }
+        }
+
         static let perCPUTypes: [MapType] = [.perCPUHash, .perCPUArray, .lruPerCPUHash]
 
         @Test("per-CPU maps: one value per CPU, summed correctly, as bpftool shows", arguments: perCPUTypes)

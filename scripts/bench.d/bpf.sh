@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# scripts/bench bpf
-# Single lookups and updates per second through BPFMaps versus a C program
-# calling libbpf directly (Benchmarks/c/bpf_baseline.c), in the same run, and
-# batch versus single operations for 10,000 entries. Needs root (CAP_BPF).
+# scripts/bench bpf [ROUNDS]
+# Single lookups and updates through BPFMaps versus a C program calling libbpf
+# directly (Benchmarks/c/bpf_baseline.c), and batch versus single operations
+# for 10,000 entries, per map type (hash, hash without preallocation, LRU hash,
+# array). C and Swift rounds are interleaved (ROUNDS, default 15) and reported
+# as medians with min-max spread, so that load from other processes on this
+# machine falls on both sides alike. Needs root (CAP_BPF).
 # Appends the results, with this command, to BENCHMARKS.md.
 set -euo pipefail
 source "$(dirname "$0")/../lib/setup.sh"
@@ -15,16 +18,20 @@ fi
 out_dir="$ROOT/.build/bench"
 mkdir -p "$out_dir"
 gcc -O2 -Wall -o "$out_dir/bpf_baseline" Benchmarks/c/bpf_baseline.c -lbpf
-swift build -c release --package-path Benchmarks --product bench-bpf 2>&1 | grep -E 'error|warning: |Build complete' || true
+if ! build_log="$(swift build -c release --package-path Benchmarks --product bench-bpf 2>&1)"; then
+  echo "$build_log" >&2
+  exit 1
+fi
+grep -E 'error|warning: |complete' <<<"$build_log" || true
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-bpf"
-output="$("$bin" "$out_dir/bpf_baseline")"
+output="$("$bin" "$out_dir/bpf_baseline" "$@")"
 echo "$output"
 cpu="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ *//' || true)"
 {
   [ -f BENCHMARKS.md ] || printf '# Benchmarks\n'
   printf '\n## bpf — %s\n\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
-  printf 'Command: `scripts/bench bpf` (release build, %s cores%s, kernel %s, libbpf %s)  \n' \
-    "$(nproc)" "${cpu:+, $cpu}" "$(uname -r)" "$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || echo '?')"
+  printf 'Command: `scripts/bench bpf%s` (release build, %s cores%s, kernel %s, libbpf %s)  \n' \
+    "${*:+ $*}" "$(nproc)" "${cpu:+, $cpu}" "$(uname -r)" "$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || echo '?')"
   printf 'Targets: BPFMaps within 1.1x of C libbpf per operation; batch >= 5x faster than single operations.\n\n'
   printf '```\n%s\n```\n' "$output"
 } >> BENCHMARKS.md
