@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
     ],
     targets: [
         .executableTarget(
@@ -30,6 +31,15 @@ let package = Package(
         .executableTarget(
             name: "bench-policy",
             dependencies: [.product(name: "PolicyEngine", package: "swift-mesh")]
+        ),
+        .executableTarget(
+            name: "bench-xds",
+            dependencies: [
+                .product(name: "XDSClient", package: "swift-mesh"),
+                .product(name: "XDSServer", package: "swift-mesh"),
+                .product(name: "MeshProto", package: "swift-mesh"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .executableTarget(
             name: "bench-bpf",

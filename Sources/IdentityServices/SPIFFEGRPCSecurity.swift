@@ -11,9 +11,11 @@ import X509
 /// X509-SVID and verifies the peer's against SPIFFE trust bundles (no host
 /// names, no system roots), then applies a ``SPIFFEAuthorizer``.
 ///
-/// Use it for ``IstioCAServer``, ``IstioCAClient`` and `XDSServer`. The SVID
-/// is the one current when the transport is created; create a new transport
-/// after rotation (hot reloading is a planned addition).
+/// Use it for ``IstioCAServer``, ``IstioCAClient``, `XDSServer` and
+/// `ADSClient`. Servers follow rotation: every new connection gets the SVID
+/// current in the `SVIDSource` (``SVIDCertificateReloader``). A client
+/// transport presents the SVID current when it is created; `ADSClient` builds
+/// one per connection attempt, so it follows rotation too.
 public enum SPIFFEGRPCSecurity {
     /// Server-side mTLS: clients must present an SVID that verifies against `bundles` and that `authorizer` allows.
     public static func server(
@@ -25,7 +27,9 @@ public enum SPIFFEGRPCSecurity {
     ) throws -> HTTP2ServerTransport.Posix.TransportSecurity {
         let (chain, key) = try sources(svids.requireCurrent())
         let verify = callback(bundles: bundles, authorizer: authorizer, verifier: verifier, role: "server", logger: logger)
+        let reloader = SVIDCertificateReloader(svids: svids, logger: logger)
         return .mTLS(certificateChain: chain, privateKey: key) { config in
+            config.certificateReloader = reloader
             config.clientCertificateVerification = .noHostnameVerification
             config.trustRoots = .certificates([])
             config.customVerificationCallback = verify

@@ -38,12 +38,14 @@ extension Workload {
         for (key, list) in proto.services {
             services[key] = try IstioPorts.map(list.ports, field: "workload.services[\(key)]")
         }
+        // Pods of one deployment carry the same service map; keep one copy of it.
+        if !services.isEmpty { services = IstioInterning.services.intern(services) }
         self.init(
             uid: proto.uid,
             name: proto.name,
             namespace: proto.namespace,
             serviceAccount: proto.serviceAccount.isEmpty ? "default" : proto.serviceAccount,
-            trustDomain: proto.trustDomain.isEmpty ? "cluster.local" : proto.trustDomain,
+            trustDomain: proto.trustDomain.isEmpty ? "cluster.local" : IstioInterning.strings.intern(proto.trustDomain),
             workloadIPs: try proto.addresses.map { bytes throws(WorkloadStoreError) in try IPAddressText.format(bytes, field: "workload.addresses") },
             network: proto.network,
             node: proto.node,
@@ -132,6 +134,12 @@ extension AuthorizationMatch {
         case nil: throw .missingField("authorization string match (exact, prefix, suffix or presence)")
         }
     }
+}
+
+/// Values that repeat across many workloads, shared instead of copied.
+enum IstioInterning {
+    static let services = Interner<[String: [UInt16: UInt16]]>()
+    static let strings = Interner<String>()
 }
 
 enum IstioPorts {

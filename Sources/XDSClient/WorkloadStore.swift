@@ -69,12 +69,19 @@ public struct WorkloadStoreChange: Sendable, Hashable {
 /// upserts and removals in time proportional to the change. For xDS, as in
 /// Istio ztunnel, an address claimed by a newer workload or service moves to it.
 public final class WorkloadStore: Sendable {
+    /// A workload kept behind one reference, so each index slot costs a pointer
+    /// rather than the whole struct (a 100,000-workload table has 262,144 slots).
+    final class Stored: Sendable {
+        let workload: Workload
+        init(_ workload: Workload) { self.workload = workload }
+    }
+
     struct Indexes: Sendable {
-        var workloads: [String: Workload] = [:]
+        var workloads: [String: Stored] = [:]
         var services: [String: Service] = [:]
         var policies: [String: Authorization] = [:]
-        /// Address → workload uid.
-        var byAddress: [NetworkAddress: String] = [:]
+        /// Address → workload.
+        var byAddress: [NetworkAddress: Stored] = [:]
         /// Hostname → service key.
         var byHostname: [String: String] = [:]
         /// VIP → service key.
@@ -84,16 +91,17 @@ public final class WorkloadStore: Sendable {
         var version: UInt64 = 0
 
         mutating func insert(_ workload: Workload) {
-            if let old = workloads[workload.uid] { remove(workload: old) }
-            workloads[workload.uid] = workload
-            for ip in workload.workloadIPs { byAddress[NetworkAddress(network: workload.network, address: ip)] = workload.uid }
+            if let old = workloads[workload.uid] { remove(workload: old.workload) }
+            let stored = Stored(workload)
+            workloads[workload.uid] = stored
+            for ip in workload.workloadIPs { byAddress[NetworkAddress(network: workload.network, address: ip)] = stored }
         }
 
         mutating func remove(workload: Workload) {
             workloads[workload.uid] = nil
             for ip in workload.workloadIPs {
                 let key = NetworkAddress(network: workload.network, address: ip)
-                if byAddress[key] == workload.uid { byAddress[key] = nil }
+                if byAddress[key]?.workload.uid == workload.uid { byAddress[key] = nil }
             }
         }
 
@@ -156,7 +164,7 @@ public final class WorkloadStore: Sendable {
         guard !change.isEmpty else { return }
         state.withLock { current in
             for key in change.removedAddresses {
-                if let workload = current.workloads[key] { current.remove(workload: workload) }
+                if let stored = current.workloads[key] { current.remove(workload: stored.workload) }
                 if let service = current.services[key] { current.remove(service: service) }
             }
             for workload in change.upsertedWorkloads { current.insert(workload) }
@@ -176,7 +184,7 @@ public final class WorkloadStore: Sendable {
     public var snapshot: WorkloadSnapshot {
         state.withLock { indexes in
             WorkloadSnapshot(
-                workloads: indexes.workloads.values.sorted { $0.uid < $1.uid },
+                workloads: indexes.workloads.values.map(\.workload).sorted { $0.uid < $1.uid },
                 services: indexes.services.values.sorted { $0.key < $1.key },
                 policies: indexes.orderedPolicies
             )
@@ -187,10 +195,10 @@ public final class WorkloadStore: Sendable {
         state.withLock { ($0.workloads.count, $0.services.count, $0.policies.count) }
     }
 
-    public func workload(uid: String) -> Workload? { state.withLock { $0.workloads[uid] } }
+    public func workload(uid: String) -> Workload? { state.withLock { $0.workloads[uid]?.workload } }
     public func workload(address: String, network: String = "") -> Workload? {
         state.withLock { indexes in
-            indexes.byAddress[NetworkAddress(network: network, address: address)].flatMap { indexes.workloads[$0] }
+            indexes.byAddress[NetworkAddress(network: network, address: address)]?.workload
         }
     }
     public func service(hostname: String) -> Service? {
@@ -205,7 +213,7 @@ public final class WorkloadStore: Sendable {
     public func policy(key: String) -> Authorization? { state.withLock { $0.policies[key] } }
     /// Workloads backing a service.
     public func endpoints(of service: Service) -> [Workload] {
-        state.withLock { $0.workloads.values.filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
+        state.withLock { $0.workloads.values.map(\.workload).filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
     }
     /// Decides an L4 connection to `connection.destination` with the stored policies.
     public func authorize(_ connection: L4Connection) -> L4Decision {

@@ -19,6 +19,8 @@ struct DeltaSession: Sendable {
         var beforeLastResponse: [String: String?] = [:]
         /// Versions the client rejected; not resent until a new snapshot.
         var parked: [String: String] = [:]
+        /// Responses sent for this type on the stream (the `system_version_info`).
+        var responses = 0
     }
 
     private var types: [String: TypeState] = [:]
@@ -29,7 +31,8 @@ struct DeltaSession: Sendable {
     mutating func handle(_ request: Request) -> (RequestOutcome, [Response]) {
         let typeURL = request.typeURL
         let first = types[typeURL] == nil
-        var state = types[typeURL] ?? TypeState()
+        // Taken out while it changes, so the per-name version table is mutated in place, not copied.
+        var state = types.removeValue(forKey: typeURL) ?? TypeState()
         if first {
             state.clientVersions = request.initialResourceVersions
         }
@@ -38,8 +41,15 @@ struct DeltaSession: Sendable {
             subscribe: request.resourceNamesSubscribe,
             unsubscribe: request.resourceNamesUnsubscribe
         )
-        // The client forgets what it no longer subscribes to; no removal is sent for those.
-        state.clientVersions = state.clientVersions.filter { state.subscription.matches($0.key) }
+        if first || !request.resourceNamesUnsubscribe.isEmpty {
+            // The client forgets what it no longer subscribes to; no removal is sent for those.
+            state.clientVersions = state.clientVersions.filter { state.subscription.matches($0.key) }
+        }
+
+        // What may need sending: everything after a first request, a new wildcard or a NACK;
+        // otherwise only newly subscribed names (an ACK changes nothing to send).
+        var candidates: Set<String>? = Set(request.resourceNamesSubscribe)
+        if first || request.resourceNamesSubscribe.contains(XDSTypeURL.wildcard) { candidates = nil }
 
         let outcome: RequestOutcome
         if request.responseNonce.isEmpty {
@@ -47,6 +57,7 @@ struct DeltaSession: Sendable {
         } else if request.responseNonce != state.lastNonce {
             outcome = .stale
         } else if request.hasErrorDetail {
+            candidates = nil
             outcome = .nack(message: request.errorDetail.message)
             for (name, previous) in state.beforeLastResponse {
                 if let sent = state.clientVersions[name] { state.parked[name] = sent }
@@ -58,29 +69,41 @@ struct DeltaSession: Sendable {
             state.beforeLastResponse = [:]
         }
         types[typeURL] = state
-        if let response = respond(typeURL) { return (outcome, [response]) }
+        if candidates?.isEmpty == true { return (outcome, []) }
+        if let response = respond(typeURL, candidates: candidates) { return (outcome, [response]) }
         return (outcome, [])
     }
 
     /// Installs a new snapshot; returns the responses in push order.
+    /// When the new snapshot was derived from the one this stream holds, only the names it
+    /// touched (and parked ones, which it releases) are looked at.
     mutating func update(_ snapshot: XDSSnapshot) -> [Response] {
+        let touched = snapshot.derivation.flatMap { $0.baseID == self.snapshot?.id ? $0.touched : nil }
         self.snapshot = snapshot
         var responses: [Response] = []
         for typeURL in XDSTypeURL.sortedForPush(types.keys) {
+            let parked = Set(types[typeURL]?.parked.keys ?? [:].keys)
             types[typeURL]?.parked = [:]
-            if let response = respond(typeURL) { responses.append(response) }
+            let candidates = touched.map { ($0[typeURL] ?? []).union(parked) }
+            if candidates?.isEmpty == true { continue }
+            if let response = respond(typeURL, candidates: candidates) { responses.append(response) }
         }
         return responses
     }
 
-    private mutating func respond(_ typeURL: String) -> Response? {
-        guard let snapshot, var state = types[typeURL] else { return nil }
+    /// The response for `typeURL`, looking at `candidates` only, or at every name when nil.
+    private mutating func respond(_ typeURL: String, candidates: Set<String>? = nil) -> Response? {
+        // Taken out while it changes, so the per-name version table is mutated in place, not copied.
+        guard let snapshot, var state = types.removeValue(forKey: typeURL) else { return nil }
+        defer { types[typeURL] = state }
         let available = snapshot.resources(ofType: typeURL)
-        let changed = available.values
+        let considered: [XDSResource] = candidates.map { names in names.compactMap { available[$0] } } ?? Array(available.values)
+        let changed = considered
             .filter { state.subscription.matches($0.name) }
             .filter { state.clientVersions[$0.name] != $0.version && state.parked[$0.name] != $0.version }
             .sorted { $0.name < $1.name }
-        let removed = state.clientVersions.keys
+        let held: [String] = candidates.map { names in names.filter { state.clientVersions[$0] != nil } } ?? Array(state.clientVersions.keys)
+        let removed = held
             .filter { available[$0] == nil }
             .sorted()
         if changed.isEmpty && removed.isEmpty { return nil }
@@ -105,10 +128,10 @@ struct DeltaSession: Sendable {
             // A removal is final: a NACK does not bring a removed name back.
             state.clientVersions[name] = nil
         }
-        let held = available.values.filter { state.clientVersions[$0.name] != nil }
-        response.systemVersionInfo = XDSSnapshot.version(of: held)
+        // Informational only; a counter keeps a push to a 100,000-resource client O(changes).
+        state.responses += 1
+        response.systemVersionInfo = String(state.responses)
         state.lastNonce = response.nonce
-        types[typeURL] = state
         return response
     }
 }

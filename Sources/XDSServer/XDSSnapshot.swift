@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// An immutable, validated set of resources for one node, grouped by type URL.
 ///
@@ -8,9 +9,26 @@ import Foundation
 public struct XDSSnapshot: Sendable, Equatable {
     /// Resources by type URL, then by name.
     public let resources: [String: [String: XDSResource]]
+    /// This snapshot's identity (unique in the process).
+    let id: UInt64
+    /// For a snapshot made by ``updating(upserting:removing:)``: the snapshot it was
+    /// made from and the names it touched, per type URL, so a delta stream that
+    /// holds the base can look at just those names instead of every resource.
+    let derivation: Derivation?
+
+    struct Derivation: Sendable {
+        let baseID: UInt64
+        let touched: [String: Set<String>]
+    }
+
+    private static let ids = Atomic<UInt64>(0)
+    private static func nextID() -> UInt64 { ids.add(1, ordering: .relaxed).newValue }
+
+    /// Snapshots are equal when they hold the same resources.
+    public static func == (lhs: XDSSnapshot, rhs: XDSSnapshot) -> Bool { lhs.resources == rhs.resources }
 
     /// An empty snapshot (serves empty sets for every type).
-    public init() { self.resources = [:] }
+    public init() { self.init(validated: [:], derivation: nil) }
 
     /// Builds a snapshot from resources; the type URL is taken from each resource.
     public init(_ list: [XDSResource]) throws(XDSServerError) {
@@ -22,7 +40,7 @@ public struct XDSSnapshot: Sendable, Equatable {
             }
             byType[resource.typeURL, default: [:]][resource.name] = resource
         }
-        self.resources = byType
+        self.init(validated: byType, derivation: nil)
     }
 
     /// Builds a snapshot from resources grouped by type URL, checking each resource's type.
@@ -37,8 +55,10 @@ public struct XDSSnapshot: Sendable, Equatable {
         try self.init(all)
     }
 
-    private init(validated: [String: [String: XDSResource]]) {
+    private init(validated: [String: [String: XDSResource]], derivation: Derivation?) {
         self.resources = validated
+        self.id = Self.nextID()
+        self.derivation = derivation
     }
 
     /// A copy with `upserts` added or replacing same-named resources of their type, and
@@ -53,9 +73,16 @@ public struct XDSSnapshot: Sendable, Equatable {
             }
         }
         var next = resources
-        for key in removals { next[key.typeURL]?[key.name] = nil }
-        for resource in upserts { next[resource.typeURL, default: [:]][resource.name] = resource }
-        return XDSSnapshot(validated: next)
+        var touched: [String: Set<String>] = [:]
+        for key in removals {
+            next[key.typeURL]?[key.name] = nil
+            touched[key.typeURL, default: []].insert(key.name)
+        }
+        for resource in upserts {
+            next[resource.typeURL, default: [:]][resource.name] = resource
+            touched[resource.typeURL, default: []].insert(resource.name)
+        }
+        return XDSSnapshot(validated: next, derivation: Derivation(baseID: id, touched: touched))
     }
 
     /// The resources of one type.

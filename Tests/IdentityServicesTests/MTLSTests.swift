@@ -3,6 +3,8 @@ import GRPCCore
 import IdentityServices
 import MeshIdentity
 import Testing
+import X509
+import MeshTestSupport
 
 @Suite("SPIFFE mTLS for the Istio CA")
 struct MTLSTests {
@@ -14,13 +16,13 @@ struct MTLSTests {
         let server: IstioCAServer
     }
 
-    static func setup() throws -> Setup {
-        let authority = try IdentityFixture.authority()
+    static func setup(serverSVIDs given: SVIDSource? = nil, authority given2: CertificateAuthority? = nil) throws -> Setup {
+        let authority = try given2 ?? IdentityFixture.authority()
         let bundles = TrustBundleStore(authority.trustBundle)
         let agent = try IdentityFixture.id("istio-system", "ztunnel")
         let web = try IdentityFixture.id("default", "web")
         let istiod = try IdentityFixture.id("istio-system", "istiod")
-        let serverSVIDs = SVIDSource(svid: try authority.issueSVID(for: istiod))
+        let serverSVIDs = try given ?? SVIDSource(svid: try authority.issueSVID(for: istiod))
         let security = try SPIFFEGRPCSecurity.server(svids: serverSVIDs, bundles: bundles, authorizer: .memberOf(IdentityFixture.trustDomain))
         let server = IstioCAServer(
             authority: authority,
@@ -88,6 +90,44 @@ struct MTLSTests {
             await #expect(throws: (any Error).self) {
                 _ = try await IstioCAClient(host: "127.0.0.1", port: port, identity: setup.web).fetchSVID()
             }
+        }
+    }
+
+    @Test(
+        "a rotated server SVID is presented to new connections without a restart (read by openssl s_client)",
+        .enabled(if: Interop.isCI || Interop.openssl != nil, "needs openssl")
+    )
+    func serverRotation() async throws {
+        let authority = try IdentityFixture.authority()
+        let istiod = try IdentityFixture.id("istio-system", "istiod")
+        let initial = try authority.issueSVID(for: istiod)
+        let serverSVIDs = SVIDSource(svid: initial)
+        let setup = try Self.setup(serverSVIDs: serverSVIDs, authority: authority)
+        let openssl = try #require(Interop.openssl)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rotation-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let clientSVID = try authority.issueSVID(for: setup.web)
+        let certPath = directory.appendingPathComponent("client.pem").path
+        let keyPath = directory.appendingPathComponent("client.key").path
+        try CertificateCoding.pem(clientSVID.chain).write(toFile: certPath, atomically: true, encoding: .utf8)
+        try clientSVID.privateKey.pemRepresentation.write(toFile: keyPath, atomically: true, encoding: .utf8)
+
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            func servedLeaf() async throws -> Certificate {
+                let output = try await Interop.run(openssl, [
+                    "s_client", "-connect", "127.0.0.1:\(port)", "-alpn", "h2", "-cert", certPath, "-key", keyPath, "-showcerts",
+                ], stdin: "")
+                let certificates = try CertificateCoding.certificates(pem: output.stdout)
+                return try #require(certificates.first, "no certificate from the server: \(output.combined)")
+            }
+            #expect(try await servedLeaf().serialNumber == initial.leaf.serialNumber)
+            let rotated = try authority.issueSVID(for: istiod)
+            serverSVIDs.publish(rotated)
+            #expect(try await servedLeaf().serialNumber == rotated.leaf.serialNumber)
+            // And a gRPC client still gets its certificate over the rotated server identity.
+            #expect(try await client(setup, as: setup.web, port: port).fetchSVID().id == setup.web)
         }
     }
 }

@@ -289,6 +289,9 @@ public final class ADSClient: Sendable {
                         var options = CallOptions.defaults
                         options.waitForReady = false
                         options.maxResponseMessageBytes = self.configuration.maxResponseBytes
+                        // grpc-swift-nio-transport's client deframer bounds inbound messages by the
+                        // request limit (4 MiB by default), so both are raised.
+                        options.maxRequestMessageBytes = self.configuration.maxResponseBytes
                         switch self.configuration.variant {
                         case .stateOfTheWorld:
                             try await ads.streamAggregatedResources(options: options) { writer in

@@ -191,12 +191,13 @@ struct ADSProtocolState: Sendable {
         var present = Set<String>()
         for resource in batch.resources where state.matches(resource.name) {
             present.insert(resource.name)
-            if let old = next[resource.name], state.resourceType.equal(old.value, resource.value) {
+            if let old = next[resource.name], let cached = old.value, state.resourceType.equal(cached, resource.value) {
                 next[resource.name]?.version = response.versionInfo
                 continue
             }
-            next[resource.name] = CachedResource(version: response.versionInfo, value: resource.value)
+            next[resource.name] = state.resourceType.cache(version: response.versionInfo, resource.value)
             change.updated.insert(resource.name)
+            change.values[resource.name] = resource.value
         }
         if complete {
             for name in state.entries.keys where !present.contains(name) {
@@ -240,12 +241,17 @@ struct ADSProtocolState: Sendable {
         for resource in batch.resources where state.matches(resource.name) {
             let version = resource.version ?? ""
             state.awaiting[resource.name] = nil
-            if let old = state.entries[resource.name], state.resourceType.equal(old.value, resource.value) {
-                state.entries[resource.name]?.version = version
-                continue
+            if let old = state.entries[resource.name] {
+                // The same server version is the same resource; otherwise compare content when it is kept.
+                let same = (!version.isEmpty && old.version == version) || old.value.map { state.resourceType.equal($0, resource.value) } == true
+                if same {
+                    state.entries[resource.name]?.version = version
+                    continue
+                }
             }
-            state.entries[resource.name] = CachedResource(version: version, value: resource.value)
+            state.entries[resource.name] = state.resourceType.cache(version: version, resource.value)
             change.updated.insert(resource.name)
+            change.values[resource.name] = resource.value
         }
         for name in batch.removed {
             if state.entries.removeValue(forKey: name) != nil {

@@ -21,20 +21,29 @@ public struct WorkloadStoreSync: Sendable {
     /// The store kept in step.
     public let store: WorkloadStore
     private let logger: Logger
+    private let addresses: AsyncStream<XDSWatchUpdate<MeshAddress>>
+    private let policies: AsyncStream<XDSWatchUpdate<Authorization>>
 
-    /// Subscribes `client` to all addresses and authorizations (wildcard).
+    /// The resource types as the sync subscribes them: the store keeps the one copy of the state.
+    static let addressType = XDSResourceType.meshAddress.retainingValues(false)
+    static let policyType = XDSResourceType.meshAuthorization.retainingValues(false)
+
+    /// Subscribes `client` to all addresses and authorizations (wildcard). Updates
+    /// are buffered from here on, so none is missed before ``run()``.
     public init(client: ADSClient, store: WorkloadStore, logger: Logger = Logger(label: "swift-mesh.workload-sync")) {
         self.client = client
         self.store = store
         self.logger = logger
-        client.subscribe(.meshAddress, to: .wildcard)
-        client.subscribe(.meshAuthorization, to: .wildcard)
+        addresses = client.watch(Self.addressType)
+        policies = client.watch(Self.policyType)
+        client.subscribe(Self.addressType, to: .wildcard)
+        client.subscribe(Self.policyType, to: .wildcard)
     }
 
-    /// Applies updates until the client shuts down.
+    /// Applies updates until the client shuts down. Call it once.
     public func run() async {
-        let addresses = client.watch(.meshAddress)
-        let policies = client.watch(.meshAuthorization)
+        let addresses = self.addresses
+        let policies = self.policies
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await update in addresses { apply(addresses: update) }

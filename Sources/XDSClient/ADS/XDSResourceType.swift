@@ -19,6 +19,11 @@ public struct XDSResourceType<Value: Sendable & Equatable>: Sendable {
     /// resource (Envoy's rule for Listener and Cluster), so that a resource
     /// missing from a response has been removed.
     public let stateOfTheWorldIsComplete: Bool
+    /// Whether the client keeps every decoded value (true by default), so that
+    /// watches can read the whole current set. A consumer that applies each
+    /// update to its own store (``WorkloadStoreSync``) turns it off and keeps
+    /// one copy of the state instead of two.
+    public private(set) var retainsValues = true
     let decode: @Sendable (Google_Protobuf_Any) throws -> Value
     let name: @Sendable (Value) -> String
     let validate: @Sendable (Value) throws -> Void
@@ -52,13 +57,23 @@ public struct XDSResourceType<Value: Sendable & Equatable>: Sendable {
     /// and none of it is applied.
     public func validated(_ check: @escaping @Sendable (Value) throws -> Void) -> XDSResourceType<Value> {
         let previous = validate
-        return XDSResourceType(
+        var copy = XDSResourceType(
             typeURL: typeURL, stateOfTheWorldIsComplete: stateOfTheWorldIsComplete, decode: decode, name: name,
             validate: { value in
                 try previous(value)
                 try check(value)
             }
         )
+        copy.retainsValues = retainsValues
+        return copy
+    }
+
+    /// The same type, keeping decoded values in the client (the default) or only
+    /// names and versions; see ``retainsValues``.
+    public func retainingValues(_ retain: Bool) -> XDSResourceType<Value> {
+        var copy = self
+        copy.retainsValues = retain
+        return copy
     }
 
     /// A protobuf message type, named by `name`, packed as `type.googleapis.com/<full message name>`.

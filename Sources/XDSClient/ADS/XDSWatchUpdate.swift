@@ -22,6 +22,7 @@ public struct XDSWatchUpdate<Value: Sendable>: Sendable {
     /// timeout, or that a complete state-of-the-world response left out.
     public let doesNotExist: Set<String>
     let entries: [String: CachedResource]
+    let values: [String: any Sendable]
 
     init(_ change: TypeChange) {
         self.typeURL = change.typeURL
@@ -30,24 +31,29 @@ public struct XDSWatchUpdate<Value: Sendable>: Sendable {
         self.removed = change.removed
         self.doesNotExist = change.doesNotExist
         self.entries = change.entries
+        self.values = change.values
     }
 
-    /// The resource named `name`, if present.
-    public subscript(name: String) -> Value? { entries[name]?.value as? Value }
+    /// The resource named `name`, if present. For a type that does not retain
+    /// values (``XDSResourceType/retainingValues(_:)``), only ``updated`` names have one.
+    public subscript(name: String) -> Value? { (values[name] ?? entries[name]?.value) as? Value }
     /// The per-resource version the server gave `name` (delta), or the response version (state of the world).
     public func version(of name: String) -> String? { entries[name]?.version }
     /// The names of every current resource.
     public var names: Set<String> { Set(entries.keys) }
     /// How many resources are current.
     public var count: Int { entries.count }
-    /// Every current resource by name.
-    public var resources: [String: Value] { entries.compactMapValues { $0.value as? Value } }
+    /// Every current resource by name (for a type that does not retain values, the updated ones).
+    public var resources: [String: Value] {
+        entries.compactMapValues { $0.value as? Value }.merging(values.compactMapValues { $0 as? Value }) { _, new in new }
+    }
 }
 
 /// A decoded resource as the client caches it.
 struct CachedResource: Sendable {
     var version: String
-    var value: any Sendable
+    /// nil for a type that does not retain values.
+    var value: (any Sendable)?
 }
 
 /// What one accepted response (or a does-not-exist timeout) did to a type.
@@ -58,6 +64,8 @@ struct TypeChange: Sendable {
     var removed: Set<String> = []
     var doesNotExist: Set<String> = []
     var entries: [String: CachedResource]
+    /// The values of the updated resources (always present, also for types that do not retain values).
+    var values: [String: any Sendable] = [:]
 
     var isEmpty: Bool { updated.isEmpty && removed.isEmpty && doesNotExist.isEmpty }
 }
@@ -66,6 +74,7 @@ struct TypeChange: Sendable {
 struct ErasedResourceType: Sendable {
     let typeURL: String
     let stateOfTheWorldIsComplete: Bool
+    let retainsValues: Bool
     /// Decodes and validates one resource; `name` is the wrapper's name when the resource came in an envoy `Resource`.
     let decode: @Sendable (_ any: SwiftProtobufAny, _ name: String?) throws(XDSClientError) -> (name: String, value: any Sendable)
     let equal: @Sendable (any Sendable, any Sendable) -> Bool
@@ -73,6 +82,7 @@ struct ErasedResourceType: Sendable {
     init<Value>(_ type: XDSResourceType<Value>) {
         typeURL = type.typeURL
         stateOfTheWorldIsComplete = type.stateOfTheWorldIsComplete
+        retainsValues = type.retainsValues
         decode = { (any: SwiftProtobufAny, wrapperName: String?) throws(XDSClientError) -> (name: String, value: any Sendable) in
             guard any.typeURL == type.typeURL else {
                 throw .typeMismatch(expected: type.typeURL, actual: any.typeURL, name: wrapperName)
@@ -88,5 +98,10 @@ struct ErasedResourceType: Sendable {
             return (name, value)
         }
         equal = { lhs, rhs in (lhs as? Value) == (rhs as? Value) }
+    }
+
+    /// The cache entry for a decoded resource: its version, and its value when the type retains values.
+    func cache(version: String, _ value: any Sendable) -> CachedResource {
+        CachedResource(version: version, value: retainsValues ? value : nil)
     }
 }

@@ -1,0 +1,41 @@
+import Logging
+import MeshIdentity
+import NIOCertificateReloading
+import NIOSSL
+import Synchronization
+
+/// Hands NIOSSL the SVID that is current in an ``SVIDSource`` on every TLS
+/// handshake a server accepts, so a long-running gRPC server (an xDS server,
+/// the Istio CA) presents the rotated certificate to new connections without a
+/// restart. Open connections keep the certificate they were established with.
+///
+/// The certificate and key are converted once per SVID generation.
+public final class SVIDCertificateReloader: CertificateReloader {
+    private let svids: SVIDSource
+    private let logger: Logger
+    private let cache = Mutex<(generation: UInt64, override: NIOSSLContextConfigurationOverride)?>(nil)
+
+    /// Follows `svids`.
+    public init(svids: SVIDSource, logger: Logger = Logger(label: "swift-mesh.grpc-mtls")) {
+        self.svids = svids
+        self.logger = logger
+    }
+
+    public var sslContextConfigurationOverride: NIOSSLContextConfigurationOverride {
+        guard let (svid, generation) = svids.currentWithGeneration else { return .noChanges }
+        if let cached = cache.withLock({ $0 }), cached.generation == generation { return cached.override }
+        do {
+            var override = NIOSSLContextConfigurationOverride()
+            override.certificateChain = try svid.chain.map { certificate in
+                .certificate(try NIOSSLCertificate(bytes: CertificateCoding.der(certificate), format: .der))
+            }
+            override.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(svid.privateKey.derRepresentation), format: .der))
+            cache.withLock { $0 = (generation, override) }
+            logger.info("serving a new SVID on new connections", metadata: ["id": "\(svid.id)", "generation": "\(generation)"])
+            return override
+        } catch {
+            logger.error("cannot load the current SVID into TLS; keeping the previous one", metadata: ["error": "\(error)"])
+            return cache.withLock { $0?.override } ?? .noChanges
+        }
+    }
+}
