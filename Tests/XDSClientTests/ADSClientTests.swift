@@ -178,4 +178,45 @@ struct ADSClientTests {
             }
         }
     }
+
+    @Test("a burst of incremental server updates (some coalesced by the server) all arrive, removals included", arguments: bothVariants)
+    func burstOfIncrementalUpdates(variant: ADSClient.Variant) async throws {
+        try await withXDSServer { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["base"])), forNode: "node-1")
+            try await withADSClient(port: port, variant: variant) { client in
+                client.subscribe(.cluster, to: .wildcard)
+                let watch = WatchReader(client.watch(.cluster))
+                #expect(try await watch.next().names == ["base"])
+                for index in 0..<40 {
+                    try await server.cache.updateSnapshot(forNode: "node-1", upserting: [
+                        Fixture.resource("c\(index)", Fixture.cluster("c\(index)", timeoutSeconds: Int64(index + 1))),
+                    ], removing: index % 4 == 3 ? [XDSResourceKey(typeURL: XDSTypeURL.cluster, name: "c\(index - 1)")] : [])
+                }
+                let expected = Set(["base"] + (0..<40).filter { $0 % 4 != 2 }.map { "c\($0)" })
+                #expect(await eventually { client.current(.cluster)?.names == expected })
+                #expect(client.current(.cluster)?["c39"]?.connectTimeout.seconds == 40)
+            }
+        }
+    }
+
+    @Test("a watch of a type that does not retain values sees the updated values and every name")
+    func nonRetainingWatch() async throws {
+        try await withXDSServer { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a", "b"])), forNode: "node-1")
+            try await withADSClient(port: port, variant: .delta) { client in
+                let lean = XDSResourceType.cluster.retainingValues(false)
+                let watch = WatchReader(client.watch(lean))
+                client.subscribe(lean, to: .wildcard)
+                let first = try await watch.next()
+                #expect(first.names == ["a", "b"])
+                #expect(first["a"]?.name == "a")
+                try await server.cache.updateSnapshot(forNode: "node-1", upserting: [Fixture.resource("b", Fixture.cluster("b", timeoutSeconds: 4))])
+                let second = try await watch.next()
+                #expect(second.updated == ["b"])
+                #expect(second["b"]?.connectTimeout.seconds == 4)
+                #expect(second["a"] == nil, "not retained, not updated")
+                #expect(second.names == ["a", "b"])
+            }
+        }
+    }
 }

@@ -112,4 +112,20 @@ struct WorkloadStoreTests {
             #expect("\(error)".contains(mentions), "\(error)")
         }
     }
+
+    @Test("incremental updates: an address moves to the newer workload; removing the older one keeps it")
+    func incrementalAddressOwnership() throws {
+        let store = try WorkloadStore()
+        let old = Workload(uid: "c//v1/Pod/default/old", name: "old", namespace: "default", workloadIPs: ["10.0.0.5"])
+        let new = Workload(uid: "c//v1/Pod/default/new", name: "new", namespace: "default", workloadIPs: ["10.0.0.5"])
+        store.update(WorkloadStoreChange(upsertedWorkloads: [old]))
+        store.update(WorkloadStoreChange(upsertedWorkloads: [new]))
+        #expect(store.workload(address: "10.0.0.5")?.uid == new.uid)
+        store.update(WorkloadStoreChange(removedAddresses: [old.uid]))
+        #expect(store.workload(address: "10.0.0.5")?.uid == new.uid)
+        #expect(store.workload(uid: old.uid) == nil)
+        let version = store.version
+        store.update(WorkloadStoreChange())
+        #expect(store.version == version, "an empty change is not a new version")
+    }
 }
