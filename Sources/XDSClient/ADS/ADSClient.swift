@@ -314,10 +314,10 @@ public final class ADSClient: Sendable {
                     try await group.next()
                     group.cancelAll()
                 }
-                            }
-                        return nil
+            }
+            return nil
         } catch {
-                        return error
+            return error
         }
     }
 
