@@ -16,6 +16,7 @@ public final class WorkloadAPIServer: Sendable {
     public typealias Attestor = @Sendable (WorkloadAPICaller) async throws -> SVIDSource
 
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let latch = ShutdownLatch()
     /// The Unix socket path.
     public let socketPath: String
 
@@ -28,7 +29,7 @@ public final class WorkloadAPIServer: Sendable {
             address: .unixDomainSocket(path: socketPath),
             transportSecurity: .plaintext
         )
-        let service = WorkloadAPIService(bundles: bundles, attestor: attestor, logger: logger)
+        let service = WorkloadAPIService(bundles: bundles, attestor: attestor, shutdown: latch, logger: logger)
         self.server = GRPCServer(transport: transport, services: [service])
     }
 
@@ -37,7 +38,9 @@ public final class WorkloadAPIServer: Sendable {
         try self.init(socketPath: socketPath, bundles: bundles, attestor: { _ in source }, logger: logger)
     }
 
-    /// Serves until ``shutdown()`` or cancellation. A stale socket file is removed first.
+    /// Serves until ``shutdown()`` or cancellation (prefer ``shutdown()``: cancelling
+    /// while a connection is being accepted can trap in NIO, apple/swift-nio#2637).
+    /// A stale socket file is removed first.
     public func run() async throws {
         try? FileManager.default.removeItem(atPath: socketPath)
         try await server.serve()
@@ -48,8 +51,10 @@ public final class WorkloadAPIServer: Sendable {
         _ = try await server.transport.listeningAddress
     }
 
-    /// Stops accepting calls; open streams end and ``run()`` returns.
+    /// Stops accepting calls and ends the open SVID and bundle streams (they
+    /// never end on their own), so ``run()`` returns.
     public func shutdown() {
         server.beginGracefulShutdown()
+        latch.fire()
     }
 }

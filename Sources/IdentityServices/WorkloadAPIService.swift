@@ -10,6 +10,7 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
 
     let bundles: TrustBundleStore
     let attestor: WorkloadAPIServer.Attestor
+    let shutdown: ShutdownLatch
     let logger: Logger
 
     func fetchX509SVID(
@@ -18,9 +19,11 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
     ) async throws -> StreamingServerResponse<SPIFFE_X509SVIDResponse> {
         let source = try await authorize(request.metadata, context: context)
         let bundles = self.bundles
-        return StreamingServerResponse { writer in
-            for await svid in source.updates() {
-                try await writer.write(try X509SVIDResponseBuilder.response(for: svid, bundles: bundles.current))
+        return StreamingServerResponse { [shutdown] writer in
+            try await shutdown.run {
+                for await svid in source.updates() {
+                    try await writer.write(try X509SVIDResponseBuilder.response(for: svid, bundles: bundles.current))
+                }
             }
             return [:]
         }
@@ -32,10 +35,12 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
     ) async throws -> StreamingServerResponse<SPIFFE_X509BundlesResponse> {
         let source = try await authorize(request.metadata, context: context)
         let bundles = self.bundles
-        return StreamingServerResponse { writer in
-            // A CA rotation comes with new SVIDs; re-send the bundles on every SVID change.
-            for await _ in source.updates() {
-                try await writer.write(try X509SVIDResponseBuilder.bundles(bundles.current))
+        return StreamingServerResponse { [shutdown] writer in
+            try await shutdown.run {
+                // A CA rotation comes with new SVIDs; re-send the bundles on every SVID change.
+                for await _ in source.updates() {
+                    try await writer.write(try X509SVIDResponseBuilder.bundles(bundles.current))
+                }
             }
             return [:]
         }

@@ -57,7 +57,9 @@ public final class XDSServer: Sendable {
         )
     }
 
-    /// Serves until ``shutdown()`` is called or the task is cancelled.
+    /// Serves until ``shutdown()`` is called or the task is cancelled. Prefer
+    /// ``shutdown()``: cancelling the serving task at the moment a connection is
+    /// being accepted can trap inside NIO's async server channel (apple/swift-nio#2637).
     public func run() async throws {
         try await server.serve()
     }

@@ -18,19 +18,3 @@ enum IdentityFixture {
         "/tmp/mesh-wl-\(UUID().uuidString.prefix(8)).sock"
     }
 }
-
-/// Runs a server's `run()` in the background for the duration of `body`.
-func withBackground<T: Sendable>(
-    run: @escaping @Sendable () async throws -> Void,
-    shutdown: @escaping @Sendable () -> Void,
-    _ body: @Sendable () async throws -> T
-) async throws -> T {
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await run() }
-        defer {
-            shutdown()
-            group.cancelAll()
-        }
-        return try await body()
-    }
-}

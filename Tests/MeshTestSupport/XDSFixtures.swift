@@ -21,18 +21,8 @@ public func withXDSServer<T: Sendable>(
     _ body: @Sendable (XDSServer, Int) async throws -> T
 ) async throws -> T {
     let server = XDSServer(cache: XDSSnapshotCache(), configuration: .init(host: "127.0.0.1", port: 0, transportSecurity: security))
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            try await server.run()
-            return nil
-        }
-        defer {
-            server.shutdown()
-            group.cancelAll()
-        }
-        let port = try await server.listeningPort()
-        let result = try await body(server, port)
-        return result
+    return try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+        try await body(server, try await server.listeningPort())
     }
 }
 

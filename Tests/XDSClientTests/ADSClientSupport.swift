@@ -19,10 +19,7 @@ func withADSClient<T: Sendable>(
     configure(&configuration)
     let client = ADSClient(configuration: configuration)
     let running = Task { await client.run() }
-    defer {
-        client.shutdown()
-        running.cancel()
-    }
+    defer { client.shutdown() }
     let result = try await body(client)
     client.shutdown()
     await running.value
