@@ -173,4 +173,38 @@ struct WorkloadStoreSyncTests {
         empty.workload = Istio_Workload_Workload()
         #expect(throws: WorkloadStoreError.missingField("workload.uid")) { try MeshAddress(empty) }
     }
+
+    @Test("round trip: a local config served as Istio resources over ADS gives the same store as loading it", arguments: bothVariants)
+    func localConfigOverADS(variant: ADSClient.Variant) async throws {
+        let local = try LocalConfig.parse(demoConfig)
+        let resources = try local.istioAddresses().map { try XDSResource(name: $0.name, message: $0.address) }
+            + local.istioAuthorizations().map { try XDSResource(name: $0.name, message: $0.authorization) }
+        let direct = try WorkloadStore(local)
+        try await withXDSServer { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(resources), forNode: "node-1")
+            let store = try WorkloadStore()
+            try await withADSClient(port: port, variant: variant) { ads in
+                let sync = WorkloadStoreSync(client: ads, store: store)
+                let syncing = Task { await sync.run() }
+                #expect(await eventually { store.counts == direct.counts })
+                #expect(store.snapshot == direct.snapshot)
+                ads.shutdown()
+                await syncing.value
+            }
+        }
+    }
+
+    @Test("IPv4 and IPv6 text survives the byte form both ways; bad text is refused")
+    func addressBytes() throws {
+        for text in ["10.0.0.1", "2001:db8::1", "::1", "fe80::a:b:c:d", "1:2:3:4:5:6:7:8", "::"] {
+            let workload = Workload(uid: "u", name: "n", namespace: "ns", workloadIPs: [text])
+            var address = Istio_Workload_Address()
+            address.workload = try workload.istio()
+            guard case .workload(let back) = try MeshAddress(address) else { Issue.record("not a workload"); continue }
+            #expect(back.workloadIPs == [text])
+        }
+        for bad in ["10.0.0", "1:2:3", "1::2::3", "zz::1", "300.1.1.1"] {
+            #expect(throws: WorkloadStoreError.self) { try Workload(uid: "u", name: "n", namespace: "ns", workloadIPs: [bad]).istio() }
+        }
+    }
 }
