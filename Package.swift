@@ -167,6 +167,8 @@ let package = Package(
             dependencies: [
                 "MeshIdentity",
                 "PolicyEngine",
+                "XDSClient",
+                "XDSServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

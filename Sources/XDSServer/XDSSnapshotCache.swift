@@ -12,6 +12,8 @@ public actor XDSSnapshotCache {
 
     private var snapshots: [String: XDSSnapshot] = [:]
     private var watchers: [String: [UUID: Watcher]] = [:]
+    /// Served to nodes without a snapshot of their own (a mesh where every node sees everything).
+    private var fallback: XDSSnapshot?
 
     /// Creates an empty cache.
     public init() {}
@@ -31,14 +33,28 @@ public actor XDSSnapshotCache {
         setSnapshot(try current.updating(upserting: upserts, removing: removals), forNode: nodeID)
     }
 
+    /// Serves `snapshot` to every node that has no snapshot of its own (as istiod
+    /// pushes every workload to every ztunnel); their streams get it now.
+    public func setSnapshotForAllNodes(_ snapshot: XDSSnapshot) {
+        fallback = snapshot
+        for (nodeID, nodeWatchers) in watchers where snapshots[nodeID] == nil {
+            for watcher in nodeWatchers.values { watcher.continuation.yield(snapshot) }
+        }
+    }
+
+    /// Applies an incremental change to the all-nodes snapshot (an empty one if none).
+    public func updateSnapshotForAllNodes(upserting upserts: [XDSResource] = [], removing removals: [XDSResourceKey] = []) throws(XDSServerError) {
+        setSnapshotForAllNodes(try (fallback ?? XDSSnapshot()).updating(upserting: upserts, removing: removals))
+    }
+
     /// Removes the snapshot of `nodeID`; its streams keep their last state.
     public func clearSnapshot(forNode nodeID: String) {
         snapshots[nodeID] = nil
     }
 
-    /// The current snapshot of `nodeID`, if any.
+    /// The snapshot `nodeID` is served: its own, else the all-nodes one, if any.
     public func snapshot(forNode nodeID: String) -> XDSSnapshot? {
-        snapshots[nodeID]
+        snapshots[nodeID] ?? fallback
     }
 
     /// The node IDs that have a snapshot.
@@ -51,7 +67,7 @@ public actor XDSSnapshotCache {
         let id = UUID()
         let (stream, continuation) = AsyncStream<XDSSnapshot>.makeStream(bufferingPolicy: .bufferingNewest(1))
         watchers[nodeID, default: [:]][id] = Watcher(continuation: continuation)
-        if let current = snapshots[nodeID] { continuation.yield(current) }
+        if let current = snapshots[nodeID] ?? fallback { continuation.yield(current) }
         continuation.onTermination = { [weak self] _ in
             guard let self else { return }
             Task { await self.removeWatcher(nodeID: nodeID, id: id) }

@@ -11,7 +11,7 @@ struct Meshctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshctl",
         abstract: "Operate a swift-mesh: identities, certificates, mTLS probes and policies.",
-        subcommands: [CACommand.self, SVIDCommand.self, IDCommand.self, TLSCommand.self, PolicyCommand.self]
+        subcommands: [CACommand.self, SVIDCommand.self, IDCommand.self, TLSCommand.self, PolicyCommand.self, XDSCommand.self]
     )
 
     static func main() async {

@@ -13,16 +13,23 @@ import XDSClient
 /// node. Outbound: a SOCKS5 listener on 127.0.0.1:15080 that tunnels to the
 /// destination workload's HBONE address with this node's identity. Readiness on
 /// 15021 `/healthz/ready`. Mesh state comes from a local config file, loaded into
-/// XDSClient's WorkloadStore ("xDS from a file").
+/// XDSClient's WorkloadStore ("xDS from a file"), or from a control plane over ADS
+/// (`--xds-address`, e.g. `meshctl xds serve`), with ztunnel's node identity.
 @main
 struct Ztunnel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ztunnel",
-        abstract: "An L4 node proxy: HBONE inbound, SOCKS5 outbound, local config."
+        abstract: "An L4 node proxy: HBONE inbound, SOCKS5 outbound, mesh state from a local config or xDS."
     )
 
     @Option(help: "Local config (YAML, ztunnel's LOCAL_XDS shape: workloads, services, policies).")
-    var config: String
+    var config: String?
+
+    @Option(help: "Control plane host:port to take mesh state from over ADS (plaintext), instead of --config.")
+    var xdsAddress: String?
+
+    @Option(help: "xDS variant with --xds-address: delta or sotw.")
+    var xdsVariant: String = "delta"
 
     @Option(help: "This node's name; inbound traffic is accepted only for workloads on it.")
     var node: String
@@ -54,7 +61,30 @@ struct Ztunnel: AsyncParsableCommand {
         }
         let logger = Logger(label: "ztunnel")
 
-        let store = try WorkloadStore(LocalConfig.load(path: config))
+        let store: WorkloadStore
+        var xds: ADSClient?
+        switch (config, xdsAddress) {
+        case (let path?, nil):
+            store = try WorkloadStore(LocalConfig.load(path: path))
+        case (nil, let address?):
+            let (host, port) = try HostPort.parse(address)
+            guard let variant = ADSClient.Variant(rawValue: xdsVariant) else { throw ValidationError("--xds-variant must be delta or sotw") }
+            store = try WorkloadStore()
+            xds = ADSClient(configuration: .init(
+                host: host, port: port, variant: variant,
+                node: XDSNode.ztunnel(podName: "ztunnel-\(node)", namespace: "istio-system", podIP: try HostPort.parse(hboneListen).0, nodeName: node)
+            ))
+        default:
+            throw ValidationError("give exactly one of --config and --xds-address")
+        }
+        let syncing = xds.map { client in
+            let sync = WorkloadStoreSync(client: client, store: store)
+            return Task {
+                async let running: Void = client.run()
+                async let applying: Void = sync.run()
+                _ = await (running, applying)
+            }
+        }
         let svid = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
         let bundle = try TrustBundle(trustDomain: svid.id.trustDomain, pem: String(contentsOfFile: self.svid + "/bundle.pem", encoding: .utf8))
         let tls = MeshTLS(svids: SVIDSource(svid: svid), bundles: TrustBundleStore(bundle))
@@ -76,11 +106,14 @@ struct Ztunnel: AsyncParsableCommand {
         logger.info("ztunnel ready", metadata: [
             "node": "\(node)", "identity": "\(svid.id)", "hbone": "\(hboneAddress)",
             "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(ready.localAddress.map { "\($0)" } ?? "-")",
-            "workloads": "\(store.snapshot.workloads.count)", "policies": "\(store.snapshot.policies.count)",
+            "workloads": "\(store.counts.workloads)", "policies": "\(store.counts.policies)",
+            "mesh_state": "\(xdsAddress.map { "xds \($0) (\(xdsVariant))" } ?? "local config")",
         ])
 
         await waitForTermination()
         logger.info("ztunnel draining")
+        xds?.shutdown()
+        await syncing?.value
         try? await socks.close()
         try? await ready.close()
         await server.shutdown()
