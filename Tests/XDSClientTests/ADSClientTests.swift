@@ -219,4 +219,18 @@ struct ADSClientTests {
             }
         }
     }
+
+    @Test("the legacy wildcard (an empty name list) gets every resource too", arguments: bothVariants)
+    func legacyWildcard(variant: ADSClient.Variant) async throws {
+        try await withXDSServer { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a", "b"])), forNode: "node-1")
+            try await withADSClient(port: port, variant: variant, configure: { $0.legacyWildcard = true }) { client in
+                client.subscribe(.cluster, to: .wildcard)
+                let watch = WatchReader(client.watch(.cluster))
+                #expect(try await watch.next().names == ["a", "b"])
+                try await server.cache.updateSnapshot(forNode: "node-1", upserting: [Fixture.resource("c", Fixture.cluster("c"))])
+                #expect(try await watch.next().names == ["a", "b", "c"])
+            }
+        }
+    }
 }
