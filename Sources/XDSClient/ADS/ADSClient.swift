@@ -239,10 +239,14 @@ public final class ADSClient: Sendable {
             if Task.isCancelled || shared.withLock({ $0.stopped }) { return }
             if counters.responses > before { attempts.reset() }
             let delay = attempts.next()
-            logger.warning("ADS stream ended; reconnecting", metadata: [
+            var metadata: Logger.Metadata = [
                 "error": "\(error.map { "\($0)" } ?? "the server closed the stream")",
                 "retry_in": "\(delay)",
-            ])
+            ]
+            if let error = error as? RPCError, error.message.contains("decode message") {
+                metadata["hint"] = "a response may exceed maxResponseBytes (\(configuration.maxResponseBytes) bytes); raise it"
+            }
+            logger.warning("ADS stream ended; reconnecting", metadata: metadata)
             do { try await Task.sleep(for: delay) } catch { return }
         }
     }
