@@ -61,6 +61,19 @@ struct ReconnectTests {
         try await group.shutdownGracefully()
     }
 
+    @Test("a response above maxResponseBytes is refused by the transport: no state, no crash, the client retries")
+    func oversizedResponse() async throws {
+        try await withXDSServer { server, port in
+            await server.cache.setSnapshot(try XDSSnapshot(Fixture.clusters((0..<200).map { "cluster-\($0)" })), forNode: "node-1")
+            try await withADSClient(port: port, variant: .delta, configure: { $0.maxResponseBytes = 1024 }) { client in
+                client.subscribe(.cluster, to: .wildcard)
+                #expect(await eventually { client.counters.streams >= 2 })
+                #expect(client.counters.responses == 0)
+                #expect(client.current(.cluster) == nil)
+            }
+        }
+    }
+
     @Test("mTLS from an SVIDSource: a fresh transport per connection; a server with the wrong identity is refused")
     func mutualTLS() async throws {
         let pki = try ServerClientPKI()
