@@ -36,14 +36,27 @@ struct HBONEInteropTests {
         }
     }
 
-    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT") async throws -> Interop.Output {
+    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT", early: Bool = false) async throws -> Interop.Output {
         try await Interop.run(try #require(Interop.python), [
             Interop.script("hbone_client.py"),
             "--connect", "127.0.0.1:\(harness.address.port!)",
             "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
             "--expect-id", harness.pki.serverID.description,
             "--authority", authority, "--method", method,
-        ])
+        ] + (early ? ["--early", "--send", "early bytes and FIN"] : []))
+    }
+
+    @Test("DATA and END_STREAM sent right behind the CONNECT (before the 200) reach the upstream", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func earlyData() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
+        defer { files.remove() }
+        let output = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(upstream.port)", early: true)
+        #expect(output.stdout.contains("status 200"), "\(output.combined)")
+        #expect(output.stdout.contains("echo early bytes and FIN"), "\(output.combined)")
+        await harness.server.shutdown()
+        await upstream.close()
     }
 
     @Test("Python h2 client against our server: 200 with echo, 401, 503, 400", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
