@@ -36,12 +36,14 @@ public actor HBONEConnectionPool {
 
     /// A connection with a free stream slot for `key` (the slot is reserved for the caller).
     ///
-    /// With `loop` (the event loop of a channel the stream will be spliced with), only
+    /// With `on:` (the event loop of a channel the stream will be spliced with), only
     /// connections on that loop are used, and a new one is dialled on it when they are
-    /// all full: spliced bytes then never hop between threads (each hop costs a thread
+    /// all full (a loop that cannot dial, not a NIOPosix one, is ignored): spliced bytes then never hop between threads (each hop costs a thread
     /// wake-up per message). A key thus holds at most one connection with free slots per
     /// event loop; the stream limit and the single dial in flight per key are unchanged.
-    func acquire(_ key: HBONEPoolKey, on loop: (any EventLoop)? = nil) async throws -> PooledConnection {
+    func acquire(_ key: HBONEPoolKey, on preferred: (any EventLoop)? = nil) async throws -> PooledConnection {
+        // Only a loop a ClientBootstrap can dial on (a NIOPosix loop); otherwise any connection will do.
+        let loop = preferred.flatMap { ClientBootstrap(validatingGroup: $0) == nil ? nil : $0 }
         while true {
             try Task.checkCancellation()
             guard !closed else { throw HBONEError.shutDown }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import HBONE
 import NIOCore
+import NIOEmbedded
 import NIOPosix
 import Testing
 import MeshTestSupport
@@ -99,6 +100,26 @@ struct SourceBindingTests {
         await harness.server.shutdown()
         await upstream.close()
         try await group.shutdownGracefully()
+    }
+}
+
+extension SourceBindingTests {
+    @Test("a preferred loop that cannot dial (not a NIOPosix loop) falls back to any connection")
+    func nonPosixLoop() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let client = try harness.client()
+        let key = try client.poolKey(for: harness.request(to: upstream.address))
+        let embedded = EmbeddedEventLoop()
+        let first = try await client.pool.acquire(key, on: embedded)
+        let second = try await client.pool.acquire(key, on: embedded)
+        #expect(first === second)
+        #expect(await client.pool.dialCount == 1)
+        first.release()
+        second.release()
+        await client.close()
+        await harness.server.shutdown()
+        await upstream.close()
     }
 }
 
