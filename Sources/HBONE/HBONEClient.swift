@@ -72,8 +72,18 @@ public final class HBONEClient: Sendable {
         _ request: HBONEConnectRequest,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
     ) async throws -> Output {
+        try await open(request, on: nil, initializer: initializer).output
+    }
+
+    /// Opens a stream as ``openChannel(_:initializer:)`` does, on a pooled connection on `loop`
+    /// if given; also returns what the metrics hook was told (with the verified peer).
+    private func open<Output: Sendable>(
+        _ request: HBONEConnectRequest,
+        on loop: (any EventLoop)?,
+        initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
+    ) async throws -> (output: Output, info: HBONETunnelInfo) {
         let key = try poolKey(for: request)
-        let connection = try await pool.acquire(key)
+        let connection = try await pool.acquire(key, on: loop)
         guard let multiplexer = connection.multiplexer else {
             connection.release()
             throw HBONEError.closedBeforeResponse
@@ -111,7 +121,7 @@ public final class HBONEClient: Sendable {
             throw error
         }
         metrics.tunnelOpened(info)
-        return try await output.futureResult.get()
+        return (try await output.futureResult.get(), info)
     }
 
     /// Opens a stream as an async byte stream: `inbound` yields what the destination
@@ -146,7 +156,8 @@ public final class HBONEClient: Sendable {
                 try sync.addHandler(HBONEHoldingHandler())
             }
         }.get()
-        let stream = try await openChannel(request) { channel in
+        // A connection on the socket's event loop keeps every spliced byte on one thread.
+        let (stream, info) = try await open(request, on: socket.eventLoop) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                 return channel
@@ -155,7 +166,6 @@ public final class HBONEClient: Sendable {
         do {
             if let prelude { try await socket.writeAndFlush(prelude) }
             let metrics = self.metrics
-            let info = HBONETunnelInfo(direction: .outbound, peerID: nil, authority: request.authority.description, source: request.forwarding.source)
             try await stream.eventLoop.flatSubmit {
                 SpliceHandler.join(stream: stream, socket: socket) { fromStream, fromSocket in
                     metrics.tunnelClosed(info, summary: HBONETunnelSummary(status: 200, responseFlag: .none, bytesToDestination: fromSocket, bytesFromDestination: fromStream))

@@ -118,18 +118,24 @@ public struct HBONEClientConfiguration: Sendable {
     public var keepalive: HBONEKeepalive?
     /// A connection without streams for this long is closed and leaves the pool.
     public var idleTimeout: TimeAmount
+    /// Bind each outgoing connection to its pool key's source IP (from `forwarding.source`, port 0), as
+    /// ztunnel binds the source workload's address. The IP must be an address of this host; when it is
+    /// not, opening a stream fails with ``HBONEError/sourceUnavailable(_:)``. `false` connects from any address.
+    public var bindsSourceAddress: Bool
 
     public init(
         http2: HBONEHTTP2Settings = HBONEHTTP2Settings(maxConcurrentStreams: 100),
         maxStreamsPerConnection: Int = 100,
         connectTimeout: TimeAmount = .seconds(10),
         keepalive: HBONEKeepalive? = HBONEKeepalive(),
-        idleTimeout: TimeAmount = .minutes(5)
+        idleTimeout: TimeAmount = .minutes(5),
+        bindsSourceAddress: Bool = true
     ) {
         self.http2 = http2
         self.maxStreamsPerConnection = maxStreamsPerConnection
         self.connectTimeout = connectTimeout
         self.keepalive = keepalive
         self.idleTimeout = idleTimeout
+        self.bindsSourceAddress = bindsSourceAddress
     }
 }

@@ -35,30 +35,38 @@ public actor HBONEConnectionPool {
     }
 
     /// A connection with a free stream slot for `key` (the slot is reserved for the caller).
-    func acquire(_ key: HBONEPoolKey) async throws -> PooledConnection {
+    ///
+    /// With `on:` (the event loop of a channel the stream will be spliced with), only
+    /// connections on that loop are used, and a new one is dialled on it when they are
+    /// all full (a loop that cannot dial, not a NIOPosix one, is ignored): spliced bytes then never hop between threads (each hop costs a thread
+    /// wake-up per message). A key thus holds at most one connection with free slots per
+    /// event loop; the stream limit and the single dial in flight per key are unchanged.
+    func acquire(_ key: HBONEPoolKey, on preferred: (any EventLoop)? = nil) async throws -> PooledConnection {
+        // Only a loop a ClientBootstrap can dial on (a NIOPosix loop); otherwise any connection will do.
+        let loop = preferred.flatMap { ClientBootstrap(validatingGroup: $0) == nil ? nil : $0 }
         while true {
             try Task.checkCancellation()
             guard !closed else { throw HBONEError.shutDown }
             var entry = entries[key, default: Entry()]
             entry.connections.removeAll { !$0.isUsable && $0.activeStreams == 0 }
             entries[key] = entry
-            if let connection = entry.connections.first(where: { $0.tryReserve() }) {
+            if let connection = entry.connections.first(where: { (loop == nil || $0.channel.eventLoop === loop) && $0.tryReserve() }) {
                 return connection
             }
             if let dial = entry.dial {
                 _ = try await dial.value
                 continue
             }
-            let task = Task { try await self.dialAndRegister(key) }
+            let task = Task { try await self.dialAndRegister(key, on: loop) }
             entries[key, default: Entry()].dial = task
             _ = try await task.value
         }
     }
 
-    private func dialAndRegister(_ key: HBONEPoolKey) async throws -> PooledConnection {
+    private func dialAndRegister(_ key: HBONEPoolKey, on loop: (any EventLoop)?) async throws -> PooledConnection {
         do {
             dials += 1
-            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, logger: logger)
+            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, logger: logger)
             entries[key, default: Entry()].dial = nil
             guard !closed else {
                 connection.channel.close(promise: nil)
@@ -83,12 +91,16 @@ public actor HBONEConnectionPool {
         }
     }
 
-    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, logger: Logger) async throws -> PooledConnection {
+    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, loop: (any EventLoop)?, logger: Logger) async throws -> PooledConnection {
         let authorizer = SPIFFEAuthorizer.exactly(Set(key.destinationIdentities))
         let dialed = DialBox()
+        // The preferred loop only if it can run a ClientBootstrap (a NIOPosix loop).
+        let bootstrap = loop.flatMap { ClientBootstrap(validatingGroup: $0) } ?? ClientBootstrap(group: group)
+        var local: SocketAddress?
+        if configuration.bindsSourceAddress, let ip = key.sourceAddress { local = try SourceBinding.address(for: ip) }
         // Everything is installed before the handshake so no byte after it (the peer's SETTINGS) is missed;
         // NIOSSL holds our HTTP/2 preface until the handshake is done.
-        let channel = try await ClientBootstrap(group: group)
+        let connecting = bootstrap
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -117,8 +129,7 @@ public actor HBONEConnectionPool {
                     dialed.set(DialResult(connection: connection, peer: identity.verifiedPeer, ready: ready.futureResult))
                 }
             }
-            .connect(to: key.destination)
-            .get()
+        let channel = try await SourceBinding.connect(connecting, to: key.destination, from: local)
         do {
             // Taken from the initializer, not looked up in the pipeline: a failed handshake may already have torn it down.
             guard let dial = dialed.get() else { throw HBONEError.closedBeforeResponse }
@@ -142,6 +153,11 @@ public actor HBONEConnectionPool {
     public func connectionCount(for key: HBONEPoolKey? = nil) -> Int {
         if let key { return entries[key]?.connections.filter(\.isUsable).count ?? 0 }
         return entries.values.reduce(0) { $0 + $1.connections.filter(\.isUsable).count }
+    }
+
+    /// The event loops of a key's open connections (for tests and diagnostics).
+    func connectionLoops(for key: HBONEPoolKey) -> [any EventLoop] {
+        entries[key]?.connections.filter(\.isUsable).map(\.channel.eventLoop) ?? []
     }
 
     /// How many connections this pool has dialled in total.

@@ -21,6 +21,9 @@ public enum HBONEError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidAuthority(String)
     /// The client has no valid SVID to present.
     case noIdentity
+    /// The pool key's source IP cannot be bound as the local address of an outgoing connection
+    /// (not an address of this host, or not of the destination's family).
+    case sourceUnavailable(String)
 
     public var description: String {
         switch self {
@@ -49,6 +52,8 @@ public enum HBONEError: Error, Sendable, Hashable, CustomStringConvertible {
             return "invalid HBONE authority \"\(value)\": expected ip:port or host:port"
         case .noIdentity:
             return "no valid SVID to present: start the SVIDSource first"
+        case .sourceUnavailable(let ip):
+            return "cannot bind the outgoing HBONE connection to source IP \(ip): not an address of this host (set bindsSourceAddress to false to connect from any address)"
         }
     }
 

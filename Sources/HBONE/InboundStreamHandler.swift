@@ -161,9 +161,8 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
         }
         metrics.tunnelOpened(info)
         logger.debug("inbound tunnel open", metadata: ["peer": "\(request.peerID)", "authority": "\(request.authority)", "upstream": "\(upstream.address)"])
-        for payload in buffered { context.fireChannelRead(NIOAny(payload)) }
-        if !buffered.isEmpty { context.fireChannelReadComplete() }
         let stream = context.channel
+        // The upstream socket is on this loop too, so both halves are installed before this returns.
         SpliceHandler.join(stream: stream, socket: socket) { fromStream, fromSocket in
             metrics.tunnelClosed(info, summary: HBONETunnelSummary(status: 200, responseFlag: .none, bytesToDestination: fromStream, bytesFromDestination: fromSocket))
             logger.debug("inbound tunnel closed", metadata: ["peer": "\(request.peerID)", "authority": "\(request.authority)", "in": "\(fromStream)", "out": "\(fromSocket)"])
@@ -171,6 +170,9 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
             socket.close(promise: nil)
             stream.close(promise: nil)
         }
+        // DATA that arrived while the upstream was connecting now reaches the splice.
+        for payload in buffered { context.fireChannelRead(NIOAny(payload)) }
+        if !buffered.isEmpty { context.fireChannelReadComplete() }
     }
 
 

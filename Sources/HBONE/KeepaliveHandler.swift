@@ -3,6 +3,9 @@ import NIOHTTP2
 
 /// Sends an HTTP/2 PING every `interval` on a client connection and closes the
 /// connection with ``HBONEError/keepaliveTimeout`` when one is not answered within `timeout`.
+///
+/// PINGs start with the peer's first frame (its SETTINGS): before that the TLS handshake
+/// is still running, nothing could answer, and the dial's own timeout applies.
 final class HBONEKeepaliveHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
@@ -19,15 +22,6 @@ final class HBONEKeepaliveHandler: ChannelDuplexHandler {
         self.keepalive = keepalive
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { schedulePing(context: context) }
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        schedulePing(context: context)
-        context.fireChannelActive()
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
         cancel()
         context.fireChannelInactive()
@@ -42,8 +36,11 @@ final class HBONEKeepaliveHandler: ChannelDuplexHandler {
         timeoutTask = nil
     }
 
+    private var started = false
+
     private func schedulePing(context: ChannelHandlerContext) {
         guard pingTask == nil else { return }
+        started = true
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         pingTask = context.eventLoop.scheduleTask(in: keepalive.interval) {
             let (this, context) = bound.value
@@ -70,6 +67,7 @@ final class HBONEKeepaliveHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !started { schedulePing(context: context) }
         let frame = unwrapInboundIn(data)
         if case .ping(let ping, ack: true) = frame.payload, let outstanding, ping.hboneValue == outstanding {
             self.outstanding = nil

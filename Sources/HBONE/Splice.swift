@@ -236,33 +236,112 @@ extension HBONEHoldingHandler: Sendable {}
 extension SpliceHandler {
     /// Installs a splice between `stream` (an HBONE stream with ``HBONEStreamDataCodec``)
     /// and `socket` (a TCP channel with `allowRemoteHalfClosure`), then lets both read.
-    /// Must run on `stream`'s event loop; `socket` may live elsewhere.
+    /// `socket` may live on another event loop (its bytes then hop threads).
     static func join(
         stream: any Channel,
         socket: any Channel,
         onFinish: @escaping @Sendable (_ fromStream: UInt64, _ fromSocket: UInt64) -> Void
     ) -> EventLoopFuture<Void> {
+        join((stream, .stream), (socket, .socket), onFinish: onFinish)
+    }
+
+    /// Installs a splice between two channels of the given kinds, then releases what
+    /// each side's ``HBONEHoldingHandler`` held (only once both halves are in place, so a
+    /// held end of input reaches the partner), then lets both read.
+    static func join(
+        _ a: (channel: any Channel, kind: Kind),
+        _ b: (channel: any Channel, kind: Kind),
+        onFinish: @escaping @Sendable (_ fromA: UInt64, _ fromB: UInt64) -> Void
+    ) -> EventLoopFuture<Void> {
         let session = SpliceSession(onFinish: onFinish)
-        let addToStream = stream.eventLoop.makeCompletedFuture {
-            let sync = stream.pipeline.syncOperations
-            try sync.addHandler(SpliceHandler(partner: socket, kind: .stream, side: 0, session: session))
-            if let holding = try? sync.handler(type: HBONEHoldingHandler.self) {
-                sync.removeHandler(holding, promise: nil)
+        // Runs synchronously when called on the channel's loop (nothing can be read in between).
+        @Sendable func onLoop(_ channel: any Channel, _ body: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> EventLoopFuture<Void> {
+            let loop = channel.eventLoop
+            @Sendable func run() -> EventLoopFuture<Void> {
+                loop.makeCompletedFuture { try body(channel.pipeline.syncOperations) }
+            }
+            return loop.inEventLoop ? run() : loop.flatSubmit(run)
+        }
+        @Sendable func install(_ side: (channel: any Channel, kind: Kind), partner: any Channel, index: Int) -> EventLoopFuture<Void> {
+            onLoop(side.channel) { sync in
+                try sync.addHandler(SpliceHandler(partner: partner, kind: side.kind, side: index, session: session))
             }
         }
-        let addToSocket = socket.eventLoop.flatSubmit {
-            socket.eventLoop.makeCompletedFuture {
-                let sync = socket.pipeline.syncOperations
-                try sync.addHandler(SpliceHandler(partner: stream, kind: .socket, side: 1, session: session))
+        @Sendable func release(_ channel: any Channel) -> EventLoopFuture<Void> {
+            onLoop(channel) { sync in
                 if let holding = try? sync.handler(type: HBONEHoldingHandler.self) {
                     sync.removeHandler(holding, promise: nil)
                 }
             }
         }
-        return addToStream.and(addToSocket).flatMap { _ in
-            socket.setOption(ChannelOptions.autoRead, value: true)
+        return install(a, partner: b.channel, index: 0).and(install(b, partner: a.channel, index: 1)).flatMap { _ in
+            release(a.channel).and(release(b.channel))
+        }.flatMap { _ in
+            b.channel.setOption(ChannelOptions.autoRead, value: true)
         }.flatMap {
-            stream.setOption(ChannelOptions.autoRead, value: true)
+            a.channel.setOption(ChannelOptions.autoRead, value: true)
+        }
+    }
+}
+
+/// Splices an accepted socket with a plain TCP connection to a destination: the
+/// passthrough for destinations outside the mesh (workload protocol TCP), with the
+/// same backpressure, half-close and reset semantics as an HBONE tunnel.
+///
+/// The outgoing connection is made on `socket`'s event loop, so bytes never hop threads.
+/// Add an ``HBONEHoldingHandler`` to `socket` (last in its pipeline) so that bytes read before
+/// the splice is in place are kept.
+public enum TCPPassthrough {
+    /// Connects to `destination`, writes `prelude` (for example a SOCKS5 success reply)
+    /// to `socket`, then splices the two; returns once bytes flow both ways.
+    /// `onClose` gets the byte counts (to the destination, from it) when both sides ended.
+    /// A failed connect throws ``TCPPassthroughError/connectFailed(destination:reason:)`` and leaves `socket` open.
+    public static func splice(
+        _ socket: any Channel,
+        to destination: SocketAddress,
+        prelude: ByteBuffer? = nil,
+        connectTimeout: TimeAmount = .seconds(10),
+        onClose: @escaping @Sendable (_ sent: UInt64, _ received: UInt64) -> Void = { _, _ in }
+    ) async throws {
+        try await socket.eventLoop.submit {
+            let sync = socket.pipeline.syncOperations
+            if (try? sync.handler(type: HBONEHoldingHandler.self)) == nil {
+                try sync.addHandler(HBONEHoldingHandler())
+            }
+        }.get()
+        let upstream: any Channel
+        do {
+            upstream = try await ClientBootstrap(group: socket.eventLoop)
+                .connectTimeout(connectTimeout)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(to: destination)
+                .get()
+        } catch {
+            throw TCPPassthroughError.connectFailed(destination: "\(destination)", reason: "\(error)")
+        }
+        do {
+            if let prelude { try await socket.writeAndFlush(prelude) }
+            try await SpliceHandler.join((socket, .socket), (upstream, .socket)) { fromSocket, fromUpstream in
+                onClose(fromSocket, fromUpstream)
+            }.get()
+        } catch {
+            upstream.close(promise: nil)
+            throw error
+        }
+    }
+}
+
+/// Why a ``TCPPassthrough`` could not be set up.
+public enum TCPPassthroughError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The TCP connect to the destination failed (refused, unreachable or timed out).
+    case connectFailed(destination: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let destination, let reason):
+            return "passthrough connect to \(destination) failed: \(reason)"
         }
     }
 }

@@ -89,12 +89,12 @@ struct PoolTests {
         let upstream = try await TCPUpstream.echo()
         let harness = try await HBONEHarness()
         let client = try harness.client()
-        var request = harness.request(to: upstream.address, source: "10.0.0.1:1000")
+        var request = harness.request(to: upstream.address, source: "127.0.0.11:1000")
         let a = try await client.openStream(request)
-        request.forwarding.source = "10.0.0.1:2000"  // same source IP: same key
+        request.forwarding.source = "127.0.0.11:2000"  // same source IP: same key
         let b = try await client.openStream(request)
         #expect(await client.pool.dialCount == 1)
-        request.forwarding.source = "10.0.0.2:1000"
+        request.forwarding.source = "127.0.0.12:1000"
         let c = try await client.openStream(request)
         #expect(await client.pool.dialCount == 2)
         request.expectedIdentities.insert(try SPIFFEID("spiffe://example.org/ns/default/sa/other"))
@@ -145,11 +145,11 @@ struct PoolTests {
     @Test("no connection is left open across many tunnels, refusals and shutdown")
     func noLeaks() async throws {
         let upstream = try await TCPUpstream.echo()
-        let harness = try await HBONEHarness(handler: RecordingInboundHandler(authorize: { $0.forwarding.source == "10.9.9.9:1" ? .deny(reason: "test") : .allow }))
+        let harness = try await HBONEHarness(handler: RecordingInboundHandler(authorize: { $0.forwarding.source == "127.9.9.9:1" ? .deny(reason: "test") : .allow }))
         let client = try harness.client()
         for round in 0..<20 {
             #expect(try await roundTrip(try await client.openStream(harness.request(to: upstream.address)), "r\(round)") == "r\(round)")
-            await #expect(throws: HBONEError.self) { _ = try await client.openStream(harness.request(to: upstream.address, source: "10.9.9.9:1")) }
+            await #expect(throws: HBONEError.self) { _ = try await client.openStream(harness.request(to: upstream.address, source: "127.9.9.9:1")) }
         }
         await client.close()
         await harness.server.shutdown()

@@ -12,7 +12,7 @@ struct StatusTests {
         let upstream = try await TCPUpstream.echo()
         let harness = try await HBONEHarness()
         let client = try harness.client()
-        let stream = try await client.openStream(harness.request(to: upstream.address, source: "10.1.2.3:4567"))
+        let stream = try await client.openStream(harness.request(to: upstream.address, source: "127.1.2.3:4567"))
         let echoed = try await stream.executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: "hello through HBONE"))
             outbound.finish()
@@ -22,7 +22,7 @@ struct StatusTests {
         let request = try #require(harness.handler.last)
         #expect(request.peerID == harness.pki.clientID)
         #expect(request.authority == (try HBONEAuthority(upstream.address)))
-        #expect(request.forwarding.source == "10.1.2.3:4567")
+        #expect(request.forwarding.source == "127.1.2.3:4567")
         #expect(request.forwarding.baggage == "k8s.namespace.name=default")
         #expect(request.forwarding.traceparent == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
         #expect(await eventually { harness.metrics.snapshot.closed.contains { $0.status == 200 && $0.bytesToDestination == 19 && $0.bytesFromDestination == 19 } })
@@ -64,7 +64,8 @@ struct StatusTests {
 
     @Test("503: the upstream connect fails")
     func upstreamConnectFails() async throws {
-        let port = try await closedPort()
+        let reserved = try ReservedPort()
+        let port = reserved.port
         let harness = try await HBONEHarness()
         let client = try harness.client()
         await #expect(throws: HBONEError.connectRejected(status: 503, authority: "127.0.0.1:\(port)")) {
@@ -73,6 +74,7 @@ struct StatusTests {
         #expect(harness.metrics.snapshot.closed.map(\.responseFlag) == [.upstreamConnectionFailure])
         await client.close()
         await harness.server.shutdown()
+        withExtendedLifetime(reserved) {}
     }
 
     @Test("400: a non-CONNECT method", arguments: ["GET", "POST"])

@@ -50,10 +50,10 @@ final class RecordingInboundHandler: HBONEInboundHandler {
 
 /// Counts tunnel events.
 final class CountingMetrics: HBONEMetricsObserver {
-    struct Snapshot { var opened = 0; var closed: [HBONETunnelSummary] = [] }
+    struct Snapshot { var opened = 0; var closed: [HBONETunnelSummary] = []; var openedInfo: [HBONETunnelInfo] = []; var closedInfo: [HBONETunnelInfo] = [] }
     let state = Mutex(Snapshot())
-    func tunnelOpened(_ info: HBONETunnelInfo) { state.withLock { $0.opened += 1 } }
-    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { state.withLock { $0.closed.append(summary) } }
+    func tunnelOpened(_ info: HBONETunnelInfo) { state.withLock { $0.opened += 1; $0.openedInfo.append(info) } }
+    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { state.withLock { $0.closed.append(summary); $0.closedInfo.append(info) } }
     var snapshot: Snapshot { state.withLock { $0 } }
 }
 
@@ -175,4 +175,35 @@ final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// A loopback port that stays closed while this value lives: bound (without SO_REUSEADDR)
+/// but never listening, so connects to it are refused and no other socket of the
+/// parallel suites can take it over (as can happen with a port from ``closedPort()``).
+final class ReservedPort: Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    struct Failed: Error { var call: String; var errno: Int32 }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failed(call: "socket", errno: errno) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else {
+            let error = errno
+            close(fd)
+            throw Failed(call: "bind", errno: error)
+        }
+        descriptor = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(descriptor) }
 }

@@ -11,6 +11,7 @@ import argparse
 import socket
 import ssl
 import sys
+import time
 
 import h2.config
 import h2.connection
@@ -27,6 +28,7 @@ def main() -> int:
     p.add_argument("--authority", required=True)
     p.add_argument("--method", default="CONNECT")
     p.add_argument("--send", default="hello from python h2")
+    p.add_argument("--early", action="store_true", help="send the bytes (and END_STREAM) right behind the CONNECT, before the 200")
     a = p.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -57,12 +59,19 @@ def main() -> int:
     else:
         headers = [(":method", a.method), (":scheme", "https"), (":path", "/"), (":authority", a.authority)]
     conn.send_headers(1, headers)
+    if a.early:
+        conn.send_data(1, a.send.encode(), end_stream=True)
     tls.sendall(conn.data_to_send())
 
     echoed = b""
     status = None
     done = False
+    # An overall bound: the server's keepalive PINGs would keep a per-recv timeout from ever firing.
+    deadline = time.monotonic() + 20
     while not done:
+        if time.monotonic() > deadline:
+            print("timed out", flush=True)
+            break
         data = tls.recv(65536)
         if not data:
             break
@@ -71,7 +80,8 @@ def main() -> int:
                 status = dict(event.headers)[":status"]
                 print(f"status {status}", flush=True)
                 if status == "200":
-                    conn.send_data(1, a.send.encode(), end_stream=True)
+                    if not a.early:
+                        conn.send_data(1, a.send.encode(), end_stream=True)
                 else:
                     done = True
             elif isinstance(event, h2.events.DataReceived):
