@@ -46,12 +46,14 @@ struct KeepaliveTests {
         let harness = try await HBONEHarness()
         let frozen = Locked(false)
         let relay = try await frozenableRelay(to: harness.address, frozen: frozen)
-        let client = try harness.client(TestConfig.client { $0.keepalive = HBONEKeepalive(interval: .milliseconds(100), timeout: .milliseconds(300)) })
+        // Short enough for a test, long enough that a loaded CI machine (the whole suite runs in
+        // parallel on two cores) still gets a PING answered in time while the peer is alive.
+        let client = try harness.client(TestConfig.client { $0.keepalive = HBONEKeepalive(interval: .milliseconds(250), timeout: .seconds(2)) })
         var request = harness.request(to: upstream.address)
         request.peer = relay.localAddress!
         let stream = try await client.openStream(request)
-        // While the peer answers, PINGs keep the connection (several intervals pass).
-        try await Task.sleep(nanoseconds: 500_000_000)
+        // While the peer answers, PINGs keep the connection (more than the timeout passes).
+        try await Task.sleep(for: .milliseconds(2500))
         #expect(await client.pool.connectionCount() == 1)
         frozen.withLock { $0 = true }
         #expect(await eventually { await client.pool.connectionCount() == 0 })
