@@ -150,12 +150,7 @@ public final class HBONEClient: Sendable {
         onClose: @escaping @Sendable (_ sent: UInt64, _ received: UInt64) -> Void = { _, _ in }
     ) async throws {
         // Bytes that arrive on either side before the splice is in place are held, not lost.
-        try await socket.eventLoop.submit {
-            let sync = socket.pipeline.syncOperations
-            if (try? sync.handler(type: HBONEHoldingHandler.self)) == nil {
-                try sync.addHandler(HBONEHoldingHandler())
-            }
-        }.get()
+        try await HBONEHoldingHandler.ensure(on: socket)
         // A connection on the socket's event loop keeps every spliced byte on one thread.
         let (stream, info) = try await open(request, on: socket.eventLoop) { channel in
             channel.eventLoop.makeCompletedFuture {

@@ -202,6 +202,17 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
 /// Add it in the initializer of a socket you will pass to ``HBONEClient/tunnel(_:splicingWith:prelude:onClose:)``:
 /// even with `autoRead` off, NIO reads a socket whose peer half-closed, and those bytes must not be lost.
 public final class HBONEHoldingHandler: ChannelInboundHandler, RemovableChannelHandler {
+    /// Adds a holding handler to `channel` unless it has one, so that bytes read
+    /// before a splice is in place are kept.
+    static func ensure(on channel: any Channel) async throws {
+        try await channel.eventLoop.submit {
+            let sync = channel.pipeline.syncOperations
+            if (try? sync.handler(type: HBONEHoldingHandler.self)) == nil {
+                try sync.addHandler(HBONEHoldingHandler())
+            }
+        }.get()
+    }
+
     public typealias InboundIn = ByteBuffer
     private var held: [ByteBuffer] = []
     private var inputClosed = false
@@ -303,12 +314,7 @@ public enum TCPPassthrough {
         connectTimeout: TimeAmount = .seconds(10),
         onClose: @escaping @Sendable (_ sent: UInt64, _ received: UInt64) -> Void = { _, _ in }
     ) async throws {
-        try await socket.eventLoop.submit {
-            let sync = socket.pipeline.syncOperations
-            if (try? sync.handler(type: HBONEHoldingHandler.self)) == nil {
-                try sync.addHandler(HBONEHoldingHandler())
-            }
-        }.get()
+        try await HBONEHoldingHandler.ensure(on: socket)
         let upstream: any Channel
         do {
             upstream = try await ClientBootstrap(group: socket.eventLoop)

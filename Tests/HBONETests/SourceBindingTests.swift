@@ -153,14 +153,7 @@ struct TCPPassthroughTests {
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = listener.localAddress!.port!
-        let output = try await Interop.run("/usr/bin/env", ["python3", "-c", """
-            import socket
-            s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(20)
-            s.sendall(b"passed through"); s.shutdown(socket.SHUT_WR)
-            data = b""
-            while (chunk := s.recv(65536)): data += chunk
-            print(data.decode())
-            """])
+        let output = try await sendThenReadToEnd(port: port, "passed through")
         #expect(output.stdout == "OK passed through\n", "\(output.combined)")
         #expect(await eventually { counts.withLock { $0.count } == 1 })
         #expect(counts.withLock { $0.first.map { $0.0 == 14 && $0.1 == 14 } } == true)

@@ -207,3 +207,16 @@ final class ReservedPort: Sendable {
 
     deinit { close(descriptor) }
 }
+
+/// A plain Python TCP client (not our code): connects to 127.0.0.1:`port`, sends
+/// `message`, half-closes, and prints everything it reads back.
+func sendThenReadToEnd(port: Int, _ message: String) async throws -> Interop.Output {
+    try await Interop.run("/usr/bin/env", ["python3", "-c", """
+        import socket
+        s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(20)
+        s.sendall(b"\(message)"); s.shutdown(socket.SHUT_WR)
+        data = b""
+        while (chunk := s.recv(65536)): data += chunk
+        print(data.decode())
+        """])
+}

@@ -28,14 +28,7 @@ struct TunnelTests {
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = listener.localAddress!.port!
-        let output = try await Interop.run("/usr/bin/env", ["python3", "-c", """
-            import socket
-            s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(20)
-            s.sendall(b"spliced bytes"); s.shutdown(socket.SHUT_WR)
-            data = b""
-            while (chunk := s.recv(65536)): data += chunk
-            print(data.decode())
-            """])
+        let output = try await sendThenReadToEnd(port: port, "spliced bytes")
         #expect(output.stdout == "OK spliced bytes\n", "\(output.combined)")
         #expect(tunnelErrors.withLock { $0 }.isEmpty)
         try await listener.close()
