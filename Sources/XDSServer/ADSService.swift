@@ -15,15 +15,7 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
         response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
         context: ServerContext
     ) async throws {
-        var session = SotWSession()
-        try await ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger, kind: "sotw").run(
-            requests: request,
-            nodeID: { $0.node.id },
-            typeURL: { $0.typeURL },
-            handle: { session.handle($0) },
-            update: { session.update($0) },
-            write: { try await response.write($0) }
-        )
+        try await loop.run(SotWSession(), requests: request, write: { try await response.write($0) })
     }
 
     func deltaAggregatedResources(
@@ -31,14 +23,10 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
         response: RPCWriter<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse>,
         context: ServerContext
     ) async throws {
-        var session = DeltaSession()
-        try await ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger, kind: "delta").run(
-            requests: request,
-            nodeID: { $0.node.id },
-            typeURL: { $0.typeURL },
-            handle: { session.handle($0) },
-            update: { session.update($0) },
-            write: { try await response.write($0) }
-        )
+        try await loop.run(DeltaSession(), requests: request, write: { try await response.write($0) })
+    }
+
+    private var loop: ADSStreamLoop {
+        ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger)
     }
 }

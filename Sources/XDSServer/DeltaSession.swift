@@ -7,7 +7,9 @@ import SwiftProtobuf
 /// what changed, plus `removed_resources` for subscribed names that left the
 /// snapshot. A NACK reverts the client's versions to before the rejected
 /// response and parks the rejected versions until the next snapshot.
-struct DeltaSession: Sendable {
+struct DeltaSession: ADSSession {
+    static let kind = "delta"
+
     typealias Request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest
     typealias Response = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse
 

@@ -6,7 +6,9 @@ import SwiftProtobuf
 /// It turns requests and snapshot changes into the responses to send:
 /// full sets per type, versioned by content, nonces checked, NACKed versions
 /// parked until the next snapshot.
-struct SotWSession: Sendable {
+struct SotWSession: ADSSession {
+    static let kind = "sotw"
+
     typealias Request = Envoy_Service_Discovery_V3_DiscoveryRequest
     typealias Response = Envoy_Service_Discovery_V3_DiscoveryResponse
 

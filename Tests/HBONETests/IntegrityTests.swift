@@ -4,6 +4,7 @@ import HBONE
 import NIOCore
 import NIOPosix
 import Synchronization
+import MeshTestSupport
 import Testing
 
 /// Hashes everything it receives; at the client's end of input answers "<bytes> <sha256 hex>" and closes.

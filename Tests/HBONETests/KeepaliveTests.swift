@@ -2,6 +2,7 @@ import Foundation
 import HBONE
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import Testing
 
 /// Forwards bytes one way to `partner` unless the relay is frozen (then drops them, like a peer that hangs).

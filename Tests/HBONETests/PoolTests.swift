@@ -3,6 +3,7 @@ import HBONE
 import MeshIdentity
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import Testing
 
 /// Opens `count` streams at once through `client` and keeps them open; returns them.

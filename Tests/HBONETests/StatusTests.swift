@@ -3,6 +3,7 @@ import HBONE
 import MeshIdentity
 import NIOCore
 import NIOPosix
+import MeshTestSupport
 import Testing
 
 @Suite("HBONE CONNECT status codes over real sockets")

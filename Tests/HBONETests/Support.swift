@@ -146,16 +146,6 @@ func readAll(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>) async throws -
     return all
 }
 
-/// Polls `condition` until it holds; the bound only guards against hangs.
-func eventually(bound: TimeInterval = 20, _ condition: @Sendable () async -> Bool) async -> Bool {
-    let deadline = Date().addingTimeInterval(bound)
-    while Date() < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(nanoseconds: 10_000_000)
-    }
-    return await condition()
-}
-
 /// Sockets on `port` (local or remote) in /proc/net/tcp that are listening, established
 /// or waiting for us to close (CLOSE_WAIT): what a leaked file descriptor would keep alive.
 func liveTCPConnections(port: Int) -> Int {

@@ -49,15 +49,6 @@ final class WatchReader<Value: Sendable>: Sendable {
     }
 }
 
-/// Polls `condition` until it holds or a generous hang guard expires.
-func eventually(_ condition: @Sendable () async -> Bool) async -> Bool {
-    for _ in 0..<3000 {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return false
-}
-
 /// An Any with the right type URL and bytes that are not a valid message.
 func garbage(_ typeURL: String) -> Google_Protobuf_Any {
     var any = Google_Protobuf_Any()

@@ -33,24 +33,14 @@ struct InteropTests {
         arguments: [false, true]
     )
     func proxylessGRPC(inlineRoute: Bool) async throws {
-        try await withXDSServer { server, port in
-            let target = "echo.interop.test:8080"
-            let workdir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-interop-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: workdir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: workdir) }
-            let peer = try LinePeer(script: "xds_grpc_proxyless.py", arguments: [String(port), "grpc-node", target, workdir.path])
-            defer { peer.stop() }
-            let backend = try await peer.line(startingWith: "BACKEND ")
-            let backendPort = try #require(UInt32(backend.dropFirst("BACKEND ".count)))
+        try await withProxylessPeer { server, peer, target, backendPort in
             await server.cache.setSnapshot(try Self.proxylessSnapshot(target: target, backendPort: backendPort, inlineRoute: inlineRoute), forNode: "grpc-node")
             peer.send("go")
             let result = try await peer.line(startingWith: "RESPONSE ", guardSeconds: 90)
             #expect(result == "RESPONSE hello swift-mesh", "\(peer.transcript)")
             // grpcio ACKs each type; the call may finish before the last ACK arrives (bounded wait).
             let expectedAcks = inlineRoute ? 3 : 4
-            for _ in 0..<3000 where server.counters.snapshot().acks < expectedAcks {
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            _ = await eventually { server.counters.snapshot().acks >= expectedAcks }
             let counters = server.counters.snapshot()
             #expect(counters.nacks == 0, "grpcio rejected a resource: \(peer.transcript)")
             #expect(counters.acks >= expectedAcks)
@@ -62,15 +52,7 @@ struct InteropTests {
         .enabled(if: grpcReady, "needs .venv with grpcio (Tests/Interop/requirements.txt)")
     )
     func proxylessNackThenFix() async throws {
-        try await withXDSServer { server, port in
-            let target = "echo.interop.test:8080"
-            let workdir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-interop-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: workdir, withIntermediateDirectories: true)
-            defer { try? FileManager.default.removeItem(at: workdir) }
-            let peer = try LinePeer(script: "xds_grpc_proxyless.py", arguments: [String(port), "grpc-node", target, workdir.path])
-            defer { peer.stop() }
-            let backend = try await peer.line(startingWith: "BACKEND ")
-            let backendPort = try #require(UInt32(backend.dropFirst("BACKEND ".count)))
+        try await withProxylessPeer { server, peer, target, backendPort in
             // A cluster with an EDS config that is neither ADS nor self: grpcio must reject it.
             var broken = Fixture.cluster("echo-cluster", edsService: "echo-endpoints")
             broken.edsClusterConfig.edsConfig.apiConfigSource.apiType = .rest
@@ -153,7 +135,7 @@ struct InteropTests {
             peer.send("dack")
             let changedB = try Fixture.resource("b", Fixture.cluster("b", timeoutSeconds: 7))
             // Wait for the ACK to be counted so the update below races nothing.
-            for _ in 0..<3000 where server.counters.snapshot().acks == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            _ = await eventually { server.counters.snapshot().acks > 0 }
             await server.cache.setSnapshot(try XDSSnapshot([resources[0], changedB]), forNode: "py-node")
             peer.send("recv")
             let second = try decode(try await peer.line(startingWith: "{"))
@@ -161,6 +143,24 @@ struct InteropTests {
             #expect(second["removed"] as? [String] == ["c"])
             peer.send("quit")
             _ = try await peer.line(startingWith: "BYE")
+        }
+    }
+
+    /// An XDSServer and grpcio's proxyless client (`xds_grpc_proxyless.py`) pointed at it
+    /// for `xds:///echo.interop.test:8080`, with the port of the peer's own backend.
+    private func withProxylessPeer(
+        _ body: @Sendable (XDSServer, LinePeer, String, UInt32) async throws -> Void
+    ) async throws {
+        try await withXDSServer { server, port in
+            let target = "echo.interop.test:8080"
+            let workdir = FileManager.default.temporaryDirectory.appendingPathComponent("xds-interop-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: workdir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: workdir) }
+            let peer = try LinePeer(script: "xds_grpc_proxyless.py", arguments: [String(port), "grpc-node", target, workdir.path])
+            defer { peer.stop() }
+            let backend = try await peer.line(startingWith: "BACKEND ")
+            let backendPort = try #require(UInt32(backend.dropFirst("BACKEND ".count)))
+            try await body(server, peer, target, backendPort)
         }
     }
 

@@ -199,10 +199,7 @@ struct SotWTests {
             _ = try await stream.next()
             #expect(server.counters.snapshot().connectedStreams == 1)
             await stream.abort()
-            for _ in 0..<3000 where server.counters.snapshot().connectedStreams != 0 {
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(server.counters.snapshot().connectedStreams == 0)
+            #expect(await eventually { server.counters.snapshot().connectedStreams == 0 })
             #expect(server.counters.snapshot().totalStreams == 1)
         }
     }
