@@ -85,6 +85,24 @@ public struct XDSSnapshot: Sendable, Equatable {
         return XDSSnapshot(validated: next, derivation: Derivation(baseID: id, touched: touched))
     }
 
+    /// What turns this snapshot into `other`: the resources that are new or whose
+    /// content changed, and the keys that are gone. Feeding them to
+    /// ``updating(upserting:removing:)`` (or the cache's `updateSnapshot`) lets delta
+    /// streams look at just those names.
+    public func changes(to other: XDSSnapshot) -> (upserts: [XDSResource], removals: [XDSResourceKey]) {
+        var upserts: [XDSResource] = []
+        var removals: [XDSResourceKey] = []
+        for (typeURL, table) in other.resources {
+            let before = resources[typeURL] ?? [:]
+            upserts += table.values.filter { before[$0.name]?.version != $0.version }
+        }
+        for (typeURL, table) in resources {
+            let after = other.resources[typeURL] ?? [:]
+            removals += table.keys.filter { after[$0] == nil }.map { XDSResourceKey(typeURL: typeURL, name: $0) }
+        }
+        return (upserts, removals)
+    }
+
     /// The resources of one type.
     public func resources(ofType typeURL: String) -> [String: XDSResource] {
         resources[typeURL] ?? [:]

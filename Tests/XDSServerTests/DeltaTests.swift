@@ -111,6 +111,18 @@ struct DeltaTests {
 
 @Suite("XDSSnapshot validation")
 struct SnapshotTests {
+    @Test("changes(to:) names new and changed resources and removed keys, and nothing unchanged")
+    func changes() throws {
+        let before = try XDSSnapshot(Fixture.clusters(["a", "b", "c"]))
+        let changedB = try Fixture.resource("b", Fixture.cluster("b", timeoutSeconds: 9))
+        let after = try XDSSnapshot(Fixture.clusters(["a", "d"]) + [changedB])
+        let (upserts, removals) = before.changes(to: after)
+        #expect(Set(upserts.map(\.name)) == ["b", "d"])
+        #expect(removals == [XDSResourceKey(typeURL: XDSTypeURL.cluster, name: "c")])
+        #expect(try before.updating(upserting: upserts, removing: removals) == after)
+        #expect(after.changes(to: after).upserts.isEmpty)
+    }
+
     @Test("duplicate names are rejected with the offending name")
     func duplicate() throws {
         let resources = try Fixture.clusters(["a", "a"])

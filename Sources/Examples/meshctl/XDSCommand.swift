@@ -34,18 +34,17 @@ struct XDSCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let logger = Logger(label: "meshctl.xds")
-                let colon = try listen.lastIndex(of: ":").orThrow(CommandFailure(message: "error: --listen \(listen) is not host:port", code: 2))
-                guard let port = Int(listen[listen.index(after: colon)...]) else {
+                guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
                     throw CommandFailure(message: "error: --listen \(listen) is not host:port", code: 2)
                 }
                 let cache = XDSSnapshotCache()
-                var served = try Self.resources(config)
-                await cache.setSnapshotForAllNodes(try XDSSnapshot(served))
+                var served = try XDSSnapshot(Self.resources(config))
+                await cache.setSnapshotForAllNodes(served)
                 let server = XDSServer(cache: cache, configuration: .init(host: String(listen[..<colon]), port: port))
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await server.run() }
                     let bound = try await server.listeningPort()
-                    logger.notice("serving", metadata: ["resources": "\(served.count)", "config": "\(config)", "address": "\(listen[..<colon]):\(bound)"])
+                    logger.notice("serving", metadata: ["resources": "\(served.resources.values.map(\.count).reduce(0, +))", "config": "\(config)", "address": "\(listen[..<colon]):\(bound)"])
                     var modified = Self.modificationDate(config)
                     let stop = StopSignal()
                     while !stop.requested {
@@ -54,8 +53,8 @@ struct XDSCommand: AsyncParsableCommand {
                         guard now != modified else { continue }
                         modified = now
                         do {
-                            let next = try Self.resources(config)
-                            let (upserts, removals) = Self.difference(from: served, to: next)
+                            let next = try XDSSnapshot(Self.resources(config))
+                            let (upserts, removals) = served.changes(to: next)
                             try await cache.updateSnapshotForAllNodes(upserting: upserts, removing: removals)
                             served = next
                             logger.notice("config reloaded", metadata: ["upserted": "\(upserts.count)", "removed": "\(removals.count)"])
@@ -73,14 +72,6 @@ struct XDSCommand: AsyncParsableCommand {
             let snapshot = try LocalConfig.load(path: path)
             return try snapshot.istioAddresses().map { try XDSResource(name: $0.name, message: $0.address) }
                 + snapshot.istioAuthorizations().map { try XDSResource(name: $0.name, message: $0.authorization) }
-        }
-
-        static func difference(from old: [XDSResource], to new: [XDSResource]) -> ([XDSResource], [XDSResourceKey]) {
-            let before = Dictionary(old.map { (XDSResourceKey(typeURL: $0.typeURL, name: $0.name), $0) }, uniquingKeysWith: { $1 })
-            let after = Dictionary(new.map { (XDSResourceKey(typeURL: $0.typeURL, name: $0.name), $0) }, uniquingKeysWith: { $1 })
-            let upserts = new.filter { before[XDSResourceKey(typeURL: $0.typeURL, name: $0.name)]?.version != $0.version }
-            let removals = before.keys.filter { after[$0] == nil }
-            return (upserts, Array(removals))
         }
 
         static func modificationDate(_ path: String) -> Date? {
@@ -113,11 +104,4 @@ final class SetOnceFlag: Sendable {
     private let value = Mutex(false)
     func set() { value.withLock { $0 = true } }
     var isSet: Bool { value.withLock { $0 } }
-}
-
-extension Optional {
-    func orThrow(_ error: @autoclosure () -> any Error) throws -> Wrapped {
-        guard let value = self else { throw error() }
-        return value
-    }
 }
