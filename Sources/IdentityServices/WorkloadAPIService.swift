@@ -17,15 +17,8 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
         request: ServerRequest<SPIFFE_X509SVIDRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<SPIFFE_X509SVIDResponse> {
-        let source = try await authorize(request.metadata, context: context)
-        let bundles = self.bundles
-        return StreamingServerResponse { [shutdown] writer in
-            try await shutdown.run {
-                for await svid in source.updates() {
-                    try await writer.write(try X509SVIDResponseBuilder.response(for: svid, bundles: bundles.current))
-                }
-            }
-            return [:]
+        try await streamOnEverySVID(request.metadata, context: context) { svid, bundles in
+            try X509SVIDResponseBuilder.response(for: svid, bundles: bundles)
         }
     }
 
@@ -33,16 +26,9 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
         request: ServerRequest<SPIFFE_X509BundlesRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<SPIFFE_X509BundlesResponse> {
-        let source = try await authorize(request.metadata, context: context)
-        let bundles = self.bundles
-        return StreamingServerResponse { [shutdown] writer in
-            try await shutdown.run {
-                // A CA rotation comes with new SVIDs; re-send the bundles on every SVID change.
-                for await _ in source.updates() {
-                    try await writer.write(try X509SVIDResponseBuilder.bundles(bundles.current))
-                }
-            }
-            return [:]
+        // A CA rotation comes with new SVIDs; re-send the bundles on every SVID change.
+        try await streamOnEverySVID(request.metadata, context: context) { _, bundles in
+            try X509SVIDResponseBuilder.bundles(bundles)
         }
     }
 
@@ -50,24 +36,46 @@ struct WorkloadAPIService: SPIFFE_SpiffeWorkloadAPI.ServiceProtocol {
         request: ServerRequest<SPIFFE_JWTSVIDRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<SPIFFE_JWTSVIDResponse> {
-        _ = try await authorize(request.metadata, context: context)
-        throw RPCError(code: .unimplemented, message: "JWT-SVIDs are not served by swift-mesh")
+        try await refuseUnimplemented("JWT-SVIDs are", request.metadata, context: context)
     }
 
     func fetchJWTBundles(
         request: ServerRequest<SPIFFE_JWTBundlesRequest>,
         context: ServerContext
     ) async throws -> StreamingServerResponse<SPIFFE_JWTBundlesResponse> {
-        _ = try await authorize(request.metadata, context: context)
-        throw RPCError(code: .unimplemented, message: "JWT bundles are not served by swift-mesh")
+        try await refuseUnimplemented("JWT bundles are", request.metadata, context: context)
     }
 
     func validateJWTSVID(
         request: ServerRequest<SPIFFE_ValidateJWTSVIDRequest>,
         context: ServerContext
     ) async throws -> ServerResponse<SPIFFE_ValidateJWTSVIDResponse> {
-        _ = try await authorize(request.metadata, context: context)
-        throw RPCError(code: .unimplemented, message: "JWT-SVID validation is not served by swift-mesh")
+        try await refuseUnimplemented("JWT-SVID validation is", request.metadata, context: context)
+    }
+
+    /// Authorizes the caller, then writes `message(svid, bundles)` for its current SVID and
+    /// every new one, until the stream is cancelled or the server shuts down.
+    private func streamOnEverySVID<Message: Sendable>(
+        _ metadata: Metadata,
+        context: ServerContext,
+        message: @escaping @Sendable (X509SVID, TrustBundleSet) throws -> Message
+    ) async throws -> StreamingServerResponse<Message> {
+        let source = try await authorize(metadata, context: context)
+        let bundles = self.bundles
+        return StreamingServerResponse { [shutdown] writer in
+            try await shutdown.run {
+                for await svid in source.updates() {
+                    try await writer.write(try message(svid, bundles.current))
+                }
+            }
+            return [:]
+        }
+    }
+
+    /// The JWT half of the API: the security header is still enforced, then Unimplemented.
+    private func refuseUnimplemented(_ what: String, _ metadata: Metadata, context: ServerContext) async throws -> Never {
+        _ = try await authorize(metadata, context: context)
+        throw RPCError(code: .unimplemented, message: "\(what) not served by swift-mesh")
     }
 
     /// Enforces the security header, then asks the attestor for the caller's source.
