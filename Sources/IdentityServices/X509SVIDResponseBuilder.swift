@@ -11,12 +11,12 @@ enum X509SVIDResponseBuilder {
         entry.x509Svid = Data(try svid.chainDER())
         entry.x509SvidKey = svid.privateKey.derRepresentation
         if let own = bundles[svid.id.trustDomain] {
-            entry.bundle = Data(try CertificateCoding.concatenatedDER(own.authorities))
+            entry.bundle = try wireForm(own)
         }
         var response = SPIFFE_X509SVIDResponse()
         response.svids = [entry]
         for bundle in bundles.all where bundle.trustDomain != svid.id.trustDomain {
-            response.federatedBundles["spiffe://" + bundle.trustDomain.name] = Data(try CertificateCoding.concatenatedDER(bundle.authorities))
+            response.federatedBundles[bundle.trustDomain.id.description] = try wireForm(bundle)
         }
         return response
     }
@@ -24,8 +24,13 @@ enum X509SVIDResponseBuilder {
     static func bundles(_ bundles: TrustBundleSet) throws -> SPIFFE_X509BundlesResponse {
         var response = SPIFFE_X509BundlesResponse()
         for bundle in bundles.all {
-            response.bundles["spiffe://" + bundle.trustDomain.name] = Data(try CertificateCoding.concatenatedDER(bundle.authorities))
+            response.bundles[bundle.trustDomain.id.description] = try wireForm(bundle)
         }
         return response
+    }
+
+    /// A bundle's authorities as concatenated DER.
+    private static func wireForm(_ bundle: TrustBundle) throws -> Data {
+        Data(try CertificateCoding.concatenatedDER(bundle.authorities))
     }
 }
