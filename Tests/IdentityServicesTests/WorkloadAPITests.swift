@@ -16,10 +16,7 @@ struct WorkloadAPITests {
         let id = try IdentityFixture.id("default", "web")
         let svid = try authority.issueSVID(for: id)
         let source = SVIDSource(svid: svid)
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
+        try await withServer(serving: source, bundles: TrustBundleStore(authority.trustBundle)) { path in
             let fetched = try await WorkloadAPIClient(socketPath: "unix://" + path).fetchSVID()
             #expect(fetched.id == id)
             #expect(fetched.chain == svid.chain)
@@ -33,10 +30,7 @@ struct WorkloadAPITests {
         let id = try IdentityFixture.id("default", "web")
         let first = try authority.issueSVID(for: id)
         let source = SVIDSource(svid: first)
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
+        try await withServer(serving: source, bundles: TrustBundleStore(authority.trustBundle)) { path in
             let mirror = SVIDSource(svid: first)
             let updates = mirror.updates()
             let watcher = Task { try await WorkloadAPIClient(socketPath: path).watch(publishingTo: mirror) }
@@ -55,14 +49,10 @@ struct WorkloadAPITests {
     func missingSecurityHeader() async throws {
         let authority = try IdentityFixture.authority()
         let source = SVIDSource(svid: try authority.issueSVID(for: try IdentityFixture.id("default", "web")))
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
-            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+        try await withServer(serving: source, bundles: TrustBundleStore(authority.trustBundle)) { path in
             let error = await #expect(throws: RPCError.self) {
-                try await withGRPCClient(transport: transport) { client in
-                    try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509SVID(SPIFFE_X509SVIDRequest()) { response in
+                try await withRawClient(path) { api in
+                    try await api.fetchX509SVID(SPIFFE_X509SVIDRequest()) { response in
                         for try await _ in response.messages { break }
                     }
                 }
@@ -74,12 +64,10 @@ struct WorkloadAPITests {
     @Test("the attestor maps callers; a refusing attestor's error reaches the client")
     func attestorRefuses() async throws {
         let authority = try IdentityFixture.authority()
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, bundles: TrustBundleStore(authority.trustBundle)) { caller in
+        let refusing: WorkloadAPIServer.Attestor = { caller in
             throw RPCError(code: .permissionDenied, message: "no registration for \(caller.remotePeer)")
         }
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
+        try await withServer(bundles: TrustBundleStore(authority.trustBundle), attestor: refusing) { path in
             let error = await #expect(throws: RPCError.self) {
                 _ = try await WorkloadAPIClient(socketPath: path).fetchSVID()
             }
@@ -91,13 +79,9 @@ struct WorkloadAPITests {
     func bundles() async throws {
         let authority = try IdentityFixture.authority()
         let source = SVIDSource(svid: try authority.issueSVID(for: try IdentityFixture.id("default", "web")))
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(authority.trustBundle))
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
-            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
-            let bundles = try await withGRPCClient(transport: transport) { client in
-                try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509Bundles(
+        try await withServer(serving: source, bundles: TrustBundleStore(authority.trustBundle)) { path in
+            let bundles = try await withRawClient(path) { api in
+                try await api.fetchX509Bundles(
                     SPIFFE_X509BundlesRequest(), metadata: ["workload.spiffe.io": "true"]
                 ) { response in
                     for try await message in response.messages { return message.bundles }
@@ -115,14 +99,10 @@ struct WorkloadAPITests {
         let partner = try CertificateAuthority.selfSigned(trustDomain: try TrustDomain("partner.example"))
         let id = try IdentityFixture.id("default", "web")
         let source = SVIDSource(svid: try authority.issueSVID(for: id))
-        let path = IdentityFixture.socketPath()
         let store = TrustBundleStore(TrustBundleSet([authority.trustBundle, partner.trustBundle]))
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: store)
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
-            let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
-            let response = try await withGRPCClient(transport: transport) { client in
-                try await SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client).fetchX509SVID(
+        try await withServer(serving: source, bundles: store) { path in
+            let response = try await withRawClient(path) { api in
+                try await api.fetchX509SVID(
                     SPIFFE_X509SVIDRequest(), metadata: ["workload.spiffe.io": "true"]
                 ) { response in
                     for try await message in response.messages { return message }
@@ -155,10 +135,7 @@ struct WorkloadAPITests {
         let intermediate = try root.makeIntermediate()
         let id = try IdentityFixture.id("interop", "py-spiffe")
         let source = SVIDSource(svid: try intermediate.issueSVID(for: id))
-        let path = IdentityFixture.socketPath()
-        let server = try WorkloadAPIServer(socketPath: path, source: source, bundles: TrustBundleStore(root.trustBundle))
-        try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
-            try await server.waitUntilListening()
+        try await withServer(serving: source, bundles: TrustBundleStore(root.trustBundle)) { path in
             let peer = try LinePeer(script: "identity_services_workload_api.py", arguments: [path, id.description])
             defer { peer.stop() }
             _ = try await peer.line(startingWith: "DONE")
@@ -166,6 +143,41 @@ struct WorkloadAPITests {
             #expect(peer.transcript.contains("ok: cryptography verified the chain up to the bundle"))
             #expect(peer.transcript.contains("ok: missing security header refused with INVALID_ARGUMENT"))
             #expect(!peer.transcript.contains("FAIL"), "\(peer.transcript)")
+        }
+    }
+
+    /// Runs a Workload API server on a fresh socket whose callers are mapped by `attestor`,
+    /// for the duration of `body`, which gets the socket path once it accepts connections.
+    private func withServer<T: Sendable>(
+        bundles: TrustBundleStore,
+        attestor: @escaping WorkloadAPIServer.Attestor,
+        _ body: @Sendable (String) async throws -> T
+    ) async throws -> T {
+        let path = IdentityFixture.socketPath()
+        let server = try WorkloadAPIServer(socketPath: path, bundles: bundles, attestor: attestor)
+        return try await withBackground(run: { try await server.run() }, shutdown: { server.shutdown() }) {
+            try await server.waitUntilListening()
+            return try await body(path)
+        }
+    }
+
+    /// ``withServer(bundles:attestor:_:)`` serving one source to every caller.
+    private func withServer<T: Sendable>(
+        serving source: SVIDSource,
+        bundles: TrustBundleStore,
+        _ body: @Sendable (String) async throws -> T
+    ) async throws -> T {
+        try await withServer(bundles: bundles, attestor: { _ in source }, body)
+    }
+
+    /// A generated Workload API client on `path` that sends only what each test puts in the call.
+    private func withRawClient<T: Sendable>(
+        _ path: String,
+        _ body: @Sendable (SPIFFE_SpiffeWorkloadAPI.Client<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        let transport = try HTTP2ClientTransport.Posix(target: .unixDomainSocket(path: path), transportSecurity: .plaintext)
+        return try await withGRPCClient(transport: transport) { client in
+            try await body(SPIFFE_SpiffeWorkloadAPI.Client(wrapping: client))
         }
     }
 }
