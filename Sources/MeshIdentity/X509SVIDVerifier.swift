@@ -25,7 +25,7 @@ public struct X509SVIDVerifier: Sendable {
     /// Verifies `chain` (leaf first, as presented by a peer) against `bundles` at time `now`.
     public func verify(chain: [Certificate], bundles: TrustBundleSet, now: Date = Date()) throws(X509SVIDValidationError) -> Verified {
         guard let leaf = chain.first else { throw .emptyChain }
-        let id = try Self.spiffeIDChecked(ofLeaf: leaf)
+        let id = try Self.spiffeID(ofLeaf: leaf)
         try Self.checkLeafUsage(leaf)
         try Self.checkValidity(leaf, now: now)
         guard let bundle = bundles[id.trustDomain], !bundle.authorities.isEmpty else {
@@ -81,12 +81,9 @@ public struct X509SVIDVerifier: Sendable {
         throw .chainTooLong(limit: maximumChainLength)
     }
 
-    /// The SPIFFE ID in a leaf's single URI SAN (no other checks).
+    /// The SPIFFE ID in a leaf's single URI SAN: exactly one URI SAN, a valid SPIFFE ID with a
+    /// path. Neither the key usage, the validity nor the chain is checked.
     public static func spiffeID(ofLeaf leaf: Certificate) throws(X509SVIDValidationError) -> SPIFFEID {
-        try spiffeIDChecked(ofLeaf: leaf)
-    }
-
-    private static func spiffeIDChecked(ofLeaf leaf: Certificate) throws(X509SVIDValidationError) -> SPIFFEID {
         let uris: [String]
         do {
             uris = try leaf.extensions.uriSANs()
@@ -105,15 +102,17 @@ public struct X509SVIDVerifier: Sendable {
         return id
     }
 
-    private static func checkLeafUsage(_ leaf: Certificate) throws(X509SVIDValidationError) {
-        let constraints: BasicConstraints?
-        let usage: KeyUsage?
+    /// The basicConstraints and keyUsage extensions the X509-SVID rules look at.
+    private static func constraintsAndUsage(of certificate: Certificate) throws(X509SVIDValidationError) -> (BasicConstraints?, KeyUsage?) {
         do {
-            constraints = try leaf.extensions.basicConstraints
-            usage = try leaf.extensions.keyUsage
+            return (try certificate.extensions.basicConstraints, try certificate.extensions.keyUsage)
         } catch {
-            throw .malformedExtension(subject: leaf.subject.description, reason: String(describing: error))
+            throw .malformedExtension(subject: certificate.subject.description, reason: String(describing: error))
         }
+    }
+
+    private static func checkLeafUsage(_ leaf: Certificate) throws(X509SVIDValidationError) {
+        let (constraints, usage) = try constraintsAndUsage(of: leaf)
         if case .isCertificateAuthority = constraints { throw .leafIsCA }
         guard let usage, usage.digitalSignature else { throw .leafMissingDigitalSignature }
         if usage.keyCertSign { throw .leafHasKeyCertSign }
@@ -121,14 +120,7 @@ public struct X509SVIDVerifier: Sendable {
     }
 
     private static func checkSigner(_ signer: Certificate) throws(X509SVIDValidationError) {
-        let constraints: BasicConstraints?
-        let usage: KeyUsage?
-        do {
-            constraints = try signer.extensions.basicConstraints
-            usage = try signer.extensions.keyUsage
-        } catch {
-            throw .malformedExtension(subject: signer.subject.description, reason: String(describing: error))
-        }
+        let (constraints, usage) = try constraintsAndUsage(of: signer)
         guard case .isCertificateAuthority = constraints else { throw .signerNotCA(subject: signer.subject.description) }
         guard usage?.keyCertSign == true else { throw .signerMissingKeyCertSign(subject: signer.subject.description) }
     }
