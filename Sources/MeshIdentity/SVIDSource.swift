@@ -58,13 +58,7 @@ public final class SVIDSource: Sendable {
     }
 
     /// The current SVID if it has not expired, else nil.
-    public var current: X509SVID? {
-        let now = clock.now
-        return state.withLock { state in
-            guard let svid = state.svid, now <= svid.expiresAt else { return nil }
-            return svid
-        }
-    }
+    public var current: X509SVID? { currentWithGeneration?.svid }
 
     /// The current SVID and a number that changes whenever it is replaced.
     public var currentWithGeneration: (svid: X509SVID, generation: UInt64)? {
