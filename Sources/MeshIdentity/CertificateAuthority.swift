@@ -27,6 +27,8 @@ public enum CertificateAuthorityError: Error, Hashable, Sendable, CustomStringCo
     case invalidTTL(TimeInterval)
     /// The CSR could not be decoded.
     case malformedCSR(String)
+    /// No trust domain was given and the CA certificate names none in a `spiffe://<trust-domain>` URI SAN.
+    case unknownTrustDomain(subject: String)
 
     public var description: String {
         switch self {
@@ -41,6 +43,7 @@ public enum CertificateAuthorityError: Error, Hashable, Sendable, CustomStringCo
         case .idHasNoPath(let id): "\(id) is a trust domain ID; a workload SVID needs a path"
         case .invalidTTL(let ttl): "invalid TTL \(ttl) s: must be positive"
         case .malformedCSR(let reason): "malformed CSR: \(reason)"
+        case .unknownTrustDomain(let subject): "\(subject) has no spiffe://<trust-domain> URI SAN; give the trust domain"
         }
     }
 }
@@ -92,13 +95,14 @@ public struct CertificateAuthority: Sendable {
         self.trustDomain = trustDomain
     }
 
-    /// Loads a CA from PEM (`ca.pem` chain, `ca.key` PKCS#8).
-    public init(chainPEM: String, privateKeyPEM: String, trustDomain: TrustDomain) throws {
-        try self.init(
-            chain: CertificateCoding.certificates(pem: chainPEM),
-            privateKey: CertificateCoding.privateKey(pem: privateKeyPEM),
-            trustDomain: trustDomain
-        )
+    /// Loads a CA from PEM (`ca.pem` chain, `ca.key` PKCS#8). Without `trustDomain`, the one
+    /// the CA certificate names in its `spiffe://<trust-domain>` URI SAN (``trustDomain(ofAuthority:)``).
+    public init(chainPEM: String, privateKeyPEM: String, trustDomain: TrustDomain? = nil) throws {
+        let chain = try CertificateCoding.certificates(pem: chainPEM)
+        guard let trustDomain = trustDomain ?? chain.first.flatMap(Self.trustDomain(ofAuthority:)) else {
+            throw CertificateAuthorityError.unknownTrustDomain(subject: chain.first?.subject.description ?? "(empty chain)")
+        }
+        try self.init(chain: chain, privateKey: CertificateCoding.privateKey(pem: privateKeyPEM), trustDomain: trustDomain)
     }
 
     /// The CA chain as PEM.

@@ -85,6 +85,8 @@ struct CertificateAuthorityTests {
         let root = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
         let reloaded = try CertificateAuthority(chainPEM: root.chainPEM(), privateKeyPEM: root.privateKeyPEM, trustDomain: root.trustDomain)
         let svid = try reloaded.issueSVID(for: SPIFFEID("spiffe://example.org/x"))
+        // Without a trust domain, the one in the CA certificate's URI SAN.
+        #expect(try CertificateAuthority(chainPEM: root.chainPEM(), privateKeyPEM: root.privateKeyPEM).trustDomain == root.trustDomain)
         #expect(try X509SVIDVerifier().verify(chain: svid.chain, bundles: TrustBundleSet([root.trustBundle])).id == svid.id)
         let other = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("example.org"))
         #expect(throws: CertificateAuthorityError.keyMismatch) {

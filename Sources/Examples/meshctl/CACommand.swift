@@ -39,11 +39,8 @@ struct CACommand: AsyncParsableCommand {
 
 /// Loads `ca.pem` + `ca.key` from a directory written by `meshctl ca init`.
 func loadCA(directory: String) throws -> CertificateAuthority {
-    let chainPEM = try readFile(directory + "/ca.pem", what: "CA certificate")
-    let keyPEM = try readFile(directory + "/ca.key", what: "CA key")
-    let chain = try CertificateCoding.certificates(pem: chainPEM)
-    guard let trustDomain = chain.first.flatMap(CertificateAuthority.trustDomain(ofAuthority:)) else {
-        throw CommandFailure(message: "error: \(directory)/ca.pem has no spiffe://<trust-domain> URI SAN", code: 2)
-    }
-    return try CertificateAuthority(chainPEM: chainPEM, privateKeyPEM: keyPEM, trustDomain: trustDomain)
+    try CertificateAuthority(
+        chainPEM: readFile(directory + "/ca.pem", what: "CA certificate"),
+        privateKeyPEM: readFile(directory + "/ca.key", what: "CA key")
+    )
 }
