@@ -29,12 +29,17 @@ struct CACommand: AsyncParsableCommand {
                 let ca = try CertificateAuthority.selfSigned(trustDomain: td, validity: validity.seconds)
                 try writeFile(out + "/ca.pem", ca.chainPEM())
                 try writeFile(keyPath, ca.privateKeyPEM, secret: true)
-                try writeFile(out + "/bundle.json", String(decoding: TrustBundleCoding.encode(ca.trustBundle), as: UTF8.self) + "\n")
-                try writeFile(out + "/bundle.pem", ca.trustBundle.authoritiesPEM())
+                try writeBundle(ca.trustBundle, to: out)
                 say("created CA for trust domain \(td) in \(out) (ca.pem, ca.key, bundle.json, bundle.pem)")
             }
         }
     }
+}
+
+/// Writes `bundle.json` (SPIFFE bundle) and `bundle.pem` (for openssl) to `directory`.
+func writeBundle(_ bundle: TrustBundle, to directory: String) throws {
+    try writeFile(directory + "/bundle.json", String(decoding: TrustBundleCoding.encode(bundle), as: UTF8.self) + "\n")
+    try writeFile(directory + "/bundle.pem", bundle.authoritiesPEM())
 }
 
 /// Loads `ca.pem` + `ca.key` from a directory written by `meshctl ca init`.

@@ -27,8 +27,7 @@ struct SVIDCommand: AsyncParsableCommand {
                 let svid = try authority.issueSVID(for: spiffeID, ttl: ttl.seconds)
                 try writeFile(out + "/svid.pem", svid.chainPEM())
                 try writeFile(out + "/svid.key", svid.privateKeyPEM, secret: true)
-                try writeFile(out + "/bundle.json", String(decoding: TrustBundleCoding.encode(authority.trustBundle), as: UTF8.self) + "\n")
-                try writeFile(out + "/bundle.pem", authority.trustBundle.authoritiesPEM())
+                try writeBundle(authority.trustBundle, to: out)
                 say("issued \(spiffeID) valid until \(svid.expiresAt) in \(out)")
             }
         }
