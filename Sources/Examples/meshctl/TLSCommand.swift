@@ -26,9 +26,7 @@ struct TLSCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let identity = try loadSVIDDirectory(svid)
-                let authorizer: SPIFFEAuthorizer = allow.isEmpty
-                    ? .memberOf(identity.svid.id.trustDomain)
-                    : .exactly(Set(try allow.map { try SPIFFEID($0) }))
+                let authorizer = try peerAuthorizer(allow, orMemberOf: identity.svid.id.trustDomain)
                 let tls = MeshTLS(
                     svids: SVIDSource(svid: identity.svid),
                     bundles: TrustBundleStore(identity.bundles),
@@ -70,9 +68,7 @@ struct TLSCommand: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let identity = try loadSVIDDirectory(svid)
-                let authorizer: SPIFFEAuthorizer = expect.isEmpty
-                    ? .memberOf(identity.svid.id.trustDomain)
-                    : .exactly(Set(try expect.map { try SPIFFEID($0) }))
+                let authorizer = try peerAuthorizer(expect, orMemberOf: identity.svid.id.trustDomain)
                 let tls = MeshTLS(svids: SVIDSource(svid: identity.svid), bundles: TrustBundleStore(identity.bundles))
                 let (host, port) = try hostAndPort(address)
                 let reader = LineReader()
@@ -111,6 +107,11 @@ func loadSVIDDirectory(_ directory: String) throws -> (svid: X509SVID, bundles: 
     let svid = try X509SVID(chainFile: directory + "/svid.pem", privateKeyFile: directory + "/svid.key")
     let bundle = try TrustBundleCoding.read(file: directory + "/bundle.json", trustDomain: svid.id.trustDomain)
     return (svid, TrustBundleSet([bundle]))
+}
+
+/// The peers named by repeated `--allow`/`--expect` options, or any ID of `trustDomain` when none is named.
+func peerAuthorizer(_ ids: [String], orMemberOf trustDomain: TrustDomain) throws -> SPIFFEAuthorizer {
+    ids.isEmpty ? .memberOf(trustDomain) : .exactly(Set(try ids.map { try SPIFFEID($0) }))
 }
 
 func hostAndPort(_ address: String) throws -> (String, Int) {
