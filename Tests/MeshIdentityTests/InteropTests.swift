@@ -43,15 +43,16 @@ struct InteropTests {
         }
     }
 
-    @Test("openssl verify accepts a meshctl-issued leaf against the bundle's CA, and refuses another CA", .enabled(if: Interop.openssl != nil, "openssl not installed"))
+    @Test("openssl verify accepts a meshctl-issued leaf against the bundle's CA, and refuses another CA", .enabled(if: Interop.isCI || Interop.openssl != nil, "openssl not installed"))
     func opensslVerify() throws {
+        let openssl = try #require(Interop.openssl, "openssl is missing: scripts/test installs it")
         let mine = try Meshctl.issue([Self.clientID])
         let other = try Meshctl.issue([Self.clientID])
         defer { mine.remove(); other.remove() }
-        let ok = try Interop.runBlocking(Interop.openssl!, ["verify", "-CAfile", mine.file("svid0/bundle.pem"), "-purpose", "sslclient", mine.file("svid0/svid.pem")])
+        let ok = try Interop.runBlocking(openssl, ["verify", "-CAfile", mine.file("svid0/bundle.pem"), "-purpose", "sslclient", mine.file("svid0/svid.pem")])
         #expect(ok.status == 0, "\(ok.combined)")
         #expect(ok.stdout.contains(": OK"))
-        let refused = try Interop.runBlocking(Interop.openssl!, ["verify", "-CAfile", other.file("svid0/bundle.pem"), mine.file("svid0/svid.pem")])
+        let refused = try Interop.runBlocking(openssl, ["verify", "-CAfile", other.file("svid0/bundle.pem"), mine.file("svid0/svid.pem")])
         #expect(refused.status != 0)
         #expect(refused.combined.contains("unable to get local issuer certificate"))
     }
@@ -63,12 +64,13 @@ struct InteropTests {
         return try await EchoServer(tls: tls)
     }
 
-    @Test("openssl s_client with a meshctl client SVID completes TLS 1.3 + ALPN h2 with the Swift server", .enabled(if: Interop.openssl != nil, "openssl not installed"))
+    @Test("openssl s_client with a meshctl client SVID completes TLS 1.3 + ALPN h2 with the Swift server", .enabled(if: Interop.isCI || Interop.openssl != nil, "openssl not installed"))
     func opensslClient() async throws {
+        let openssl = try #require(Interop.openssl, "openssl is missing: scripts/test installs it")
         let directory = try Meshctl.issue([Self.serverID, Self.clientID])
         defer { directory.remove() }
         let server = try await startServer(directory)
-        let client = try PeerProcess(Interop.openssl!, [
+        let client = try PeerProcess(openssl, [
             "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_3", "-alpn", "h2",
             "-cert", directory.file("svid1/svid.pem"), "-key", directory.file("svid1/svid.key"),
             "-CAfile", directory.file("svid1/bundle.pem"), "-verify_return_error",
@@ -86,12 +88,13 @@ struct InteropTests {
         try await server.close()
     }
 
-    @Test("openssl s_client without a client certificate is refused", .enabled(if: Interop.openssl != nil, "openssl not installed"))
+    @Test("openssl s_client without a client certificate is refused", .enabled(if: Interop.isCI || Interop.openssl != nil, "openssl not installed"))
     func opensslNoClientCert() async throws {
+        let openssl = try #require(Interop.openssl, "openssl is missing: scripts/test installs it")
         let directory = try Meshctl.issue([Self.serverID])
         defer { directory.remove() }
         let server = try await startServer(directory)
-        let client = try PeerProcess(Interop.openssl!, [
+        let client = try PeerProcess(openssl, [
             "s_client", "-connect", "127.0.0.1:\(server.port)", "-tls1_3", "-alpn", "h2",
             "-CAfile", directory.file("svid0/bundle.pem"),
         ])
@@ -104,15 +107,16 @@ struct InteropTests {
         try await server.close()
     }
 
-    @Test("cryptography and py-spiffe accept meshctl's chain, key and bundles", .enabled(if: Interop.python != nil, "interop venv missing (run scripts/test)"))
+    @Test("cryptography and py-spiffe accept meshctl's chain, key and bundles", .enabled(if: Interop.isCI || Interop.python != nil, "interop venv missing (run scripts/test)"))
     func pythonPeers() throws {
+        let python = try #require(Interop.python, "the interop venv is missing: scripts/test creates .venv")
         let directory = try Meshctl.issue([Self.clientID])
         defer { directory.remove() }
-        let result = try Interop.runBlocking(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.clientID])
+        let result = try Interop.runBlocking(python, [Interop.script("check_svid.py"), directory.file("svid0"), Self.clientID])
         #expect(result.status == 0, "\(result.combined)")
         #expect(result.stdout.components(separatedBy: "\n").filter { $0.hasPrefix("ok: ") }.count == 5, "\(result.combined)")
         // And the same checker rejects a wrong expectation, so it can fail.
-        let wrong = try Interop.runBlocking(Interop.python!, [Interop.script("check_svid.py"), directory.file("svid0"), Self.serverID])
+        let wrong = try Interop.runBlocking(python, [Interop.script("check_svid.py"), directory.file("svid0"), Self.serverID])
         #expect(wrong.status == 1)
     }
 }
