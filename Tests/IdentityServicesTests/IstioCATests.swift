@@ -1,7 +1,9 @@
 import Foundation
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import IdentityServices
 import MeshIdentity
+import MeshProto
 import Testing
 import X509
 import MeshTestSupport
@@ -76,8 +78,27 @@ struct IstioCATests {
                 _ = try await IstioCAClient(host: "127.0.0.1", port: port, identity: setup.web, bearerToken: "nope").fetchSVID()
             }
             #expect(unauthenticated?.code == .unauthenticated)
-            // The garbage-CSR half needs the Python peer; with CI=true it must run.
-            guard PythonPeers.available(["grpc", "cryptography"]) else { return }
+            var garbage = Istio_V1_Auth_IstioCertificateRequest()
+            garbage.csr = "not a CSR"
+            let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+            let malformed = await #expect(throws: RPCError.self) {
+                try await withGRPCClient(transport: transport) { client in
+                    _ = try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
+                        .createCertificate(garbage, metadata: ["authorization": "Bearer web-token"])
+                }
+            }
+            #expect(malformed?.code == .invalidArgument)
+        }
+    }
+
+    @Test(
+        "a well-formed CSR whose URI SAN is not a SPIFFE ID is an invalid argument (grpcio + cryptography)",
+        .enabled(if: PythonPeers.available(["grpc", "cryptography"]), "needs .venv with grpcio and cryptography")
+    )
+    func csrWithoutSPIFFEID() async throws {
+        let setup = try Self.setup()
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
             let peer = try LinePeer(script: "identity_services_istio_ca.py", arguments: ["127.0.0.1:\(port)", "web-token", "not-a-spiffe-id"])
             defer { peer.stop() }
             let line = try await peer.line(startingWith: "CODE ")
