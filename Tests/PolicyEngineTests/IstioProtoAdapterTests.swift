@@ -16,21 +16,27 @@ struct IstioProtoAdapterTests {
         return match
     }
 
-    func allowFooOnPort80() -> Istio_Security_Authorization {
-        var match = Istio_Security_Match()
-        match.namespaces = [exact("foo")]
-        match.destinationPorts = [80]
+    /// A policy in namespace `foo` with one group of one rule of one match.
+    func authorization(name: String, scope: Istio_Security_Scope, action: Istio_Security_Action,
+                       match: Istio_Security_Match) -> Istio_Security_Authorization {
         var rules = Istio_Security_Rules()
         rules.matches = [match]
         var group = Istio_Security_Group()
         group.rules = [rules]
         var proto = Istio_Security_Authorization()
-        proto.name = "allow-foo"
+        proto.name = name
         proto.namespace = "foo"
-        proto.scope = .workloadSelector
-        proto.action = .allow
+        proto.scope = scope
+        proto.action = action
         proto.groups = [group]
         return proto
+    }
+
+    func allowFooOnPort80() -> Istio_Security_Authorization {
+        var match = Istio_Security_Match()
+        match.namespaces = [exact("foo")]
+        match.destinationPorts = [80]
+        return authorization(name: "allow-foo", scope: .workloadSelector, action: .allow, match: match)
     }
 
     @Test("an ALLOW bound to a workload decides by namespace and port after a wire round trip")
@@ -54,16 +60,7 @@ struct IstioProtoAdapterTests {
         address.length = 16
         var match = Istio_Security_Match()
         match.sourceIps = [address]
-        var rules = Istio_Security_Rules()
-        rules.matches = [match]
-        var group = Istio_Security_Group()
-        group.rules = [rules]
-        var proto = Istio_Security_Authorization()
-        proto.name = "deny-bar-net"
-        proto.namespace = "foo"
-        proto.scope = .namespace
-        proto.action = .deny
-        proto.groups = [group]
+        let proto = authorization(name: "deny-bar-net", scope: .namespace, action: .deny, match: match)
         let set = try PolicySet(inventory: mesh.inventory, istioAuthorizations: [IstioAuthorization(proto)])
         #expect(set.decide(mesh.conn(mesh.barSleep)).verdict == .deny)   // 10.1.0.2
         #expect(set.decide(mesh.conn(mesh.fooSleep)).verdict == .allow)  // 10.0.0.2
