@@ -58,7 +58,13 @@ public struct PolicySet: Sendable {
     /// The Istio policies in the engine's form as enforced at `layer`
     /// (converted on demand; the compiled set keeps only its own tables).
     public func authorizations(for layer: EnforcementLayer) -> [IstioAuthorization] {
-        authorizationPolicies.compactMap { $0.authorization(for: layer, rootNamespace: options.rootNamespace) } + istioAuthorizations
+        PolicySet.authorizations(authorizationPolicies, istioAuthorizations, for: layer, rootNamespace: options.rootNamespace)
+    }
+
+    /// The CRDs converted for `layer`, followed by the policies supplied in the engine's form.
+    private static func authorizations(_ policies: [AuthorizationPolicy], _ direct: [IstioAuthorization],
+                                       for layer: EnforcementLayer, rootNamespace: String) -> [IstioAuthorization] {
+        policies.compactMap { $0.authorization(for: layer, rootNamespace: rootNamespace) } + direct
     }
 
     let options: Options
@@ -86,9 +92,10 @@ public struct PolicySet: Sendable {
         self.authorizationPolicies = authorizationPolicies
         self.istioAuthorizations = istioAuthorizations
         var interner = StringInterner()
-        let l4 = authorizationPolicies.compactMap { $0.authorization(for: .l4, rootNamespace: options.rootNamespace) } + istioAuthorizations
-        var l7: [IstioAuthorization] { authorizationPolicies.compactMap { $0.authorization(for: .l7, rootNamespace: options.rootNamespace) } + istioAuthorizations }
-        istioL4 = IstioLayerEngine(layer: .l4, authorizations: l4, inventory: inventory, interner: &interner)
+        func converted(for layer: EnforcementLayer) -> [IstioAuthorization] {
+            PolicySet.authorizations(authorizationPolicies, istioAuthorizations, for: layer, rootNamespace: options.rootNamespace)
+        }
+        istioL4 = IstioLayerEngine(layer: .l4, authorizations: converted(for: .l4), inventory: inventory, interner: &interner)
         // When no policy has anything only a waypoint enforces (L7 attributes,
         // AUDIT, CUSTOM, targetRefs), both layers see the same policies and share one engine.
         let sameAtBothLayers = authorizationPolicies.allSatisfy { p in
@@ -96,7 +103,7 @@ public struct PolicySet: Sendable {
                 && (p.rules ?? []).allSatisfy { AuthorizationPolicy.l7Attributes(of: $0).isEmpty }
         }
         istioL7 = sameAtBothLayers ? istioL4
-            : IstioLayerEngine(layer: .l7, authorizations: l7, inventory: inventory, interner: &interner)
+            : IstioLayerEngine(layer: .l7, authorizations: converted(for: .l7), inventory: inventory, interner: &interner)
         var compiled: [CompiledNetworkPolicy] = networkPolicies.map { $0.compiled() }
         for c in ciliumPolicies {
             do { compiled.append(try c.compiled()) } catch {
