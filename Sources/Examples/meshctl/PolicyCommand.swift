@@ -116,15 +116,9 @@ struct PolicyCommand: AsyncParsableCommand {
             }
             var lines = ["\(decision.verdict) \(what)\(set.normalize(source)) -> \(set.normalize(destination)):\(port)/\(proto)"]
             lines.append("  decided by  \(decision.decidedBy)")
-            func layer(_ l: LayerDecision) -> String {
-                var s = "\(l.verdict) by \(l.reason)"
-                if l.redirectToProxy { s += " [L7 proxy]" }
-                if l.authentication != .disabled { s += " [authentication required]" }
-                return s
-            }
-            if let e = decision.egress { lines.append("  egress      \(layer(e))  (network policy at the source)") }
-            if let i = decision.ingress { lines.append("  ingress     \(layer(i))  (network policy at the destination)") }
-            if let a = decision.authorization { lines.append("  authz       \(layer(a))  (Istio at the destination, \(what.isEmpty ? "L4" : "L7"))") }
+            if let e = decision.egress { lines.append("  egress      \(e.summary)  (network policy at the source)") }
+            if let i = decision.ingress { lines.append("  ingress     \(i.summary)  (network policy at the destination)") }
+            if let a = decision.authorization { lines.append("  authz       \(a.summary)  (Istio at the destination, \(what.isEmpty ? "L4" : "L7"))") }
             if let audit = decision.audit { lines.append("  audit       \(audit)") }
             if !bundle.skipped.isEmpty { lines.append("  (skipped \(bundle.skipped.count) document(s) of other kinds)") }
             return (lines.joined(separator: "\n"), decision.verdict)

@@ -76,12 +76,16 @@ public struct LayerDecision: Hashable, Sendable, CustomStringConvertible {
         self.authentication = authentication
     }
 
-    public var description: String {
-        var s = "\(layer.rawValue): \(verdict) by \(reason)"
+    /// The verdict, the reason and the Cilium flags, without the layer's name
+    /// (`ALLOW by rule ... [L7 proxy]`).
+    public var summary: String {
+        var s = "\(verdict) by \(reason)"
         if redirectToProxy { s += " [L7 proxy]" }
         if authentication != .disabled { s += " [auth required]" }
         return s
     }
+
+    public var description: String { "\(layer.rawValue): \(summary)" }
 }
 
 /// The final decision for a connection or request, with every layer that was
