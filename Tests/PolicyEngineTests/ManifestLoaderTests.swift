@@ -38,6 +38,19 @@ struct ManifestLoaderTests {
         #expect(set.decide(Connection(source: .workload(checkout), destination: .workload(frontend), destinationPort: 8080)).verdict == .allow)
     }
 
+    /// How `meshctl policy check --from/--to` names a peer.
+    @Test func peersByNameOrAddress() throws {
+        let set = try PolicySet(bundle: ManifestLoader().load(directory: Fixtures.path("demo")))
+        let api = try #require(set.inventory.workload("payments/api"))
+        #expect(set.inventory.peer("payments/api") == .workload(api))
+        #expect(set.inventory.peer("10.20.0.5") == .external(ip("10.20.0.5")))
+        #expect(set.normalize(try #require(set.inventory.peer("10.20.0.5"))) == .workload(api))
+        #expect(set.inventory.peer("fd00::9") == .external(ip("fd00::9")))
+        #expect(set.inventory.peer("payments/nope") == nil)
+        #expect(set.inventory.peer("api") == nil)
+        #expect(set.inventory.peer("") == nil)
+    }
+
     @Test func fileErrorNamesFileDocumentAndField() throws {
         let path = Fixtures.path("invalid/unknown-field.yaml")
         #expect {

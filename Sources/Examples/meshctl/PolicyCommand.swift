@@ -125,11 +125,10 @@ struct PolicyCommand: AsyncParsableCommand {
         }
 
         private func peer(_ text: String, in inventory: Inventory, flag: String) throws(PolicyCheckError) -> Peer {
-            if let address = IPAddress(text) { return .external(address) }
-            guard text.contains("/"), let w = inventory.workload(text) else {
+            guard let peer = inventory.peer(text) else {
                 throw PolicyCheckError(message: "\(flag) '\(text)' is neither NS/POD of a Pod in the manifests nor an IP address")
             }
-            return .workload(w)
+            return peer
         }
     }
 }

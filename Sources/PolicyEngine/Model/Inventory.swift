@@ -147,8 +147,12 @@ public struct Inventory: Sendable {
         workloads.first { $0.key == key }
     }
 
-    /// The workload that owns `address`, if any.
-    public func workload(at address: IPAddress) -> Workload? {
-        workloads.first { $0.addresses.contains(address) }
+    /// The peer `text` names, as a command line or a config file gives it: an
+    /// IP address (`.external`; ``PolicySet/normalize(_:)`` resolves it to the
+    /// workload or reserved entity that owns it) or `namespace/name` of a known
+    /// workload. Nil for anything else.
+    public func peer(_ text: String) -> Peer? {
+        if let address = IPAddress(text) { return .external(address) }
+        return workload(text).map(Peer.workload)
     }
 }
