@@ -106,12 +106,28 @@ struct Reachability {
         for f in pods where from(f) { for t in pods where to(t) { expected[f.key + ">" + t.key] = value } }
     }
 
-    mutating func expect(_ from: String, _ to: String, _ value: Bool) { expected[from + ">" + to] = value }
+    mutating func expect(_ from: String, _ to: String, _ value: Bool, sourceLocation: SourceLocation = #_sourceLocation) {
+        requirePods(from, to, sourceLocation: sourceLocation)
+        expected[from + ">" + to] = value
+    }
 
     /// Everything into `to` (including from itself).
-    mutating func expectAllIngress(_ to: String, _ value: Bool) { expectPeer(from: { _ in true }, to: { $0.key == to }, value) }
+    mutating func expectAllIngress(_ to: String, _ value: Bool, sourceLocation: SourceLocation = #_sourceLocation) {
+        requirePods(to, sourceLocation: sourceLocation)
+        expectPeer(from: { _ in true }, to: { $0.key == to }, value)
+    }
 
-    mutating func expectAllEgress(_ from: String, _ value: Bool) { expectPeer(from: { $0.key == from }, to: { _ in true }, value) }
+    mutating func expectAllEgress(_ from: String, _ value: Bool, sourceLocation: SourceLocation = #_sourceLocation) {
+        requirePods(from, sourceLocation: sourceLocation)
+        expectPeer(from: { $0.key == from }, to: { _ in true }, value)
+    }
+
+    /// A misspelt pod would otherwise make its expectation match nothing and never fail.
+    private func requirePods(_ keys: String..., sourceLocation: SourceLocation) {
+        for key in keys where !pods.contains(where: { $0.key == key }) {
+            Issue.record("no pod \(key) in the cluster", sourceLocation: sourceLocation)
+        }
+    }
 
     /// Compares with `set` for one port and protocol; records every mismatch.
     /// A pod talking to itself is left out: that is loopback, which network
