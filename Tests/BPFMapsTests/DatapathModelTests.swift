@@ -99,14 +99,14 @@ extension Privileged {
             var rng = SplitMix64(state: seed)
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             let reader = try RingBufferReader(map: bpf.events)
             defer { reader.close() }
 
             let local: UInt32 = 1000
             let enforceIngress = Bool.random(using: &rng), enforceEgress = Bool.random(using: &rng)
-            try bpf.configure(localIdentity: local, ingress: enforceIngress, egress: enforceEgress)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: enforceIngress, defaultDenyEgress: enforceEgress)
             let local4 = try addr("10.0.1.1"), local6 = try addr("fd00:1::1")
 
             // Remotes: some in the ipcache (cluster identities, host, remote-node), some unknown (world).
@@ -148,7 +148,7 @@ extension Privileged {
             for r in remotes where Bool.random(using: &rng) {
                 let key = mesh_auth_key(localIdentity: local, remoteIdentity: r.identity, remoteNodeID: 0, authType: .spire, remoteIncarnation: r.incarnation)
                 let valid = Int.random(in: 0..<3, using: &rng) != 0
-                try bpf.auth.update(key, mesh_auth_value(expiration_ns: valid ? now + 3_600_000_000_000 : now - 1))
+                try bpf.auth.authorize(key, until: valid ? now + 3_600_000_000_000 : now - 1)
                 if valid { authorized.insert(bytes(key)) } else { authorized.remove(bytes(key)) } // last write wins, as in the map
             }
 
@@ -168,7 +168,7 @@ extension Privileged {
                 let frame = direction == 0
                     ? Frame.build(source: remoteAddress, destination: localAddress, protocol: proto, sourcePort: sourcePort, destinationPort: port)
                     : Frame.build(source: localAddress, destination: remoteAddress, protocol: proto, sourcePort: sourcePort, destinationPort: port)
-                let program = direction == 0 ? bpf.ingress : bpf.egress
+                let program = direction == 0 ? bpf.ingressProgram : bpf.egressProgram
                 let result = try program.testRun(packet: frame)
                 let want = Self.expected(entries: entries, authorized: authorized, local: local,
                                          enforced: direction == 0 ? enforceIngress : enforceEgress,
@@ -197,13 +197,13 @@ extension Privileged {
         func shortFrame() throws {
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
-            #expect(throws: BPFError.self) { _ = try bpf.ingress.testRun(packet: [1, 2, 3]) }
+            #expect(throws: BPFError.self) { _ = try bpf.ingressProgram.testRun(packet: [1, 2, 3]) }
             // A non-IP frame passes without enforcement.
             let arp = [UInt8](repeating: 0xff, count: 12) + [0x08, 0x06] + [UInt8](repeating: 0, count: 28)
-            try bpf.configure(localIdentity: 1, ingress: true, egress: true)
-            #expect(try bpf.ingress.testRun(packet: arp).returnValue == 0)
+            try bpf.configure(localIdentity: 1, defaultDenyIngress: true, defaultDenyEgress: true)
+            #expect(try bpf.ingressProgram.testRun(packet: arp).returnValue == 0)
             #expect(try bpf.count(.notEnforced) == 1)
         }
 
@@ -211,11 +211,11 @@ extension Privileged {
         func echoReplies(remoteText: String) throws {
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             let remote = try addr(remoteText)
             let local = try addr(remote.family == .ipv4 ? "10.0.1.1" : "fd00:1::1")
-            try bpf.configure(localIdentity: 1000, ingress: true, egress: true)
+            try bpf.configure(localIdentity: 1000, defaultDenyIngress: true, defaultDenyEgress: true)
             try bpf.setIdentity(remoteText, identity: 300, incarnation: 1)
             let icmp: UInt8 = remote.family == .ipv4 ? 1 : 58
             try bpf.policy.update(mesh_policy_key(identity: 300, direction: .egress, protocol: icmp, portPrefixLength: 0), mesh_policy_value())
@@ -223,11 +223,11 @@ extension Privileged {
                 try program.testRun(packet: Frame.build(source: src, destination: dst, protocol: 1, sourcePort: 0, destinationPort: 0,
                                                         echoReply: reply, echoID: id)).returnValue
             }
-            #expect(try run(bpf.egress, local, remote, reply: false, id: 77) == 0, "request allowed by the egress rule")
-            #expect(try run(bpf.ingress, remote, local, reply: true, id: 77) == 0, "its reply passes")
+            #expect(try run(bpf.egressProgram, local, remote, reply: false, id: 77) == 0, "request allowed by the egress rule")
+            #expect(try run(bpf.ingressProgram, remote, local, reply: true, id: 77) == 0, "its reply passes")
             #expect(try bpf.count(.reply) == 1)
-            #expect(try run(bpf.ingress, remote, local, reply: true, id: 78) == 2, "a reply nobody asked for does not")
-            #expect(try run(bpf.ingress, remote, local, reply: false, id: 77) == 2, "nor a request in the other direction")
+            #expect(try run(bpf.ingressProgram, remote, local, reply: true, id: 78) == 2, "a reply nobody asked for does not")
+            #expect(try run(bpf.ingressProgram, remote, local, reply: false, id: 77) == 2, "nor a request in the other direction")
         }
     }
 }

@@ -20,14 +20,14 @@ extension Privileged {
             defer { net.remove() }
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             try net.startServer(ports: [8080, 9090, 9091])
             #expect(try net.connect(to: net.serverIPv4, port: 8080), "reachable before attaching")
 
-            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: true, defaultDenyEgress: false)
             try bpf.setIdentity(net.clientIPv4, identity: client, incarnation: 1)
-            let attachment = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress,
+            let attachment = try TCAttachment(program: bpf.ingressProgram, interface: net.serverInterface, direction: .ingress,
                                               networkNamespace: net.serverNamespacePath)
             #expect(attachment.isAttached)
             // iproute2 (an independent peer) sees the direct-action filter with our program.
@@ -36,7 +36,7 @@ extension Privileged {
             #expect(filters.contains("id \(attachment.programID)"))
             // A second filter with the same handle and priority is refused.
             #expect(throws: BPFError.self) {
-                _ = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress, networkNamespace: net.serverNamespacePath)
+                _ = try TCAttachment(program: bpf.ingressProgram, interface: net.serverInterface, direction: .ingress, networkNamespace: net.serverNamespacePath)
             }
             #expect(attachment.isAttached)
 
@@ -93,13 +93,13 @@ extension Privileged {
             // Without default deny, a miss passes but deny entries still apply
             // (a Cilium deny-only policy does not put the endpoint in default deny).
             try bpf.policy.deleteBatch(try bpf.policy.allKeys(as: mesh_policy_key.self))
-            try bpf.configure(localIdentity: local, ingress: false, egress: false)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: false, defaultDenyEgress: false)
             try bpf.policy.update(mesh_policy_key(identity: ReservedIdentity.wildcard, direction: .ingress, protocol: Self.tcp, port: 9090), mesh_policy_value(deny: true))
             let notEnforced0 = try bpf.count(.notEnforced)
             #expect(try net.connect(to: net.serverIPv4, port: 8080))
             #expect(try bpf.count(.notEnforced) > notEnforced0)
             #expect(try !net.connect(to: net.serverIPv4, port: 9090))
-            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: true, defaultDenyEgress: false)
             try bpf.policy.deleteBatch(try bpf.policy.allKeys(as: mesh_policy_key.self))
 
             // Detach: the policy no longer applies at all.
@@ -116,14 +116,14 @@ extension Privileged {
             defer { net.remove() }
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             let reader = try RingBufferReader(map: bpf.events)
             defer { reader.close() }
             try net.startServer(ports: [9090])
-            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: true, defaultDenyEgress: false)
             try bpf.setIdentity(net.clientIPv4, identity: client, node: 7, incarnation: 41)
-            let attachment = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress,
+            let attachment = try TCAttachment(program: bpf.ingressProgram, interface: net.serverInterface, direction: .ingress,
                                               networkNamespace: net.serverNamespacePath)
             defer { try? attachment.close() }
             // Any identity may connect to 9090, but only after mutual authentication.
@@ -151,20 +151,20 @@ extension Privileged {
 
             // 2. The agent authenticated the peer: write the entry the event asked for.
             let key = event.authKey
-            try bpf.auth.update(key, mesh_auth_value(expiration_ns: BootClock.now() + 3600 * 1_000_000_000))
+            try bpf.auth.authorize(key, until: BootClock.now() + 3600 * 1_000_000_000)
             let allow0 = try bpf.count(.allow)
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
             #expect(try bpf.count(.allow) > allow0)
 
             // 3. Expired (expiration in the boot-clock past): dropped again, new event.
-            try bpf.auth.update(key, mesh_auth_value(expiration_ns: BootClock.now() - 1), mode: .exist)
+            try bpf.auth.map.update(key, mesh_auth_value(expiration_ns: BootClock.now() - 1), mode: .exist)
             _ = try reader.poll(timeoutMilliseconds: 0)
             #expect(try !net.connect(to: net.serverIPv4, port: 9090))
             #expect(try !reader.poll(as: mesh_auth_event.self, timeoutMilliseconds: 1000).isEmpty)
 
             // 4. Valid again, then the address is reused by a workload of another
             //    identity: the old entry must not authenticate it.
-            try bpf.auth.update(key, mesh_auth_value(expiration_ns: BootClock.now() + 3600 * 1_000_000_000))
+            try bpf.auth.authorize(key, until: BootClock.now() + 3600 * 1_000_000_000)
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
             try bpf.setIdentity(net.clientIPv4, identity: 3000, node: 7, incarnation: 42)
             _ = try reader.poll(timeoutMilliseconds: 0)
@@ -172,21 +172,20 @@ extension Privileged {
             let reused = try #require(try reader.poll(as: mesh_auth_event.self, timeoutMilliseconds: 1000).first)
             #expect(reused.remote_identity == 3000)
             #expect(reused.remote_incarnation == 42)
-            #expect(try bpf.auth.lookup(key, as: mesh_auth_value.self) != nil, "the old entry is still there, just unusable")
-            let authMap = try AuthMap(bpf.auth)
-            #expect(try authMap.isAuthenticated(key))
-            #expect(try authMap.revoke(remoteIncarnation: 41) == 1, "the agent drops the old incarnation's entries")
-            #expect(try !authMap.isAuthenticated(key))
+            #expect(try bpf.auth.map.lookup(key, as: mesh_auth_value.self) != nil, "the old entry is still there, just unusable")
+            #expect(try bpf.auth.isAuthenticated(key))
+            #expect(try bpf.auth.revoke(remoteIncarnation: 41) == 1, "the agent drops the old incarnation's entries")
+            #expect(try !bpf.auth.isAuthenticated(key))
 
             // 5. Even a new workload with the *same* identity on the reused address
             //    (new incarnation) needs its own handshake.
             try bpf.setIdentity(net.clientIPv4, identity: client, node: 7, incarnation: 43)
             #expect(try !net.connect(to: net.serverIPv4, port: 9090))
             // ...and after it, it is allowed.
-            try authMap.authorize(mesh_auth_key(localIdentity: local, remoteIdentity: client, remoteNodeID: 7, authType: .spire, remoteIncarnation: 43),
+            try bpf.auth.authorize(mesh_auth_key(localIdentity: local, remoteIdentity: client, remoteNodeID: 7, authType: .spire, remoteIncarnation: 43),
                                   until: BootClock.now() + 3600 * 1_000_000_000)
             #expect(try net.connect(to: net.serverIPv4, port: 9090))
-            #expect(try authMap.removeExpired() == 0)
+            #expect(try bpf.auth.removeExpired() == 0)
         }
 
         @Test("ring buffer events as an AsyncSequence")
@@ -195,16 +194,16 @@ extension Privileged {
             defer { net.remove() }
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             let reader = try RingBufferReader(map: bpf.events)
             defer { reader.close() }
             try net.startServer(ports: [9090])
-            try bpf.configure(localIdentity: local, ingress: true, egress: false)
+            try bpf.configure(localIdentity: local, defaultDenyIngress: true, defaultDenyEgress: false)
             try bpf.setIdentity(net.clientIPv4, identity: client, incarnation: 5)
             try bpf.policy.update(mesh_policy_key(identity: client, direction: .ingress, protocol: Self.tcp, port: 9090),
                                   mesh_policy_value(authType: .spire))
-            let attachment = try TCAttachment(program: bpf.ingress, interface: net.serverInterface, direction: .ingress,
+            let attachment = try TCAttachment(program: bpf.ingressProgram, interface: net.serverInterface, direction: .ingress,
                                               networkNamespace: net.serverNamespacePath)
             defer { try? attachment.close() }
 
@@ -229,17 +228,17 @@ extension Privileged {
             defer { net.remove() }
             let pins = try PinDirectory()
             defer { pins.remove() }
-            let bpf = try EnforcementObject(pins: pins)
+            let bpf = try EndpointDatapath(pins: pins)
             defer { bpf.close() }
             try net.startServer(ports: [8080, 9090])
             // The client workload enforces both directions; replies to its own
             // allowed connections must come back in although no ingress rule exists.
-            try bpf.configure(localIdentity: client, ingress: true, egress: true)
+            try bpf.configure(localIdentity: client, defaultDenyIngress: true, defaultDenyEgress: true)
             try bpf.setIdentity(net.serverIPv4, identity: local, incarnation: 1)
             try bpf.setIdentity(net.serverIPv6, identity: local, incarnation: 1)
-            let eg = try TCAttachment(program: bpf.egress, interface: net.clientInterface, direction: .egress, networkNamespace: net.clientNamespacePath)
+            let eg = try TCAttachment(program: bpf.egressProgram, interface: net.clientInterface, direction: .egress, networkNamespace: net.clientNamespacePath)
             defer { try? eg.close() }
-            let ing = try TCAttachment(program: bpf.ingress, interface: net.clientInterface, direction: .ingress, networkNamespace: net.clientNamespacePath)
+            let ing = try TCAttachment(program: bpf.ingressProgram, interface: net.clientInterface, direction: .ingress, networkNamespace: net.clientNamespacePath)
             defer { try? ing.close() }
 
             #expect(try !net.connect(to: net.serverIPv4, port: 8080))

@@ -15,7 +15,7 @@ extension Privileged {
             let pins = try PinDirectory()
             defer { pins.remove() }
             do {
-                let endpoint = try EndpointDatapath(objectPath: try Environment.object("mesh_tc"), pinRoot: pins.path)
+                let endpoint = try EndpointDatapath(pins: pins)
                 defer { endpoint.close() }
                 try endpoint.configure(localIdentity: 1000, defaultDenyIngress: true, defaultDenyEgress: false)
 

@@ -108,53 +108,21 @@ final class VethPair {
     }
 }
 
-/// One loaded `mesh_tc.o` with its maps, pinned (shared maps) under a unique pin root.
-struct EnforcementObject {
-    let pins: PinDirectory
-    let ipcache: BPFMap
-    let policy: BPFMap
-    let auth: BPFMap
-    let config: BPFMap
-    let counters: BPFMap
-    let events: BPFMap
-    let ingress: BPFProgram
-    let egress: BPFProgram
-
-    init(pins: PinDirectory) throws {
-        self.pins = pins
-        let object = try BPFObject.open(try Environment.object("mesh_tc"), pinRoot: pins.path)
-        defer { object.close() }
-        try object.load()
-        ipcache = try object.map(named: "mesh_ipcache")
-        policy = try object.map(named: "mesh_policy")
-        auth = try object.map(named: "mesh_auth")
-        config = try object.map(named: "mesh_config")
-        counters = try object.map(named: "mesh_counters")
-        events = try object.map(named: "mesh_events")
-        ingress = try object.program(named: "mesh_tc_ingress")
-        egress = try object.program(named: "mesh_tc_egress")
+extension EndpointDatapath {
+    /// `mesh_tc.o` loaded as the node agent loads it, with the node-wide maps
+    /// pinned under `pins` (a unique root per test).
+    convenience init(pins: PinDirectory) throws {
+        try self.init(objectPath: try Environment.object("mesh_tc"), pinRoot: pins.path)
     }
 
     /// Packets counted for `verdict`, summed over CPUs.
     func count(_ verdict: BPFVerdict) throws -> UInt64 {
-        (try counters.lookupPerCPU(verdict.rawValue, as: mesh_counter.self) ?? []).reduce(0) { $0 + $1.packets }
+        try verdictCounts()[verdict]?.packets ?? 0
     }
 
-    func configure(localIdentity: UInt32, ingress: Bool, egress: Bool) throws {
-        var flags: UInt32 = 0
-        if ingress { flags |= UInt32(MESH_CONFIG_ENFORCE_INGRESS) }
-        if egress { flags |= UInt32(MESH_CONFIG_ENFORCE_EGRESS) }
-        try config.update(UInt32(0), mesh_endpoint_config(local_identity: localIdentity, flags: flags))
-    }
-
+    /// Maps the host address `ip` to `identity` in the ipcache.
     func setIdentity(_ ip: String, identity: UInt32, node: UInt32 = 0, incarnation: UInt64) throws {
         try ipcache.update(mesh_ipcache_key(host: try addr(ip)), mesh_ipcache_value(identity: identity, node_id: node, incarnation: incarnation))
-    }
-
-    func close() {
-        for m in [ipcache, policy, auth, config, counters, events] { m.close() }
-        ingress.close()
-        egress.close()
     }
 }
 #endif
