@@ -14,20 +14,11 @@ extension Privileged {
             func remove() { rmdir(path) }
         }
 
-        /// Runs the python client inside `cgroup` (and the client namespace).
+        /// Runs the client of ``VethPair/connect(to:port:timeout:)`` inside `cgroup` (and the client namespace).
         func connectInCgroup(_ cgroup: Cgroup, net: VethPair, host: String, port: UInt16) throws -> Bool {
-            let client = """
-            import socket, sys
-            try:
-                s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)
-                s.settimeout(10)  # connected: wait generously for the server under load
-                print(s.recv(16).decode().strip())
-            except OSError as e:
-                print("fail", e)
-            """
-            let r = try run(["sh", "-c", "echo $$ > \(cgroup.path)/cgroup.procs && exec ip netns exec \(net.clientNamespace) python3 -c \"$0\" \"$1\" \"$2\"",
-                             client, host, String(port)])
-            return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+            let r = try run(["sh", "-c", "echo $$ > \(cgroup.path)/cgroup.procs && exec ip netns exec \(net.clientNamespace) python3 -c \"$0\" \"$1\" \"$2\" \"$3\"",
+                             VethPair.clientScript, host, String(port), "1.0"])
+            return VethPair.receivedOK(r)
         }
 
         @Test("connect4/connect6 rewrite a service VIP to its backend; sock_ops counts connections; links detach")
@@ -102,8 +93,6 @@ extension Privileged {
             let cgroup = try Cgroup()
             defer { cgroup.remove() }
             #expect(throws: BPFError.self) { _ = try CgroupAttachment(program: program, cgroupPath: cgroup.path, attachPoint: .sockOps) }
-            let tc = try BPFObject.open(try Environment.object("mesh_tc"))
-            defer { tc.close() }
             #expect(throws: BPFError.self) { _ = try TCAttachment(program: program, interface: "lo-nope-\(program.id)", direction: .ingress) }
         }
     }

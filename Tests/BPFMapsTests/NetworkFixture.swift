@@ -82,17 +82,25 @@ final class VethPair {
     /// connection was established and the server's "ok" arrived.
     /// A dropped SYN shows up as a connect timeout (1 s), not as a test time assertion.
     func connect(to host: String, port: UInt16, timeout: Double = 1.0) throws -> Bool {
-        let script = """
-        import socket, sys
-        try:
-            s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
-            s.settimeout(10)  # connected: wait generously for the server under load
-            print(s.recv(16).decode().strip())
-        except OSError as e:
-            print("fail", e)
-        """
-        let r = try run(["ip", "netns", "exec", clientNamespace, "python3", "-c", script, host, String(port), String(timeout)])
-        return r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
+        let r = try run(["ip", "netns", "exec", clientNamespace, "python3", "-c", Self.clientScript, host, String(port), String(timeout)])
+        return Self.receivedOK(r)
+    }
+
+    /// The Python client of ``connect(to:port:timeout:)`` (arguments: host,
+    /// port, connect timeout in seconds); prints the server's "ok" or "fail ...".
+    static let clientScript = """
+    import socket, sys
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3]))
+        s.settimeout(10)  # connected: wait generously for the server under load
+        print(s.recv(16).decode().strip())
+    except OSError as e:
+        print("fail", e)
+    """
+
+    /// Whether a run of ``clientScript`` got the server's "ok".
+    static func receivedOK(_ result: CommandResult) -> Bool {
+        result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok"
     }
 
     /// Stops the servers and deletes both namespaces.
