@@ -96,8 +96,10 @@ func copyBytes<T>(_ bytes: [UInt8], into field: inout T) {
     }
 }
 
-func bytesOf<T>(_ field: T, count: Int) -> [UInt8] {
-    withUnsafeBytes(of: field) { Array($0.prefix(count)) }
+/// The address in a 16-byte C address field (`__u8[16]`, IPv4 in the first 4 bytes) of `family` (4 or 6).
+func ipAddress<T>(_ field: T, family: UInt8) -> IPAddressBytes? {
+    let all = withUnsafeBytes(of: field) { Array($0.prefix(16)) }
+    return IPAddressBytes(bytes: family == 4 ? Array(all.prefix(4)) : all)
 }
 
 extension mesh_ipcache_key {
@@ -105,25 +107,23 @@ extension mesh_ipcache_key {
     /// nil when the length is out of range.
     public init?(_ address: IPAddressBytes, prefixLength: Int) {
         guard (0...address.family.bitCount).contains(prefixLength) else { return nil }
+        self.init(address, validPrefixLength: prefixLength)
+    }
+
+    /// The key the datapath looks up for a single address (full-length prefix).
+    public init(host address: IPAddressBytes) {
+        self.init(address, validPrefixLength: address.family.bitCount)
+    }
+
+    private init(_ address: IPAddressBytes, validPrefixLength prefixLength: Int) {
         self.init()
         prefixlen = UInt32(Int(MESH_IPCACHE_STATIC_PREFIX) + prefixLength)
         family = address.family.rawValue
         copyBytes(address.padded16, into: &addr)
     }
 
-    /// The key the datapath looks up for a single address (full-length prefix).
-    public init(host address: IPAddressBytes) {
-        self.init()
-        prefixlen = UInt32(Int(MESH_IPCACHE_STATIC_PREFIX) + address.family.bitCount)
-        family = address.family.rawValue
-        copyBytes(address.padded16, into: &addr)
-    }
-
     /// The address part of the key.
-    public var address: IPAddressBytes? {
-        let all = bytesOf(addr, count: 16)
-        return IPAddressBytes(bytes: family == 4 ? Array(all.prefix(4)) : all)
-    }
+    public var address: IPAddressBytes? { ipAddress(addr, family: family) }
 }
 
 extension mesh_policy_key {
@@ -193,9 +193,9 @@ extension mesh_auth_key {
 
 extension mesh_auth_event {
     /// The source address of the dropped packet.
-    public var source: IPAddressBytes? { Self.address(bytesOf(saddr, count: 16), family: family) }
+    public var source: IPAddressBytes? { ipAddress(saddr, family: family) }
     /// The destination address of the dropped packet.
-    public var destination: IPAddressBytes? { Self.address(bytesOf(daddr, count: 16), family: family) }
+    public var destination: IPAddressBytes? { ipAddress(daddr, family: family) }
     /// Source port (host order).
     public var sourcePort: UInt16 { UInt16(bigEndian: sport_be) }
     /// Destination port (host order).
@@ -205,10 +205,6 @@ extension mesh_auth_event {
         mesh_auth_key(localIdentity: local_identity, remoteIdentity: remote_identity,
                       remoteNodeID: remote_node_id, authType: BPFAuthType(rawValue: auth_type) ?? .spire,
                       remoteIncarnation: remote_incarnation)
-    }
-
-    static func address(_ all: [UInt8], family: UInt8) -> IPAddressBytes? {
-        IPAddressBytes(bytes: family == 4 ? Array(all.prefix(4)) : all)
     }
 }
 
