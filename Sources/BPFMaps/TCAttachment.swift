@@ -10,6 +10,9 @@ public enum TCDirection: Sendable, Hashable {
     case ingress
     /// Packets sent by the interface (clsact egress).
     case egress
+
+    /// The `egress` argument of the shim's tc functions.
+    var shimEgress: Int32 { self == .egress ? 1 : 0 }
 }
 
 /// A tc program attached to an interface's clsact hook (libbpf
@@ -42,12 +45,10 @@ public final class TCAttachment: Sendable {
     /// handle and priority is already there.
     public init(program: BPFProgram, interface: String, direction: TCDirection, networkNamespace: String? = nil,
                 handle: UInt32 = 1, priority: UInt32 = 1, logger: Logger = Logger(label: "swift-mesh.bpf")) throws(BPFError) {
-        let egress: Int32 = direction == .egress ? 1 : 0
         let index = try NetworkNamespace.run(in: networkNamespace) { () throws(BPFError) -> Int32 in
             let index = try NetworkNamespace.interfaceIndex(interface)
             try program.fd.withFD { fd throws(BPFError) in
-                var created: Int32 = 0
-                let rc = swiftmesh_tc_attach(index, egress, fd, handle, priority, &created)
+                let rc = swiftmesh_tc_attach(index, direction.shimEgress, fd, handle, priority)
                 guard rc == 0 else {
                     throw BPFError.from(errno: -rc, operation: "attach \(program.name) to tc \(direction) of \(interface)",
                                         invalid: "program (must be a tc/sched_cls program) or handle/priority")
@@ -74,9 +75,8 @@ public final class TCAttachment: Sendable {
     /// Whether the filter is still installed (queried from the kernel).
     public var isAttached: Bool {
         guard attached.withLock({ $0 }) else { return false }
-        let egress: Int32 = direction == .egress ? 1 : 0
         let id = try? NetworkNamespace.run(in: networkNamespace) { () throws(BPFError) -> Int32 in
-            swiftmesh_tc_query(interfaceIndex, egress, handle, priority)
+            swiftmesh_tc_query(interfaceIndex, direction.shimEgress, handle, priority)
         }
         return (id ?? -1) == Int32(bitPattern: programID)
     }
@@ -85,12 +85,11 @@ public final class TCAttachment: Sendable {
     public func close() throws(BPFError) {
         let wasAttached = attached.withLock { v in defer { v = false }; return v }
         guard wasAttached else { return }
-        let egress: Int32 = direction == .egress ? 1 : 0
         let name = interface
         let dir = direction
         do {
             try NetworkNamespace.run(in: networkNamespace) { () throws(BPFError) in
-                let rc = swiftmesh_tc_detach(interfaceIndex, egress, handle, priority)
+                let rc = swiftmesh_tc_detach(interfaceIndex, direction.shimEgress, handle, priority)
                 if rc != 0 && -rc != ENOENT && -rc != ENODEV && -rc != EINVAL {
                     throw BPFError.from(errno: -rc, operation: "detach tc \(dir) of \(name)")
                 }

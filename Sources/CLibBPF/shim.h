@@ -33,10 +33,10 @@ static inline int swiftmesh_is_bpffs(const char *path)
 	return st.f_type == 0xcafe4a11;
 }
 
-/* Creates the clsact qdisc on `ifindex` (EEXIST means it was already there:
- * reported through *created = 0) and attaches `prog_fd` at ingress or egress. */
+/* Creates the clsact qdisc on `ifindex` unless it is already there (EEXIST)
+ * and attaches `prog_fd` at ingress or egress. */
 static inline int swiftmesh_tc_attach(int ifindex, int egress, int prog_fd,
-				      __u32 handle, __u32 priority, int *created)
+				      __u32 handle, __u32 priority)
 {
 	LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex,
 		    .attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
@@ -45,7 +45,6 @@ static inline int swiftmesh_tc_attach(int ifindex, int egress, int prog_fd,
 	int err = bpf_tc_hook_create(&hook);
 	if (err && err != -EEXIST)
 		return err;
-	*created = err == 0;
 	return bpf_tc_attach(&hook, &opts);
 }
 
