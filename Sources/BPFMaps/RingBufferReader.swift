@@ -17,9 +17,9 @@ public final class RingBufferReader: Sendable {
     }
 
     private struct State: ~Copyable {
-        var ring: OpaquePointer?
-        let sink: Sink
-        let retained: Unmanaged<Sink>
+        let ring: OpaquePointer
+        /// The callback's context, retained until ``close()``.
+        let sink: Unmanaged<Sink>
     }
 
     private let state: Mutex<State?>
@@ -31,21 +31,26 @@ public final class RingBufferReader: Sendable {
         guard map.info.type == .ringBuffer else {
             throw .invalidArgument(operation: "ring buffer reader", argument: "map \(map.info.name) is \(map.info.type), not a ring buffer")
         }
-        let sink = Sink()
-        let retained = Unmanaged.passRetained(sink)
-        let ring: OpaquePointer? = try map.withFileDescriptor { fd throws(BPFError) -> OpaquePointer? in
-            let callback: ring_buffer_sample_fn = { ctx, data, size in
-                guard let ctx, let data else { return 0 }
-                let sink = Unmanaged<Sink>.fromOpaque(ctx).takeUnretainedValue()
-                sink.records.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
-                return 0
+        let sink = Unmanaged.passRetained(Sink())
+        let ring: OpaquePointer
+        do throws(BPFError) {
+            ring = try map.withFileDescriptor { fd throws(BPFError) -> OpaquePointer in
+                let callback: ring_buffer_sample_fn = { ctx, data, size in
+                    guard let ctx, let data else { return 0 }
+                    let sink = Unmanaged<Sink>.fromOpaque(ctx).takeUnretainedValue()
+                    sink.records.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+                    return 0
+                }
+                guard let rb = ring_buffer__new(fd, callback, sink.toOpaque(), nil) else {
+                    throw BPFError.from(errno: errno, operation: "ring_buffer__new on \(map.info.name)")
+                }
+                return rb
             }
-            guard let rb = ring_buffer__new(fd, callback, retained.toOpaque(), nil) else {
-                throw BPFError.from(errno: errno, operation: "ring_buffer__new on \(map.info.name)")
-            }
-            return rb
+        } catch {
+            sink.release()
+            throw error
         }
-        state = Mutex(State(ring: ring, sink: sink, retained: retained))
+        state = Mutex(State(ring: ring, sink: sink))
         mapName = map.info.name
     }
 
@@ -55,7 +60,7 @@ public final class RingBufferReader: Sendable {
     public func poll(timeoutMilliseconds: Int32) throws(BPFError) -> [[UInt8]] {
         let name = mapName
         return try state.withLock { (state: inout State?) throws(BPFError) -> [[UInt8]] in
-            guard let ring = state?.ring, let sink = state?.sink else { throw BPFError.closed("ring buffer reader \(name)") }
+            guard let ring = state?.ring, let sink = state?.sink.takeUnretainedValue() else { throw BPFError.closed("ring buffer reader \(name)") }
             let rc = ring_buffer__poll(ring, timeoutMilliseconds)
             if rc < 0 && -rc != EINTR {
                 throw BPFError.from(errno: -rc, operation: "poll ring buffer \(name)")
@@ -105,7 +110,7 @@ public final class RingBufferReader: Sendable {
     public func close() {
         state.withLock { state in
             if let ring = state?.ring { ring_buffer__free(ring) }
-            state?.retained.release()
+            state?.sink.release()
             state = nil
         }
     }
