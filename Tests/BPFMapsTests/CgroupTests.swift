@@ -93,7 +93,18 @@ extension Privileged {
             let cgroup = try Cgroup()
             defer { cgroup.remove() }
             #expect(throws: BPFError.self) { _ = try CgroupAttachment(program: program, cgroupPath: cgroup.path, attachPoint: .sockOps) }
-            #expect(throws: BPFError.self) { _ = try TCAttachment(program: program, interface: "lo-nope-\(program.id)", direction: .ingress) }
+            // tc refuses a cgroup program on a real interface (EINVAL), and names a missing interface.
+            let net = try VethPair()
+            defer { net.remove() }
+            #expect {
+                _ = try TCAttachment(program: program, interface: net.serverInterface, direction: .ingress, networkNamespace: net.serverNamespacePath)
+            } throws: { error in
+                guard case .invalidArgument = error as? BPFError else { return false }
+                return true
+            }
+            #expect(throws: BPFError.noSuchInterface(name: "lo-nope-\(program.id)")) {
+                _ = try TCAttachment(program: program, interface: "lo-nope-\(program.id)", direction: .ingress)
+            }
         }
     }
 }
