@@ -2,7 +2,7 @@
 // calling libbpf directly. Built by scripts/bench.d/bpf.sh with gcc -O2 -lbpf.
 //
 // Usage: bpf_baseline TYPE [FLAGS]
-//   TYPE: hash | lru_hash | array   FLAGS: 0 or 1 (BPF_F_NO_PREALLOC)
+//   TYPE: hash | lru_hash | array | percpu_array   FLAGS: 0 or 1 (BPF_F_NO_PREALLOC)
 // One round per run (bench-bpf interleaves C and Swift rounds): a fresh map of
 // ENTRIES UInt32 -> UInt64 entries, filled once untimed, then
 //   update_single  REPEAT x ENTRIES bpf_map_update_elem(BPF_ANY) (overwrites)
@@ -13,6 +13,7 @@
 // Output: one "name nanoseconds-per-element" line per measurement, plus
 // "update_batch_calls" / "lookup_batch_calls" (system calls per batch) and
 // "null_syscall" (ns of getppid(2) through syscall(2): the floor of any call).
+// Per-CPU values are one 8-byte slot per possible CPU, as the kernel requires.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -37,14 +38,18 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: bpf_baseline hash|lru_hash|array [no_prealloc 0|1]\n");
+		fprintf(stderr, "usage: bpf_baseline hash|lru_hash|array|percpu_array [no_prealloc 0|1]\n");
 		return 2;
 	}
 	enum bpf_map_type type;
 	if (!strcmp(argv[1], "hash")) type = BPF_MAP_TYPE_HASH;
 	else if (!strcmp(argv[1], "lru_hash")) type = BPF_MAP_TYPE_LRU_HASH;
 	else if (!strcmp(argv[1], "array")) type = BPF_MAP_TYPE_ARRAY;
+	else if (!strcmp(argv[1], "percpu_array")) type = BPF_MAP_TYPE_PERCPU_ARRAY;
 	else { fprintf(stderr, "bpf_baseline: unknown map type %s\n", argv[1]); return 2; }
+	int percpu = type == BPF_MAP_TYPE_PERCPU_ARRAY;
+	int ncpus = percpu ? libbpf_num_possible_cpus() : 1;
+	if (ncpus < 1) { fprintf(stderr, "libbpf_num_possible_cpus: %d\n", ncpus); return 1; }
 
 	LIBBPF_OPTS(bpf_map_create_opts, copts, .map_flags = (argc > 2 && atoi(argv[2])) ? BPF_F_NO_PREALLOC : 0);
 	/* An LRU hash full to the brim evicts (its free lists are per CPU): 25% headroom,
@@ -55,28 +60,30 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bpf_map_create: %d (needs root / CAP_BPF)\n", fd);
 		return 1;
 	}
+	size_t vsize = 8 * (size_t)ncpus; /* bytes of one element's value(s) */
 	uint32_t *keys = malloc(sizeof(uint32_t) * ENTRIES), *okeys = malloc(sizeof(uint32_t) * ENTRIES);
-	uint64_t *values = malloc(sizeof(uint64_t) * ENTRIES), *ovalues = malloc(sizeof(uint64_t) * ENTRIES);
-	if (!keys || !okeys || !values || !ovalues) { perror("malloc"); return 1; }
+	uint64_t *values = malloc(vsize * ENTRIES), *ovalues = malloc(vsize * ENTRIES);
+	uint64_t *v = malloc(vsize);
+	if (!keys || !okeys || !values || !ovalues || !v) { perror("malloc"); return 1; }
 	for (uint32_t i = 0; i < ENTRIES; i++) {
 		keys[i] = i;
-		values[i] = (uint64_t)i << 32;
+		for (int c = 0; c < ncpus; c++) values[(size_t)i * ncpus + c] = (uint64_t)i << 32;
 	}
 	for (uint32_t k = 0; k < ENTRIES; k++) /* fill: every timed update is an overwrite */
-		if (bpf_map_update_elem(fd, &k, &values[k], BPF_ANY)) { perror("fill"); return 1; }
+		if (bpf_map_update_elem(fd, &k, values + (size_t)k * ncpus, BPF_ANY)) { perror("fill"); return 1; }
 
-	uint64_t sink = 0, v;
+	uint64_t sink = 0;
 	double t0 = now_ns();
 	for (int r = 0; r < REPEAT; r++)
 		for (uint32_t k = 0; k < ENTRIES; k++) {
-			v = k + r;
-			if (bpf_map_update_elem(fd, &k, &v, BPF_ANY)) { perror("update"); return 1; }
+			for (int c = 0; c < ncpus; c++) v[c] = k + r;
+			if (bpf_map_update_elem(fd, &k, v, BPF_ANY)) { perror("update"); return 1; }
 		}
 	double t1 = now_ns();
 	for (int r = 0; r < REPEAT; r++)
 		for (uint32_t k = 0; k < ENTRIES; k++) {
-			if (bpf_map_lookup_elem(fd, &k, &v)) { perror("lookup"); return 1; }
-			sink += v;
+			if (bpf_map_lookup_elem(fd, &k, v)) { perror("lookup"); return 1; }
+			for (int c = 0; c < ncpus; c++) sink += v[c];
 		}
 	double t2 = now_ns();
 	int ucalls = 0, lcalls = 0;
@@ -95,7 +102,7 @@ int main(int argc, char **argv)
 		for (;;) {
 			uint32_t count = ENTRIES - total; /* buffers hold ENTRIES: ENOSPC if the map had more */
 			int err = bpf_map_lookup_batch(fd, first ? NULL : &in_token, &out_token, okeys + total,
-						       ovalues + total, &count, &bopts);
+						       (char *)ovalues + vsize * total, &count, &bopts);
 			lcalls++;
 			total += count;
 			if (err && errno == ENOENT) break;
