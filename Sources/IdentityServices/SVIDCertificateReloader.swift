@@ -25,11 +25,10 @@ public final class SVIDCertificateReloader: CertificateReloader {
         guard let (svid, generation) = svids.currentWithGeneration else { return .noChanges }
         if let cached = cache.withLock({ $0 }), cached.generation == generation { return cached.override }
         do {
+            let (chain, key) = try svid.nioSSLSources()
             var override = NIOSSLContextConfigurationOverride()
-            override.certificateChain = try svid.chain.map { certificate in
-                .certificate(try NIOSSLCertificate(bytes: CertificateCoding.der(certificate), format: .der))
-            }
-            override.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(svid.privateKey.derRepresentation), format: .der))
+            override.certificateChain = chain
+            override.privateKey = key
             cache.withLock { $0 = (generation, override) }
             logger.info("serving a new SVID on new connections", metadata: ["id": "\(svid.id)", "generation": "\(generation)"])
             return override

@@ -115,8 +115,7 @@ public final class MeshTLS: Sendable {
     }
 
     private func makeContext(role: Role, svid: X509SVID) throws -> NIOSSLContext {
-        let chain = try svid.chain.map { try NIOSSLCertificateSource.certificate(NIOSSLCertificate(bytes: CertificateCoding.der($0), format: .der)) }
-        let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(svid.privateKey.derRepresentation), format: .der))
+        let (chain, key) = try svid.nioSSLSources()
         var tls: TLSConfiguration
         switch role {
         case .server:
@@ -134,6 +133,16 @@ public final class MeshTLS: Sendable {
         tls.trustRoots = .certificates([])
         tls.applicationProtocols = configuration.applicationProtocols
         return try NIOSSLContext(configuration: tls)
+    }
+}
+
+extension X509SVID {
+    /// The chain (leaf first) and private key as NIOSSL sources, for a `TLSConfiguration` or
+    /// a certificate reloader's override.
+    public func nioSSLSources() throws -> (chain: [NIOSSLCertificateSource], key: NIOSSLPrivateKeySource) {
+        let chain = try self.chain.map { try NIOSSLCertificateSource.certificate(NIOSSLCertificate(bytes: CertificateCoding.der($0), format: .der)) }
+        let key = NIOSSLPrivateKeySource.privateKey(try NIOSSLPrivateKey(bytes: Array(privateKey.derRepresentation), format: .der))
+        return (chain, key)
     }
 }
 
