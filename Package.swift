@@ -287,6 +287,7 @@ let package = Package(
         .testTarget(
             name: "PolicyEngineTests",
             dependencies: [
+                "MeshTestSupport",
                 "PolicyEngine",
                 "MeshProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -296,7 +297,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BPFMapsTests",
-            dependencies: ["BPFMaps", "CMeshBPF"],
+            dependencies: ["MeshTestSupport", "BPFMaps", "CMeshBPF"],
             swiftSettings: swiftSettings
         ),
     ],

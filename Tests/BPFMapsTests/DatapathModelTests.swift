@@ -1,19 +1,8 @@
 #if os(Linux)
 import BPFMaps
 import Foundation
+import MeshTestSupport
 import Testing
-
-/// A small deterministic generator, so that a failing case can be replayed from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Builds Ethernet + IPv4/IPv6 + TCP/UDP/ICMP frames for BPF_PROG_TEST_RUN.
 enum Frame {
@@ -96,7 +85,7 @@ extension Privileged {
 
         @Test("random policies and traffic: the kernel's verdicts, counters and events match the model", arguments: (UInt64(1)...12).map { $0 })
         func randomPolicies(seed: UInt64) throws {
-            var rng = SplitMix64(state: seed)
+            var rng = SeededGenerator(seed: seed)
             let pins = try PinDirectory()
             defer { pins.remove() }
             let bpf = try EndpointDatapath(pins: pins)

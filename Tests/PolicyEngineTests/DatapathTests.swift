@@ -1,4 +1,5 @@
 import PolicyEngine
+import MeshTestSupport
 import Testing
 
 @Suite("Identities and datapath entries")

@@ -1,4 +1,5 @@
 import PolicyEngine
+import MeshTestSupport
 import Testing
 
 /// A small mesh: foo/httpbin (the server), foo/sleep, bar/sleep, and

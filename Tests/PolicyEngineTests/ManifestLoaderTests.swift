@@ -1,5 +1,6 @@
 import Foundation
 import PolicyEngine
+import MeshTestSupport
 import Testing
 
 @Suite("Manifest loading")
