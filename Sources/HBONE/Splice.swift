@@ -285,12 +285,20 @@ extension SpliceHandler {
                 }
             }
         }
+        // Once the held bytes are released the splice may finish (and close both channels)
+        // before reading is switched on; a channel closed by then has nothing left to read.
+        @Sendable func startReading(_ channel: any Channel) -> EventLoopFuture<Void> {
+            channel.setOption(ChannelOptions.autoRead, value: true).flatMapError { error in
+                if let error = error as? ChannelError, error == .ioOnClosedChannel { return channel.eventLoop.makeSucceededVoidFuture() }
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
         return install(a, partner: b.channel, index: 0).and(install(b, partner: a.channel, index: 1)).flatMap { _ in
             release(a.channel).and(release(b.channel))
         }.flatMap { _ in
-            b.channel.setOption(ChannelOptions.autoRead, value: true)
+            startReading(b.channel)
         }.flatMap {
-            a.channel.setOption(ChannelOptions.autoRead, value: true)
+            startReading(a.channel)
         }
     }
 }
