@@ -108,6 +108,7 @@ public actor HBONEConnectionPool {
                     let sync = channel.pipeline.syncOperations
                     let tlsHandlers = try tls.makeClientHandlers(authorizer: authorizer)
                     try sync.addHandlers(tlsHandlers)
+                    try sync.addHandler(WriteCoalescingHandler())
                     guard let identity = tlsHandlers.last as? SPIFFEPeerIdentityHandler else { throw HBONEError.closedBeforeResponse }
                     let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout)
                     let ready = channel.eventLoop.makePromise(of: Void.self)

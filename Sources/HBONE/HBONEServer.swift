@@ -92,6 +92,7 @@ public final class HBONEServer: Sendable {
     ) throws {
         let sync = channel.pipeline.syncOperations
         try sync.addHandlers(tls.makeServerHandlers(authorizer: authorizer))
+        try sync.addHandler(WriteCoalescingHandler())
         try sync.addHandler(RequireH2Handler(logger: logger))
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
