@@ -72,18 +72,20 @@ public final class HBONEClient: Sendable {
         _ request: HBONEConnectRequest,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
     ) async throws -> Output {
-        try await open(request, on: nil, initializer: initializer).output
+        try await open(request, on: nil, spliced: false, initializer: initializer).output
     }
 
     /// Opens a stream as ``openChannel(_:initializer:)`` does, on a pooled connection on `loop`
-    /// if given; also returns what the metrics hook was told (with the verified peer).
+    /// if given, and on a connection with an ``HBONEDataPath`` if `spliced`; also returns what the
+    /// metrics hook was told (with the verified peer).
     private func open<Output: Sendable>(
         _ request: HBONEConnectRequest,
         on loop: (any EventLoop)?,
+        spliced: Bool,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Output>
     ) async throws -> (output: Output, info: HBONETunnelInfo) {
         let key = try poolKey(for: request)
-        let connection = try await pool.acquire(key, on: loop)
+        let connection = try await pool.acquire(key, on: loop, spliced: spliced)
         guard let multiplexer = connection.multiplexer else {
             connection.release()
             throw HBONEError.closedBeforeResponse
@@ -98,7 +100,7 @@ public final class HBONEClient: Sendable {
             do {
                 let sync = stream.pipeline.syncOperations
                 try sync.addHandler(HBONEOutboundStreamHandler(authority: request.authority, forwarding: request.forwarding, response: response))
-                try sync.addHandler(HBONEStreamDataCodec())
+                try sync.addHandler(HBONEStreamDataCodec(fastPath: connection.fastDataPath ? .whenEstablished : .off))
             } catch {
                 response.fail(error)
                 return stream.eventLoop.makeFailedFuture(error)
@@ -152,7 +154,7 @@ public final class HBONEClient: Sendable {
         // Bytes that arrive on either side before the splice is in place are held, not lost.
         try await HBONEHoldingHandler.ensure(on: socket)
         // A connection on the socket's event loop keeps every spliced byte on one thread.
-        let (stream, info) = try await open(request, on: socket.eventLoop) { channel in
+        let (stream, info) = try await open(request, on: socket.eventLoop, spliced: true) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                 return channel

@@ -41,7 +41,12 @@ public actor HBONEConnectionPool {
     /// all full (a loop that cannot dial, not a NIOPosix one, is ignored): spliced bytes then never hop between threads (each hop costs a thread
     /// wake-up per message). A key thus holds at most one connection with free slots per
     /// event loop; the stream limit and the single dial in flight per key are unchanged.
-    func acquire(_ key: HBONEPoolKey, on preferred: (any EventLoop)? = nil) async throws -> PooledConnection {
+    ///
+    /// `spliced` streams (``HBONEClient/tunnel(_:splicingWith:prelude:onClose:)``) get connections
+    /// with an ``HBONEDataPath`` when ``HBONEHTTP2Settings/fastDataPath`` is on; other streams never
+    /// share those connections (NIOHTTP2 must not send DATA on them).
+    func acquire(_ key: HBONEPoolKey, on preferred: (any EventLoop)? = nil, spliced: Bool = false) async throws -> PooledConnection {
+        let fast = spliced && configuration.http2.fastDataPath
         // Only a loop a ClientBootstrap can dial on (a NIOPosix loop); otherwise any connection will do.
         let loop = preferred.flatMap { ClientBootstrap(validatingGroup: $0) == nil ? nil : $0 }
         while true {
@@ -50,23 +55,23 @@ public actor HBONEConnectionPool {
             var entry = entries[key, default: Entry()]
             entry.connections.removeAll { !$0.isUsable && $0.activeStreams == 0 }
             entries[key] = entry
-            if let connection = entry.connections.first(where: { (loop == nil || $0.channel.eventLoop === loop) && $0.tryReserve() }) {
+            if let connection = entry.connections.first(where: { $0.fastDataPath == fast && (loop == nil || $0.channel.eventLoop === loop) && $0.tryReserve() }) {
                 return connection
             }
             if let dial = entry.dial {
                 _ = try await dial.value
                 continue
             }
-            let task = Task { try await self.dialAndRegister(key, on: loop) }
+            let task = Task { try await self.dialAndRegister(key, on: loop, fastDataPath: fast) }
             entries[key, default: Entry()].dial = task
             _ = try await task.value
         }
     }
 
-    private func dialAndRegister(_ key: HBONEPoolKey, on loop: (any EventLoop)?) async throws -> PooledConnection {
+    private func dialAndRegister(_ key: HBONEPoolKey, on loop: (any EventLoop)?, fastDataPath: Bool) async throws -> PooledConnection {
         do {
             dials += 1
-            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, logger: logger)
+            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, fastDataPath: fastDataPath, logger: logger)
             entries[key, default: Entry()].dial = nil
             guard !closed else {
                 connection.channel.close(promise: nil)
@@ -91,7 +96,7 @@ public actor HBONEConnectionPool {
         }
     }
 
-    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, loop: (any EventLoop)?, logger: Logger) async throws -> PooledConnection {
+    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, loop: (any EventLoop)?, fastDataPath: Bool, logger: Logger) async throws -> PooledConnection {
         let authorizer = SPIFFEAuthorizer.exactly(Set(key.destinationIdentities))
         let dialed = DialBox()
         // The preferred loop only if it can run a ClientBootstrap (a NIOPosix loop).
@@ -109,13 +114,16 @@ public actor HBONEConnectionPool {
                     let tlsHandlers = try tls.makeClientHandlers(authorizer: authorizer)
                     try sync.addHandlers(tlsHandlers)
                     try sync.addHandler(WriteCoalescingHandler())
+                    if fastDataPath {
+                        try sync.addHandler(HBONEDataPath(role: .client, settings: configuration.http2))
+                    }
                     guard let identity = tlsHandlers.last as? SPIFFEPeerIdentityHandler else { throw HBONEError.closedBeforeResponse }
-                    let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout)
+                    let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout, fastDataPath: fastDataPath)
                     let ready = channel.eventLoop.makePromise(of: Void.self)
                     let http2 = NIOHTTP2Handler(
                         mode: .client,
                         eventLoop: channel.eventLoop,
-                        connectionConfiguration: configuration.http2.connectionConfiguration,
+                        connectionConfiguration: configuration.http2.connectionConfiguration(dataPath: fastDataPath),
                         streamConfiguration: configuration.http2.streamConfiguration
                     ) { stream in
                         // Peers do not open streams towards HBONE clients.
@@ -159,6 +167,11 @@ public actor HBONEConnectionPool {
     /// The event loops of a key's open connections (for tests and diagnostics).
     func connectionLoops(for key: HBONEPoolKey) -> [any EventLoop] {
         entries[key]?.connections.filter(\.isUsable).map(\.channel.eventLoop) ?? []
+    }
+
+    /// Whether each of a key's open connections carries spliced streams on an ``HBONEDataPath`` (for tests and diagnostics).
+    func dataPathFlags(for key: HBONEPoolKey) -> [Bool] {
+        entries[key]?.connections.filter(\.isUsable).map(\.fastDataPath) ?? []
     }
 
     /// How many connections this pool has dialled in total.

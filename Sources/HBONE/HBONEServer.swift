@@ -94,6 +94,9 @@ public final class HBONEServer: Sendable {
         try sync.addHandlers(tls.makeServerHandlers(authorizer: authorizer))
         try sync.addHandler(WriteCoalescingHandler())
         try sync.addHandler(RequireH2Handler(logger: logger))
+        if configuration.http2.fastDataPath {
+            try sync.addHandler(HBONEDataPath(role: .server, settings: configuration.http2))
+        }
         let management = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(
@@ -106,7 +109,7 @@ public final class HBONEServer: Sendable {
         let http2 = NIOHTTP2Handler(
             mode: .server,
             eventLoop: channel.eventLoop,
-            connectionConfiguration: configuration.http2.connectionConfiguration,
+            connectionConfiguration: configuration.http2.connectionConfiguration(dataPath: configuration.http2.fastDataPath),
             streamConfiguration: configuration.http2.streamConfiguration,
             streamDelegate: management.http2StreamDelegate
         ) { stream in

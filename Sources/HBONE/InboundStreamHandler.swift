@@ -153,7 +153,7 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
         headers.add(name: ":status", value: "200")
         context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
         do {
-            try context.pipeline.syncOperations.addHandler(HBONEStreamDataCodec(), position: .after(self))
+            try context.pipeline.syncOperations.addHandler(HBONEStreamDataCodec(fastPath: .whenAdded), position: .after(self))
         } catch {
             socket.close(promise: nil)
             context.close(promise: nil)

@@ -57,6 +57,8 @@ final class HBONEOutboundStreamHandler: ChannelDuplexHandler, RemovableChannelHa
             if (100..<200).contains(status) { return }
             answered = true
             if status == 200 {
+                // The stream's codec may now take DATA off NIOHTTP2 (HBONEDataPath).
+                context.fireUserInboundEventTriggered(HBONEStreamEvent.established)
                 response.succeed(())
                 if headers.endStream { context.fireChannelRead(data) }
             } else {

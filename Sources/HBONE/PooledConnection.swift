@@ -41,6 +41,8 @@ final class PooledConnection: Sendable {
 
     let channel: any Channel
     let key: HBONEPoolKey
+    /// Whether the connection has an ``HBONEDataPath`` (only spliced streams may use it).
+    let fastDataPath: Bool
     private let idleTimeout: TimeAmount
     private let configuredLimit: Int
     private let state: Mutex<State>
@@ -48,9 +50,10 @@ final class PooledConnection: Sendable {
 
     private let peerBox = Mutex<VerifiedPeer?>(nil)
 
-    init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount) {
+    init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount, fastDataPath: Bool) {
         self.channel = channel
         self.key = key
+        self.fastDataPath = fastDataPath
         self.idleTimeout = idleTimeout
         self.configuredLimit = maxStreams
         self.state = Mutex(State(limit: maxStreams))

@@ -13,7 +13,8 @@ enum SpliceSignal: Sendable {
     case reset
 }
 
-/// Byte counters and completion of a splice, shared by its two halves.
+/// Completion of a splice, shared by its two halves (which may be on different event loops):
+/// each half counts the bytes it read and reports them when it closes.
 final class SpliceSession: Sendable {
     private struct State {
         var bytes: [UInt64] = [0, 0]
@@ -27,12 +28,9 @@ final class SpliceSession: Sendable {
         self.onFinish = onFinish
     }
 
-    func count(side: Int, bytes: Int) {
-        state.withLock { $0.bytes[side] &+= UInt64(bytes) }
-    }
-
-    func sideClosed() {
+    func sideClosed(side: Int, bytes: UInt64) {
         let done: (UInt64, UInt64)? = state.withLock { state in
+            state.bytes[side] = bytes
             state.closed += 1
             return state.closed == 2 ? (state.bytes[0], state.bytes[1]) : nil
         }
@@ -69,6 +67,10 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var inputEnded = false
     private var outputEnded = false
     private var pendingFlush = false
+    private var bytesRead: UInt64 = 0
+    /// The partner stream's codec when it is on this event loop: bytes go to it directly
+    /// instead of through the stream channel's pipeline (what that pipeline would do with them).
+    private var sink: HBONEStreamDataCodec?
 
     init(partner: any Channel, kind: Kind, side: Int, session: SpliceSession) {
         self.partner = partner
@@ -80,6 +82,9 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var finished = false
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if kind == .socket, partner.eventLoop === context.eventLoop {
+            sink = try? partner.pipeline.syncOperations.handler(type: HBONEStreamDataCodec.self)
+        }
         if !context.channel.isActive {
             // Closed before the splice was installed: channelInactive will not come.
             finish(context: context)
@@ -96,22 +101,33 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         } else {
             partner.pipeline.fireUserInboundEventTriggered(SpliceSignal.reset)
         }
-        session.sideClosed()
+        session.sideClosed(side: side, bytes: bytesRead)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        session.count(side: side, bytes: bytes.readableBytes)
-        partner.write(bytes, promise: nil)
+        bytesRead &+= UInt64(bytes.readableBytes)
+        if let sink {
+            sink.spliceWrite(bytes)
+        } else {
+            partner.write(bytes, promise: nil)
+        }
         pendingFlush = true
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if pendingFlush {
-            pendingFlush = false
+        flushPartner()
+        context.fireChannelReadComplete()
+    }
+
+    private func flushPartner() {
+        guard pendingFlush else { return }
+        pendingFlush = false
+        if let sink {
+            sink.spliceFlush()
+        } else {
             partner.flush()
         }
-        context.fireChannelReadComplete()
     }
 
     func read(context: ChannelHandlerContext) {
@@ -131,12 +147,12 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch event {
         case let signal as SpliceSignal:
             handle(signal, context: context)
+        case HBONEStreamEvent.writable(let writable):
+            // A stream on HBONEDataPath: its writability comes from the data path, not the stream channel.
+            partner.pipeline.fireUserInboundEventTriggered(SpliceSignal.partnerWritable(writable))
         case ChannelEvent.inputClosed:
             inputEnded = true
-            if pendingFlush {
-                pendingFlush = false
-                partner.flush()
-            }
+            flushPartner()
             partner.pipeline.fireUserInboundEventTriggered(SpliceSignal.closeOutput)
         default:
             context.fireUserInboundEventTriggered(event)
@@ -147,6 +163,10 @@ final class SpliceHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch signal {
         case .partnerWritable(let writable):
             partnerWritable = writable
+            if kind == .stream {
+                // A stream on HBONEDataPath returns its flow-control window only while we take its bytes.
+                context.triggerUserOutboundEvent(HBONEStreamEvent.consuming(writable), promise: nil)
+            }
             if writable, pendingRead {
                 pendingRead = false
                 context.read()

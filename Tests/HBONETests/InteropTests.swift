@@ -92,6 +92,55 @@ struct HBONEInteropTests {
         await upstream.close()
     }
 
+    @Test("Python h2 client moves 8 MiB through our server within h2's 64 KiB windows, every third frame padded", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func pythonClientBulk() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
+        defer { files.remove() }
+        let total = 8 << 20
+        let output = try await Interop.run(try #require(Interop.python), [
+            Interop.script("hbone_client.py"),
+            "--connect", "127.0.0.1:\(harness.address.port!)",
+            "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
+            "--expect-id", harness.pki.serverID.description,
+            "--authority", "127.0.0.1:\(upstream.port)", "--bulk", "\(total)",
+        ])
+        // h2 raises (and the script fails) on any frame beyond the windows it advertised.
+        #expect(output.status == 0, "\(output.combined)")
+        let line = try #require(output.stdout.split(separator: "\n").first { $0.hasPrefix("bulk ") }, "\(output.combined)")
+        let fields = line.split(separator: " ")
+        #expect(fields.count == 5 && fields[1] == "\(total)" && fields[2] == fields[3] && fields[4] == "ended", "\(output.combined)")
+        await harness.server.shutdown()
+        await upstream.close()
+    }
+
+    @Test("our spliced tunnel moves 8 MiB each way through a Python h2 server that pads frames and enforces its windows", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func tunnelBulkAgainstPythonServer() async throws {
+        let pki = try ServerClientPKI()
+        let files = try PEMFiles(pki: pki, ids: ["server": pki.serverID])
+        defer { files.remove() }
+        let server = try PeerProcess(try #require(Interop.python), [
+            Interop.script("hbone_server.py"), "--cert", files.cert("server"), "--key", files.key("server"), "--ca", files.ca, "--pad",
+        ])
+        defer { server.stop() }
+        #expect(await server.waitFor("listening "))
+        let port = try #require(server.text.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) })
+        let client = HBONEClient(tls: try pki.tls(pki.clientID), configuration: TestConfig.client())
+        let request = HBONEConnectRequest(
+            authority: HBONEAuthority(host: "10.0.0.7", port: 8080),
+            peer: try SocketAddress(ipAddress: "127.0.0.1", port: port),
+            expectedIdentities: [pki.serverID],
+            forwarding: HBONEForwarding(source: "127.0.0.1:5555")
+        )
+        let (sent, echoed) = try await spliceBulk(client: client, request: request, bytes: 8 << 20)
+        #expect(echoed.readableBytes == sent.readableBytes)
+        #expect(echoed == sent, "the echo through the Python server differs from what was sent")
+        await client.close()
+        #expect(await server.waitFor("done"), "\(server.text)")
+        #expect(!server.text.contains("connection error"), "\(server.text)")
+    }
+
     @Test("our client against a Python h2 HBONE server", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
     func clientAgainstPythonServer() async throws {
         let pki = try ServerClientPKI()

@@ -94,7 +94,10 @@ final class EchoUpstreamHandler: ChannelInboundHandler, Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            context.close(mode: .output, promise: nil)
+            // NIO escalates close(mode: .output) on a channel whose input is shut to a full close,
+            // which drops unwritten echo: half-close only once everything before it is written.
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in channel.close(mode: .output, promise: nil) }
         }
     }
 
@@ -209,4 +212,52 @@ func sendThenReadToEnd(port: Int, _ message: String) async throws -> Interop.Out
         while (chunk := s.recv(65536)): data += chunk
         print(data.decode())
         """])
+}
+
+/// Tunnels a local TCP connection with `client.tunnel` (the spliced, fast-data-path way ztunnel
+/// uses), writes `bytes` pseudo-random bytes into it while reading the echo, half-closes, and
+/// returns what was sent and what came back before the end of the stream.
+func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) async throws -> (sent: ByteBuffer, echoed: ByteBuffer) {
+    let tunnelErrors = Locked<[String]>([])
+    let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelOption(.allowRemoteHalfClosure, value: true)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
+                Task {
+                    do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+                }
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+    var generator = SeededGenerator(seed: 42)
+    var sent = ByteBuffer()
+    for _ in 0..<(bytes / 8) { sent.writeInteger(generator.next() as UInt64) }
+    let socket = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelOption(.allowRemoteHalfClosure, value: true)
+        .connect(to: listener.localAddress!) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            }
+        }
+    let toSend = sent
+    let echoed = try await socket.executeThenClose { inbound, outbound in
+        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var rest = toSend
+                while rest.readableBytes > 0 {
+                    try await outbound.write(rest.readSlice(length: min(rest.readableBytes, 256 << 10))!)
+                }
+                outbound.finish()
+                return nil
+            }
+            group.addTask { try await readAll(inbound) }
+            var echoed = ByteBuffer()
+            for try await result in group { if let result { echoed = result } }
+            return echoed
+        }
+    }
+    try await listener.close()
+    #expect(tunnelErrors.withLock { $0 }.isEmpty, "\(tunnelErrors.withLock { $0 })")
+    return (sent, echoed)
 }

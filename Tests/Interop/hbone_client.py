@@ -6,7 +6,14 @@ URI SAN, sends one request on stream 1 and prints what happened:
   peer <uri>          the server's verified SPIFFE ID
   status <code>       the response status
   echo <text>         (200 only) the bytes echoed back after we half-closed
+With --bulk N it instead sends N pseudo-random bytes within the server's flow-control
+windows (every third frame padded), reads the echo concurrently, and prints
+  bulk <received> <sha256 of what was sent> <sha256 of what came back> <ended|reset-CODE|goaway-CODE|eof>
+h2 itself refuses frames beyond the windows it advertised (65,535 bytes by default).
 """
+import hashlib
+import random
+import select
 import argparse
 import socket
 import ssl
@@ -29,6 +36,7 @@ def main() -> int:
     p.add_argument("--method", default="CONNECT")
     p.add_argument("--send", default="hello from python h2")
     p.add_argument("--early", action="store_true", help="send the bytes (and END_STREAM) right behind the CONNECT, before the 200")
+    p.add_argument("--bulk", type=int, default=0, help="send this many bytes (flow-controlled, some frames padded) and hash the echo")
     a = p.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -59,6 +67,9 @@ def main() -> int:
     else:
         headers = [(":method", a.method), (":scheme", "https"), (":path", "/"), (":authority", a.authority)]
     conn.send_headers(1, headers)
+    if a.bulk:
+        tls.sendall(conn.data_to_send())
+        return bulk(conn, tls, a.bulk)
     if a.early:
         conn.send_data(1, a.send.encode(), end_stream=True)
     tls.sendall(conn.data_to_send())
@@ -92,6 +103,68 @@ def main() -> int:
         tls.sendall(conn.data_to_send())
     if status == "200":
         print(f"echo {echoed.decode()}", flush=True)
+    conn.close_connection()
+    tls.sendall(conn.data_to_send())
+    tls.close()
+    return 0
+
+
+def bulk(conn, tls, total: int) -> int:
+    payload = random.Random(7).randbytes(total)
+    received = bytearray()
+    sent = 0
+    frames = 0
+    established = ended = False
+    how = "eof"
+    deadline = time.monotonic() + 120
+    while not ended:
+        if time.monotonic() > deadline:
+            print(f"timed out after sending {sent} and receiving {len(received)}", flush=True)
+            return 4
+        while established and sent < total:
+            room = min(conn.local_flow_control_window(1), conn.max_outbound_frame_size, 16384)
+            padded = frames % 3 == 0
+            size = min(room - 8 if padded else room, total - sent)
+            if size <= 0:
+                break
+            conn.send_data(1, payload[sent:sent + size], pad_length=7 if padded else None)
+            sent += size
+            frames += 1
+            if sent == total:
+                conn.end_stream(1)
+        tls.sendall(conn.data_to_send())
+        if not tls.pending():
+            select.select([tls], [], [], 0.5)
+        try:
+            tls.setblocking(False)
+            data = tls.recv(262144)
+        except ssl.SSLWantReadError:
+            continue
+        finally:
+            tls.setblocking(True)
+        if not data:
+            break
+        for event in conn.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                status = dict(event.headers)[":status"]
+                print(f"status {status}", flush=True)
+                if status != "200":
+                    return 5
+                established = True
+            elif isinstance(event, h2.events.DataReceived):
+                received += event.data
+                conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            elif isinstance(event, h2.events.StreamEnded):
+                ended = True
+                how = "ended"
+            elif isinstance(event, h2.events.StreamReset):
+                ended = True
+                how = f"reset-{event.error_code}"
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                ended = True
+                how = f"goaway-{event.error_code}"
+        tls.sendall(conn.data_to_send())
+    print(f"bulk {len(received)} {hashlib.sha256(payload).hexdigest()} {hashlib.sha256(received).hexdigest()} {how}", flush=True)
     conn.close_connection()
     tls.sendall(conn.data_to_send())
     tls.close()

@@ -49,6 +49,9 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Readiness listen address (GET /healthz/ready).")
     var readiness: String = "0.0.0.0:15021"
 
+    @Flag(help: "Carry tunnelled bytes through NIOHTTP2's stream channels instead of HBONE's data path (same frames on the wire; for comparison or as a fallback).")
+    var nioHTTP2DataPath = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -94,12 +97,17 @@ struct Ztunnel: AsyncParsableCommand {
         let server = HBONEServer(
             tls: tls,
             handler: StoreInboundHandler(store: store, node: node, logger: logger),
-            configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber),
+            configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber, http2: HBONEHTTP2Settings(fastDataPath: !nioHTTP2DataPath)),
             metrics: metrics,
             logger: logger
         )
         let hboneAddress = try await server.start()
-        let client = HBONEClient(tls: tls, metrics: metrics, logger: logger)
+        let client = HBONEClient(
+            tls: tls,
+            configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath)),
+            metrics: metrics,
+            logger: logger
+        )
         let outbound = OutboundRouter(store: store, client: client, hbonePort: hbonePort, logger: logger)
         let socks = try await SOCKS5Server.start(address: HostPort.parse(socks5), router: outbound, logger: logger)
         let ready = try await ReadinessServer.start(address: HostPort.parse(readiness))

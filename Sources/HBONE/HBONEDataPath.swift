@@ -1,0 +1,545 @@
+import NIOCore
+import NIOHTTP2
+
+/// Signals between an ``HBONEStreamDataCodec`` on the fast data path and the handlers around it.
+enum HBONEStreamEvent: Sendable {
+    /// (inbound) The stream takes more bytes (true) or wants no more for now (false): its
+    /// flow-control window or the connection is full.
+    case writable(Bool)
+    /// (outbound) The stream's reader takes bytes (true) or has stopped (false, its partner
+    /// socket is full): the stream's flow-control window is returned to the peer only while it takes them.
+    case consuming(Bool)
+    /// (inbound, client) The CONNECT was answered 200: DATA may now take the fast path.
+    case established
+}
+
+/// Carries the DATA frames of spliced HBONE streams between the TLS connection and the
+/// streams' ``HBONEStreamDataCodec``s, leaving everything else to NIOHTTP2.
+///
+/// Sits between the TLS handlers and `NIOHTTP2Handler`. Inbound, it reads frame headers:
+/// DATA for a registered stream (without END_STREAM) goes straight to that stream's codec,
+/// WINDOW_UPDATE frames are consumed here (this handler owns the send windows), SETTINGS
+/// are read for the peer's initial window and frame size and passed on, and every other
+/// byte goes to NIOHTTP2 unchanged. Outbound, DATA of registered streams is framed here
+/// within the peer's connection and stream windows (queued when they are spent, with the
+/// stream reported unwritable); a stream's receive window is returned with WINDOW_UPDATE
+/// once half of it is due and only while its reader takes bytes. The connection's receive
+/// window is kept here too: NIOHTTP2 on such a connection keeps the protocol's default
+/// 65,535-byte target, and this handler tops the window up to the configured size whenever
+/// the peer's view of it (every DATA frame received, every connection WINDOW_UPDATE sent,
+/// NIOHTTP2's included) falls to half.
+///
+/// NIOHTTP2 still opens, answers, ends and resets streams and owns SETTINGS, PING and
+/// GOAWAY: END_STREAM, trailers and RST_STREAM go through it, as do DATA frames with
+/// END_STREAM. On a connection with this handler NIOHTTP2 itself must never send DATA
+/// with a payload (it would not see the windows), which holds because every stream on
+/// such a connection is spliced. What this saves per DATA frame: NIOHTTP2's stream state
+/// machine, its flow-control buffers and the stream channel's pipeline and buffering.
+final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// Which end of the connection this is: a server first reads the client's 24-byte preface.
+    enum Role { case client, server }
+
+    /// A registered stream.
+    final class Stream {
+        let id: Int
+        fileprivate var codec: HBONEStreamDataCodec?
+        fileprivate var sendWindow: Int
+        fileprivate var queued = CircularBuffer<ByteBuffer>()
+        fileprivate var queuedBytes = 0
+        fileprivate var endPending = false
+        fileprivate var writable = true
+        fileprivate var consuming = true
+        fileprivate var inboundOpen = true
+        /// Received bytes whose stream window has not been returned yet.
+        fileprivate var unreturned = 0
+        fileprivate var touched = false
+
+        fileprivate init(id: Int, codec: HBONEStreamDataCodec, sendWindow: Int) {
+            self.id = id
+            self.codec = codec
+            self.sendWindow = sendWindow
+        }
+    }
+
+    private enum Parse {
+        case preface(remaining: Int)
+        case header
+        case forward(remaining: Int)
+        case padLength(Stream, frameLength: Int)
+        case data(Stream, remaining: Int, padding: Int)
+        case hold(remaining: Int)
+    }
+
+    private enum FrameType: UInt8 {
+        case data = 0, headers = 1, rstStream = 3, settings = 4, windowUpdate = 8
+    }
+
+    private static let endStream: UInt8 = 0x1
+    private static let padded: UInt8 = 0x8
+    private static let ack: UInt8 = 0x1
+    private static let maxWindow = Int(Int32.max)
+
+    private let localStreamWindow: Int
+    private let localConnectionWindow: Int
+    private let localMaxFrame: Int
+    private var parse: Parse
+    private var streams: [Int: Stream] = [:]
+    private var blocked: [Stream] = []
+    private var touched: [Stream] = []
+    private var connectionSendWindow = 65_535
+    private var peerInitialWindow = 65_535
+    private var peerMaxFrame = 16_384
+    /// The peer's view of our connection receive window.
+    private var receiveWindow = 65_535
+    private var sawFrame = false
+    /// Whether this read burst passed anything on to NIOHTTP2 (which then needs its channelReadComplete).
+    private var passedOn = false
+    private var parentWritable = true
+    private var wroteSinceFlush = false
+    private var failed = false
+    /// The frame header being read when it is split between reads.
+    private var partialHeader: [UInt8] = []
+    /// A WINDOW_UPDATE or SETTINGS frame (header included) being gathered.
+    private var held = ByteBuffer()
+    private var scratch = ByteBuffer()
+    private var context: ChannelHandlerContext?
+
+    init(role: Role, settings: HBONEHTTP2Settings) {
+        self.parse = role == .server ? .preface(remaining: 24) : .header
+        self.localStreamWindow = settings.streamWindow
+        self.localConnectionWindow = settings.connectionWindow
+        self.localMaxFrame = settings.maxFrameSize
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        scratch = context.channel.allocator.buffer(capacity: 64)
+        parentWritable = context.channel.isWritable
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        dropStreams()
+        self.context = nil
+    }
+
+    // MARK: Streams
+
+    /// Registers the stream `id` (on this connection's event loop): from now on its DATA takes the fast path.
+    func register(_ codec: HBONEStreamDataCodec, streamID id: Int) -> Stream? {
+        guard context != nil, !failed, streams[id] == nil else { return nil }
+        let stream = Stream(id: id, codec: codec, sendWindow: peerInitialWindow)
+        streams[id] = stream
+        return stream
+    }
+
+    /// Forgets a stream (closed or reset); bytes still queued for it are dropped.
+    func deregister(_ stream: Stream) {
+        stream.codec = nil
+        stream.queued.removeAll()
+        stream.queuedBytes = 0
+        streams[stream.id] = nil
+        blocked.removeAll { $0 === stream }
+    }
+
+    private func dropStreams() {
+        for stream in streams.values {
+            stream.codec = nil
+            stream.queued.removeAll()
+        }
+        streams.removeAll()
+        blocked.removeAll()
+        touched.removeAll()
+    }
+
+    /// The stream's reader stopped or resumed taking bytes.
+    func setConsuming(_ stream: Stream, _ consuming: Bool) {
+        stream.consuming = consuming
+        if consuming, stream.unreturned > 0, returnWindows(of: stream, minimum: 1) {
+            flush()
+        }
+    }
+
+    // MARK: Outbound
+
+    /// Sends `bytes` as DATA on `stream`, or queues them behind earlier bytes or spent windows.
+    func send(_ stream: Stream, _ bytes: ByteBuffer) {
+        guard let context, stream.codec != nil, bytes.readableBytes > 0 else { return }
+        if stream.queuedBytes > 0 {
+            enqueue(stream, bytes)
+            return
+        }
+        var bytes = bytes
+        emit(stream, &bytes, context: context)
+        if bytes.readableBytes > 0 {
+            enqueue(stream, bytes)
+        }
+    }
+
+    /// Sends END_STREAM through the codec once everything queued for `stream` is out.
+    func closeOutput(_ stream: Stream) {
+        if stream.queuedBytes == 0 {
+            stream.codec?.sendEndStream()
+        } else {
+            stream.endPending = true
+        }
+    }
+
+    func flush() {
+        guard let context, wroteSinceFlush else { return }
+        wroteSinceFlush = false
+        context.flush()
+    }
+
+    private func enqueue(_ stream: Stream, _ bytes: ByteBuffer) {
+        if stream.queuedBytes == 0 { blocked.append(stream) }
+        stream.queued.append(bytes)
+        stream.queuedBytes += bytes.readableBytes
+        updateWritability(stream)
+    }
+
+    /// Writes as much of `bytes` as the windows and the peer's frame size allow.
+    private func emit(_ stream: Stream, _ bytes: inout ByteBuffer, context: ChannelHandlerContext) {
+        while bytes.readableBytes > 0 {
+            let length = min(bytes.readableBytes, connectionSendWindow, stream.sendWindow, peerMaxFrame)
+            guard length > 0 else { return }
+            writeHeader(length: length, type: .data, flags: 0, streamID: stream.id, context: context)
+            context.write(wrapOutboundOut(.byteBuffer(bytes.readSlice(length: length)!)), promise: nil)
+            connectionSendWindow -= length
+            stream.sendWindow -= length
+        }
+    }
+
+    private func writeHeader(length: Int, type: FrameType, flags: UInt8, streamID: Int, context: ChannelHandlerContext) {
+        scratch.clear()
+        scratch.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
+        scratch.writeInteger(UInt16(truncatingIfNeeded: length))
+        scratch.writeInteger(type.rawValue)
+        scratch.writeInteger(flags)
+        scratch.writeInteger(UInt32(truncatingIfNeeded: streamID))
+        context.write(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
+        wroteSinceFlush = true
+    }
+
+    private func writeWindowUpdate(streamID: Int, increment: Int, context: ChannelHandlerContext) {
+        scratch.clear()
+        scratch.writeBytes([0, 0, 4, FrameType.windowUpdate.rawValue, 0])
+        scratch.writeInteger(UInt32(truncatingIfNeeded: streamID))
+        scratch.writeInteger(UInt32(truncatingIfNeeded: increment))
+        context.write(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
+        wroteSinceFlush = true
+    }
+
+    /// Sends what the windows now allow from the queues, in the order the streams were blocked.
+    private func drain() {
+        guard let context, !blocked.isEmpty else { return }
+        var index = 0
+        while index < blocked.count, connectionSendWindow > 0 {
+            let stream = blocked[index]
+            while var bytes = stream.queued.first {
+                let before = bytes.readableBytes
+                emit(stream, &bytes, context: context)
+                stream.queuedBytes -= before - bytes.readableBytes
+                if bytes.readableBytes > 0 {
+                    stream.queued[stream.queued.startIndex] = bytes
+                    break
+                }
+                stream.queued.removeFirst()
+            }
+            if stream.queuedBytes == 0 {
+                blocked.remove(at: index)
+                updateWritability(stream)
+                if stream.endPending {
+                    stream.endPending = false
+                    stream.codec?.sendEndStream()
+                }
+            } else {
+                index += 1
+            }
+        }
+        flush()
+    }
+
+    private func updateWritability(_ stream: Stream) {
+        let writable = parentWritable && stream.queuedBytes == 0
+        guard writable != stream.writable else { return }
+        stream.writable = writable
+        stream.codec?.writabilityChanged(writable)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // NIOHTTP2 writes each frame it encodes as one buffer: a 13-byte one of type 8 on
+        // stream 0 is a connection WINDOW_UPDATE, which the peer adds to our receive window.
+        if case .byteBuffer(let bytes) = unwrapOutboundIn(data), bytes.readableBytes == 13,
+           bytes.getInteger(at: bytes.readerIndex + 3, as: UInt8.self) == FrameType.windowUpdate.rawValue,
+           bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self) == 0,
+           let increment = bytes.getInteger(at: bytes.readerIndex + 9, as: UInt32.self) {
+            receiveWindow += Int(increment & 0x7FFF_FFFF)
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        parentWritable = context.channel.isWritable
+        for stream in streams.values { updateWritability(stream) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        guard !failed else { return }
+        var run: ByteBuffer?  // `bytes` as it was where the bytes to pass on to NIOHTTP2 begin
+        func passOn(_ count: Int) {
+            if run == nil { run = bytes }
+            bytes.moveReaderIndex(forwardBy: count)
+        }
+        func endRun() {
+            guard var start = run else { return }
+            run = nil
+            passedOn = true
+            context.fireChannelRead(wrapInboundOut(start.readSlice(length: bytes.readerIndex - start.readerIndex)!))
+        }
+        while bytes.readableBytes > 0, !failed {
+            switch parse {
+            case .preface(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                passOn(count)
+                parse = remaining == count ? .header : .preface(remaining: remaining - count)
+            case .header:
+                // The 9-byte frame header: read in place, or gathered when a read splits it.
+                let split = !partialHeader.isEmpty || bytes.readableBytes < 9
+                var header = bytes
+                if split {
+                    let count = min(9 - partialHeader.count, bytes.readableBytes)
+                    endRun()
+                    partialHeader += bytes.readBytes(length: count)!
+                    guard partialHeader.count == 9 else { continue }
+                    header = context.channel.allocator.buffer(bytes: partialHeader)
+                    partialHeader = []
+                }
+                let start = header.readerIndex
+                let length = Int(header.getInteger(at: start, as: UInt16.self)!) << 8 | Int(header.getInteger(at: start + 2, as: UInt8.self)!)
+                let type = header.getInteger(at: start + 3, as: UInt8.self)!
+                let flags = header.getInteger(at: start + 4, as: UInt8.self)!
+                let streamID = Int(header.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF)
+                sawFrame = true
+                if type == FrameType.data.rawValue { receiveWindow -= length }
+                switch route(length: length, type: type, flags: flags, streamID: streamID) {
+                case .fast(let stream):
+                    if split { endRun() } else { endRun(); bytes.moveReaderIndex(forwardBy: 9) }
+                    stream.unreturned += length
+                    if stream.unreturned > localStreamWindow {
+                        fail(context: context, code: 0x3, HBONEError.flowControlViolation("the peer sent \(stream.unreturned) bytes on stream \(stream.id), more than its \(localStreamWindow)-byte window"))
+                        return
+                    }
+                    if flags & Self.padded != 0 {
+                        parse = .padLength(stream, frameLength: length)
+                    } else {
+                        parse = length == 0 ? .header : .data(stream, remaining: length, padding: 0)
+                    }
+                case .hold:
+                    if split {
+                        held = header
+                    } else {
+                        endRun()
+                        held = context.channel.allocator.buffer(capacity: 9 + length)
+                        var headerBytes = bytes.readSlice(length: 9)!
+                        held.writeBuffer(&headerBytes)
+                    }
+                    parse = .hold(remaining: length)
+                    if length == 0 { finishHeld(context: context) }
+                case .forward:
+                    if split {
+                        passedOn = true
+                        context.fireChannelRead(wrapInboundOut(header))
+                    } else {
+                        passOn(9)
+                    }
+                    parse = length == 0 ? .header : .forward(remaining: length)
+                }
+            case .forward(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                passOn(count)
+                parse = remaining == count ? .header : .forward(remaining: remaining - count)
+            case .padLength(let stream, let frameLength):
+                let padding = Int(bytes.readInteger(as: UInt8.self)!)
+                guard padding < frameLength else {
+                    fail(context: context, code: 0x1, HBONEError.flowControlViolation("DATA on stream \(stream.id) has \(padding) bytes of padding in a \(frameLength)-byte frame"))
+                    return
+                }
+                let remaining = frameLength - 1 - padding
+                parse = remaining + padding == 0 ? .header : .data(stream, remaining: remaining, padding: padding)
+            case .data(let stream, let remaining, let padding):
+                if remaining > 0 {
+                    let count = min(remaining, bytes.readableBytes)
+                    deliver(bytes.readSlice(length: count)!, to: stream)
+                    parse = remaining == count && padding == 0 ? .header : .data(stream, remaining: remaining - count, padding: padding)
+                } else {
+                    let count = min(padding, bytes.readableBytes)
+                    bytes.moveReaderIndex(forwardBy: count)
+                    parse = padding == count ? .header : .data(stream, remaining: 0, padding: padding - count)
+                }
+            case .hold(let remaining):
+                let count = min(remaining, bytes.readableBytes)
+                var part = bytes.readSlice(length: count)!
+                held.writeBuffer(&part)
+                parse = .hold(remaining: remaining - count)
+                if remaining == count { finishHeld(context: context) }
+            }
+        }
+        endRun()
+    }
+
+    private enum Route {
+        case fast(Stream)
+        case hold
+        case forward
+    }
+
+    /// Where a frame goes, from its header.
+    private func route(length: Int, type: UInt8, flags: UInt8, streamID: Int) -> Route {
+        switch FrameType(rawValue: type) {
+        case .data:
+            guard let stream = streams[streamID], stream.inboundOpen else { return .forward }
+            if flags & Self.endStream != 0 || length > localMaxFrame {
+                // The last DATA frame (or an oversized one, for NIOHTTP2 to refuse) ends the stream through NIOHTTP2.
+                stream.inboundOpen = false
+                return .forward
+            }
+            return .fast(stream)
+        case .headers, .rstStream:
+            // Trailers or a reset: nothing more may arrive on the fast path for this stream.
+            streams[streamID]?.inboundOpen = false
+            return .forward
+        case .windowUpdate:
+            return length == 4 ? .hold : .forward
+        case .settings:
+            return flags & Self.ack == 0 && length % 6 == 0 ? .hold : .forward
+        case nil:
+            return .forward
+        }
+    }
+
+    private func deliver(_ bytes: ByteBuffer, to stream: Stream) {
+        guard let codec = stream.codec else { return }
+        if !stream.touched {
+            stream.touched = true
+            touched.append(stream)
+        }
+        codec.receive(bytes)
+    }
+
+    /// A whole WINDOW_UPDATE or SETTINGS frame has been gathered in `held`.
+    private func finishHeld(context: ChannelHandlerContext) {
+        parse = .header
+        let frame = held
+        held = ByteBuffer()
+        let type = frame.getInteger(at: frame.readerIndex + 3, as: UInt8.self)!
+        let streamID = Int(frame.getInteger(at: frame.readerIndex + 5, as: UInt32.self)! & 0x7FFF_FFFF)
+        if type == FrameType.windowUpdate.rawValue {
+            let increment = Int(frame.getInteger(at: frame.readerIndex + 9, as: UInt32.self)! & 0x7FFF_FFFF)
+            if streamID == 0, increment > 0 {
+                connectionSendWindow += increment
+                guard connectionSendWindow <= Self.maxWindow else {
+                    fail(context: context, code: 0x3, HBONEError.flowControlViolation("a WINDOW_UPDATE took the connection's send window to \(connectionSendWindow) bytes, above 2^31-1"))
+                    return
+                }
+                drain()
+            } else if let stream = streams[streamID], increment > 0 {
+                stream.sendWindow += increment
+                guard stream.sendWindow <= Self.maxWindow else {
+                    fail(context: context, code: 0x3, HBONEError.flowControlViolation("a WINDOW_UPDATE took stream \(streamID)'s send window to \(stream.sendWindow) bytes, above 2^31-1"))
+                    return
+                }
+                drain()
+            } else {
+                // Zero increments (NIOHTTP2 refuses them) and streams not on the fast path.
+                passedOn = true
+                context.fireChannelRead(wrapInboundOut(frame))
+            }
+            return
+        }
+        // SETTINGS (not an ACK): the peer's initial stream window and frame size, then NIOHTTP2 applies and ACKs them.
+        var index = frame.readerIndex + 9
+        while index + 6 <= frame.writerIndex {
+            let identifier = frame.getInteger(at: index, as: UInt16.self)!
+            let value = Int(frame.getInteger(at: index + 2, as: UInt32.self)!)
+            index += 6
+            switch identifier {
+            case 0x4 where value <= Self.maxWindow:
+                let delta = value - peerInitialWindow
+                peerInitialWindow = value
+                for stream in streams.values { stream.sendWindow += delta }
+            case 0x5 where (16_384...16_777_215).contains(value):
+                peerMaxFrame = value
+            default:
+                break
+            }
+        }
+        passedOn = true
+        context.fireChannelRead(wrapInboundOut(frame))
+        drain()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard !failed else { return }
+        if !touched.isEmpty {
+            let streams = touched
+            touched.removeAll(keepingCapacity: true)
+            for stream in streams {
+                stream.touched = false
+                stream.codec?.receiveComplete()
+                returnWindows(of: stream, minimum: localStreamWindow / 2)
+            }
+        }
+        if sawFrame, receiveWindow <= localConnectionWindow / 2 {
+            writeWindowUpdate(streamID: 0, increment: localConnectionWindow - receiveWindow, context: context)
+            receiveWindow = localConnectionWindow
+        }
+        flush()
+        // A burst of fast DATA only: NIOHTTP2 and the handlers after it read nothing, so nothing for them to complete.
+        if passedOn {
+            passedOn = false
+            context.fireChannelReadComplete()
+        }
+    }
+
+    /// Returns a stream's window when at least `minimum` bytes are due and its reader takes bytes.
+    @discardableResult
+    private func returnWindows(of stream: Stream, minimum: Int) -> Bool {
+        guard let context, stream.consuming, stream.codec != nil, stream.unreturned >= minimum, stream.unreturned > 0 else { return false }
+        writeWindowUpdate(streamID: stream.id, increment: stream.unreturned, context: context)
+        stream.unreturned = 0
+        return true
+    }
+
+    /// Ends the connection after a peer broke the protocol on the fast path: GOAWAY with `code`, then close.
+    private func fail(context: ChannelHandlerContext, code: UInt32, _ error: HBONEError) {
+        failed = true
+        let lastStream = streams.keys.max() ?? 0
+        scratch.clear()
+        scratch.writeBytes([0, 0, 8, 7, 0, 0, 0, 0, 0])
+        scratch.writeInteger(UInt32(lastStream))
+        scratch.writeInteger(code)
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        dropStreams()
+        context.fireChannelInactive()
+    }
+}
+
+@available(*, unavailable)
+extension HBONEDataPath: Sendable {}
+
+@available(*, unavailable)
+extension HBONEDataPath.Stream: Sendable {}

@@ -1,0 +1,188 @@
+import Foundation
+@testable import HBONE
+import MeshTestSupport
+import NIOCore
+import NIOEmbedded
+import NIOPosix
+import Testing
+
+/// Frames written by hand, as a peer would send them.
+enum RawFrame {
+    static func header(length: Int, type: UInt8, flags: UInt8 = 0, stream: Int) -> [UInt8] {
+        [UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF), type, flags,
+         UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF)]
+    }
+    static func data(stream: Int, _ payload: [UInt8], padding: Int? = nil, end: Bool = false) -> [UInt8] {
+        guard let padding else { return header(length: payload.count, type: 0, flags: end ? 1 : 0, stream: stream) + payload }
+        return header(length: payload.count + padding + 1, type: 0, flags: 0x8 | (end ? 1 : 0), stream: stream)
+            + [UInt8(padding)] + payload + [UInt8](repeating: 0, count: padding)
+    }
+    static func windowUpdate(stream: Int, _ increment: UInt32) -> [UInt8] {
+        header(length: 4, type: 8, stream: stream) + withUnsafeBytes(of: increment.bigEndian, Array.init)
+    }
+    static func settings(_ values: [(UInt16, UInt32)]) -> [UInt8] {
+        header(length: values.count * 6, type: 4, stream: 0) + values.flatMap { withUnsafeBytes(of: $0.0.bigEndian, Array.init) + withUnsafeBytes(of: $0.1.bigEndian, Array.init) }
+    }
+    static func ping() -> [UInt8] { header(length: 8, type: 6, stream: 0) + [UInt8](repeating: 1, count: 8) }
+}
+
+/// An HBONEDataPath on an EmbeddedChannel with one registered stream whose codec lives on its own EmbeddedChannel.
+struct DataPathHarness {
+    let connection = EmbeddedChannel()
+    let stream = EmbeddedChannel()
+    let path: HBONEDataPath
+    let codec = HBONEStreamDataCodec()
+    let registered: HBONEDataPath.Stream
+
+    init(settings: HBONEHTTP2Settings = HBONEHTTP2Settings(), streamID: Int = 1) throws {
+        path = HBONEDataPath(role: .client, settings: settings)
+        try connection.pipeline.syncOperations.addHandler(path)
+        try stream.pipeline.syncOperations.addHandler(codec)
+        registered = try #require(path.register(codec, streamID: streamID))
+    }
+
+    /// Feeds `bytes` to the data path `chunk` bytes at a time, as the network might split them.
+    func feed(_ bytes: [UInt8], chunk: Int = .max) throws {
+        var index = 0
+        while index < bytes.count {
+            let end = min(bytes.count, index + chunk)
+            try connection.writeInbound(ByteBuffer(bytes: bytes[index..<end]))
+            index = end
+        }
+        connection.pipeline.fireChannelReadComplete()
+    }
+
+    /// Everything the data path passed on to NIOHTTP2.
+    func forwarded() throws -> [UInt8] {
+        var all: [UInt8] = []
+        while let buffer = try connection.readInbound(as: ByteBuffer.self) { all += buffer.readableBytesView }
+        return all
+    }
+
+    /// Everything delivered to the stream.
+    func delivered() throws -> [UInt8] {
+        var all: [UInt8] = []
+        while let buffer = try stream.readInbound(as: ByteBuffer.self) { all += buffer.readableBytesView }
+        return all
+    }
+
+    /// Everything written to the network.
+    func written() throws -> [UInt8] {
+        var all: [UInt8] = []
+        while let data = try connection.readOutbound(as: IOData.self) {
+            if case .byteBuffer(let buffer) = data { all += buffer.readableBytesView }
+        }
+        return all
+    }
+}
+
+@Suite("HBONE fast data path")
+struct DataPathTests {
+    @Test("DATA for a registered stream reaches it without padding; every other frame passes on byte for byte, however the reads split them", arguments: [1, 2, 5, 9, 10, 4096])
+    func routing(chunk: Int) throws {
+        let harness = try DataPathHarness()
+        let payload = Array("fast path bytes".utf8)
+        let other = RawFrame.data(stream: 3, Array("not registered".utf8))
+        let last = RawFrame.data(stream: 1, Array("last".utf8), end: true)
+        let passed = RawFrame.settings([(0x4, 1000)]) + RawFrame.ping() + other + RawFrame.windowUpdate(stream: 0, 0)
+        try harness.feed(
+            RawFrame.settings([(0x4, 1000)]) + RawFrame.data(stream: 1, Array(payload[0..<4]), padding: 6) + RawFrame.ping()
+                + other + RawFrame.data(stream: 1, Array(payload[4...])) + RawFrame.windowUpdate(stream: 0, 0) + last,
+            chunk: chunk
+        )
+        #expect(try harness.delivered() == payload)
+        #expect(try harness.forwarded() == passed + last, "SETTINGS, PING, DATA of other streams, a zero WINDOW_UPDATE (for NIOHTTP2 to refuse) and END_STREAM go to NIOHTTP2")
+        // DATA after END_STREAM no longer takes the fast path: NIOHTTP2 answers it as a stream error.
+        try harness.feed(RawFrame.data(stream: 1, [1, 2, 3]))
+        #expect(try harness.delivered().isEmpty)
+        #expect(try harness.forwarded() == RawFrame.data(stream: 1, [1, 2, 3]))
+    }
+
+    @Test("sends within the peer's stream and connection windows and frame size, queues the rest and reports the stream unwritable until WINDOW_UPDATE")
+    func sendWindows() throws {
+        let harness = try DataPathHarness()
+        let writability = Locked<[Bool]>([])
+        try harness.stream.pipeline.syncOperations.addHandler(WritabilityRecorder(events: writability))
+        try harness.feed(RawFrame.settings([(0x4, 10)]))
+        _ = try harness.forwarded()
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 0, UInt32((16 << 20) - 65_535)), "the connection window is raised to its configured size")
+        harness.path.send(harness.registered, ByteBuffer(bytes: Array(0..<25)))
+        harness.path.flush()
+        #expect(try harness.written() == RawFrame.data(stream: 1, Array(0..<10)))
+        #expect(writability.withLock { $0 } == [false])
+        try harness.feed(RawFrame.windowUpdate(stream: 1, 100))
+        #expect(try harness.written() == RawFrame.data(stream: 1, Array(10..<25)))
+        #expect(writability.withLock { $0 } == [false, true])
+        // A larger initial window (SETTINGS) applies to open streams too; frames stay within 16,384 bytes.
+        try harness.feed(RawFrame.settings([(0x4, 100_000)]) + RawFrame.windowUpdate(stream: 0, 100_000))
+        _ = try harness.forwarded()
+        harness.path.send(harness.registered, ByteBuffer(repeating: 7, count: 20_000))
+        harness.path.flush()
+        let written = try harness.written()
+        #expect(written.count == 20_000 + 2 * 9)
+        #expect(Array(written[0..<9]) == RawFrame.header(length: 16_384, type: 0, stream: 1))
+        #expect(Array(written[(9 + 16_384)..<(18 + 16_384)]) == RawFrame.header(length: 20_000 - 16_384, type: 0, stream: 1))
+    }
+
+    @Test("returns a stream's window only while its reader takes bytes; tops the connection window up to its size when half is used")
+    func returnsWindows() throws {
+        let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 1000, connectionWindow: 200_000))
+        harness.path.setConsuming(harness.registered, false)
+        try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 600)))
+        // The connection's 65,535-byte default window less 600 is below half of 200,000: topped up. The paused stream is not.
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 0, UInt32(200_000 - (65_535 - 600))))
+        harness.path.setConsuming(harness.registered, true)
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 1, 600))
+        // Half a stream window (500) due: returned at the end of the read.
+        try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 300)) + RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 300)))
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 1, 600))
+        #expect(try harness.delivered().count == 1200)
+    }
+
+    @Test("bad input: DATA beyond the stream window, bad padding and a window pushed past 2^31-1 end the connection with GOAWAY and a typed error",
+          arguments: [
+            (RawFrame.data(stream: 1, [UInt8](repeating: 0, count: 101)), UInt32(3), "more than its 100-byte window"),
+            (RawFrame.header(length: 4, type: 0, flags: 0x8, stream: 1) + [9, 1, 2, 3], UInt32(1), "padding"),
+            (RawFrame.windowUpdate(stream: 0, 0x7FFF_FFFF), UInt32(3), "above 2^31-1"),
+          ])
+    func violations(frame: [UInt8], code: UInt32, reason: String) throws {
+        let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 100))
+        #expect(throws: HBONEError.self) {
+            try harness.feed(frame)
+            try harness.connection.throwIfErrorCaught()
+        }
+        let written = try harness.written()
+        #expect(Array(written.prefix(9)) == RawFrame.header(length: 8, type: 7, stream: 0), "GOAWAY first")
+        #expect(Array(written.suffix(4)) == withUnsafeBytes(of: code.bigEndian, Array.init))
+        #expect(!harness.connection.isActive)
+        #expect(try harness.delivered().isEmpty)
+        _ = reason
+    }
+
+    @Test("64 MiB each way through a spliced tunnel, with the data path on both ends")
+    func bulkBothEnds() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let client = try harness.client()
+        let request = harness.request(to: upstream.address)
+        let (sent, echoed) = try await spliceBulk(client: client, request: request, bytes: 64 << 20)
+        #expect(echoed.readableBytes == sent.readableBytes)
+        #expect(echoed == sent)
+        #expect(await client.pool.dataPathFlags(for: try client.poolKey(for: request)) == [true])
+        await client.close()
+        await harness.server.shutdown()
+        await upstream.close()
+    }
+}
+
+/// Records the data path's writability events on a stream.
+final class WritabilityRecorder: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let events: Locked<[Bool]>
+    init(events: Locked<[Bool]>) { self.events = events }
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case HBONEStreamEvent.writable(let writable) = event { events.withLock { $0.append(writable) } }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+}
