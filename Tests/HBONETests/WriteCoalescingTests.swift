@@ -67,10 +67,10 @@ struct WriteCoalescingTests {
         channel.flush()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "header-9bx"))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
-        var completed = 0
-        first.futureResult.whenSuccess { completed += 1 }
-        second.futureResult.whenSuccess { completed += 1 }
-        #expect(completed == 2)
+        let completed = Locked(0)
+        first.futureResult.whenSuccess { completed.withLock { $0 += 1 } }
+        second.futureResult.whenSuccess { completed.withLock { $0 += 1 } }
+        #expect(completed.withLock { $0 } == 2)
 
         // A large write sends what was gathered before it, then itself, unchanged.
         let large = ByteBuffer(repeating: 7, count: 64)
@@ -85,11 +85,11 @@ struct WriteCoalescingTests {
 
         // An empty write with a promise still completes it on the flush.
         let empty = channel.eventLoop.makePromise(of: Void.self)
-        var emptyDone = false
-        empty.futureResult.whenSuccess { emptyDone = true }
+        let emptyDone = Locked(false)
+        empty.futureResult.whenSuccess { emptyDone.withLock { $0 = true } }
         channel.write(ByteBuffer(), promise: empty)
         channel.flush()
-        #expect(emptyDone)
+        #expect(emptyDone.withLock { $0 })
         _ = try channel.readOutbound(as: ByteBuffer.self)
         #expect(try channel.finish().isClean)
     }
@@ -100,13 +100,13 @@ struct WriteCoalescingTests {
         try channel.pipeline.syncOperations.addHandler(FailingWrites())
         try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
         let promises = (0..<3).map { _ in channel.eventLoop.makePromise(of: Void.self) }
-        var failures = 0
+        let failures = Locked(0)
         for promise in promises {
-            promise.futureResult.whenFailure { _ in failures += 1 }
+            promise.futureResult.whenFailure { _ in failures.withLock { $0 += 1 } }
             channel.write(ByteBuffer(string: "b"), promise: promise)
         }
         channel.flush()
-        #expect(failures == 3)
+        #expect(failures.withLock { $0 } == 3)
         _ = try? channel.finish()
     }
 
