@@ -51,12 +51,10 @@ public struct HBONEHTTP2Settings: Sendable, Hashable {
         ]
     }
 
-    /// NIOHTTP2's connection settings; with ``HBONEDataPath`` (`dataPath`) the data path keeps
-    /// the connection window at ``connectionWindow`` and NIOHTTP2 keeps the protocol default.
-    func connectionConfiguration(dataPath: Bool) -> NIOHTTP2Handler.ConnectionConfiguration {
+    var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = initialSettings
-        if !dataPath { configuration.targetWindowSize = connectionWindow }
+        configuration.targetWindowSize = connectionWindow
         return configuration
     }
 

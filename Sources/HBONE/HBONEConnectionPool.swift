@@ -123,7 +123,7 @@ public actor HBONEConnectionPool {
                     let http2 = NIOHTTP2Handler(
                         mode: .client,
                         eventLoop: channel.eventLoop,
-                        connectionConfiguration: configuration.http2.connectionConfiguration(dataPath: fastDataPath),
+                        connectionConfiguration: configuration.http2.connectionConfiguration,
                         streamConfiguration: configuration.http2.streamConfiguration
                     ) { stream in
                         // Peers do not open streams towards HBONE clients.

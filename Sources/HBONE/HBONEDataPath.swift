@@ -24,10 +24,11 @@ enum HBONEStreamEvent: Sendable {
 /// within the peer's connection and stream windows (queued when they are spent, with the
 /// stream reported unwritable); a stream's receive window is returned with WINDOW_UPDATE
 /// once half of it is due and only while its reader takes bytes. The connection's receive
-/// window is kept here too: NIOHTTP2 on such a connection keeps the protocol's default
-/// 65,535-byte target, and this handler tops the window up to the configured size whenever
-/// the peer's view of it (every DATA frame received, every connection WINDOW_UPDATE sent,
-/// NIOHTTP2's included) falls to half.
+/// window is kept here too: every DATA frame received counts against it, and it is topped
+/// up to the configured size whenever the peer's view of it falls to half. NIOHTTP2's own
+/// connection WINDOW_UPDATEs are dropped on their way out (it only sees part of the DATA);
+/// its view of the window stays topped up, so the frames it does see (DATA before a stream
+/// is registered, or still in flight for one that has closed) never exceed it.
 ///
 /// NIOHTTP2 still opens, answers, ends and resets streams and owns SETTINGS, PING and
 /// GOAWAY: END_STREAM, trailers and RST_STREAM go through it, as do DATA frames with
@@ -273,12 +274,12 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         // NIOHTTP2 writes each frame it encodes as one buffer: a 13-byte one of type 8 on
-        // stream 0 is a connection WINDOW_UPDATE, which the peer adds to our receive window.
+        // stream 0 is its connection WINDOW_UPDATE. This handler keeps that window.
         if case .byteBuffer(let bytes) = unwrapOutboundIn(data), bytes.readableBytes == 13,
            bytes.getInteger(at: bytes.readerIndex + 3, as: UInt8.self) == FrameType.windowUpdate.rawValue,
-           bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self) == 0,
-           let increment = bytes.getInteger(at: bytes.readerIndex + 9, as: UInt32.self) {
-            receiveWindow += Int(increment & 0x7FFF_FFFF)
+           bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self) == 0 {
+            promise?.succeed(())
+            return
         }
         context.write(data, promise: promise)
     }

@@ -109,7 +109,7 @@ public final class HBONEServer: Sendable {
         let http2 = NIOHTTP2Handler(
             mode: .server,
             eventLoop: channel.eventLoop,
-            connectionConfiguration: configuration.http2.connectionConfiguration(dataPath: configuration.http2.fastDataPath),
+            connectionConfiguration: configuration.http2.connectionConfiguration,
             streamConfiguration: configuration.http2.streamConfiguration,
             streamDelegate: management.http2StreamDelegate
         ) { stream in

@@ -159,6 +159,36 @@ struct DataPathTests {
         _ = reason
     }
 
+    @Test("NIOHTTP2's connection WINDOW_UPDATEs are dropped (the data path keeps that window); its stream ones pass")
+    func nioWindowUpdates() throws {
+        let harness = try DataPathHarness()
+        try harness.connection.writeOutbound(ByteBuffer(bytes: RawFrame.windowUpdate(stream: 0, 1000)))
+        try harness.connection.writeOutbound(ByteBuffer(bytes: RawFrame.windowUpdate(stream: 5, 1000)))
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 5, 1000))
+    }
+
+    @Test("DATA still in flight for a stream the server has closed does not end the connection")
+    func inFlightAfterClose() async throws {
+        let echo = try await TCPUpstream.echo()
+        let closing = try await TCPUpstream { CloseOnReadHandler() }
+        let harness = try await HBONEHarness()
+        let client = try harness.client()
+        // The upstream closes on the first bytes; megabytes are still on their way to the server for that stream.
+        let doomed = try await client.openStream(harness.request(to: closing.address))
+        try? await doomed.executeThenClose { inbound, outbound in
+            let chunk = ByteBuffer(repeating: 1, count: 256 << 10)
+            for _ in 0..<64 { try await outbound.write(chunk) }
+            for try await _ in inbound {}
+        }
+        // The connection (the pool's only one) still carries new streams.
+        #expect(try await roundTrip(try await client.openStream(harness.request(to: echo.address)), "still here") == "still here")
+        #expect(await client.pool.dialCount == 1)
+        await client.close()
+        await harness.server.shutdown()
+        await echo.close()
+        await closing.close()
+    }
+
     @Test("64 MiB each way through a spliced tunnel, with the data path on both ends")
     func bulkBothEnds() async throws {
         let upstream = try await TCPUpstream.echo()
@@ -185,4 +215,10 @@ final class WritabilityRecorder: ChannelInboundHandler, Sendable {
         context.fireUserInboundEventTriggered(event)
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+}
+
+/// Closes the connection as soon as anything arrives.
+final class CloseOnReadHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.close(promise: nil) }
 }
