@@ -42,6 +42,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "bench-tls-relay",
+            dependencies: [
+                .product(name: "MeshIdentity", package: "swift-mesh"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "bench-bpf",
             dependencies: [.product(name: "BPFMaps", package: "swift-mesh")]
         ),

@@ -5,17 +5,23 @@
 #       plain TCP;
 #       stunnel client -> TLS 1.3 mTLS (P-256 SVIDs from meshctl) -> stunnel server;
 #       iperf3 (proxychains4, SOCKS5) -> ztunnel A -> HBONE (HTTP/2 CONNECT, mTLS) -> ztunnel B.
-#   - 1-byte ping-pong latency p50/p99 over the same three paths to an echo server.
+#   - 1-byte ping-pong latency p50/p99 over the same three paths to an echo server, and over a
+#     fourth, diagnostic one: a bench-tls-relay pair (Benchmarks/Sources/bench-tls-relay), the
+#     same SwiftNIO + NIOSSL + MeshTLS stack as ztunnel without HTTP/2, which splits ztunnel's
+#     added latency into "the NIO/TLS stack" and "HTTP/2 framing on top"; and a second ztunnel
+#     pair started with --nio-http2-data-path (NIOHTTP2's stream channels carry the bytes), the
+#     baseline for HBONE's own data path.
 #   - RSS of ztunnel A and B idle, and with 1,000 open idle tunnels.
 # Appends the results with ratios to BENCHMARKS.md.
 # HBONE_BENCH_BIN=DIR uses prebuilt release ztunnel and meshctl from DIR instead of building;
-# HBONE_BENCH_DRY=1 prints without appending (HBONE_BENCH_TUNNELS, HBONE_BENCH_PINGPONGS shrink a trial).
+# HBONE_BENCH_DRY=1 prints without appending (HBONE_BENCH_TUNNELS, HBONE_BENCH_PINGPONGS, HBONE_BENCH_ROUNDS shrink a trial).
 set -euo pipefail
 source "$(dirname "$0")/../lib/setup.sh"
 cd "$ROOT"
 ensure_apt_packages iperf3 stunnel4 proxychains4 python3 procps
 seconds="${1:-10}"
 pingpongs="${HBONE_BENCH_PINGPONGS:-5000}"
+rounds="${HBONE_BENCH_ROUNDS:-5}"
 tunnels="${HBONE_BENCH_TUNNELS:-1000}"
 
 if [ -n "${HBONE_BENCH_BIN:-}" ]; then
@@ -28,6 +34,10 @@ else
   bin="$(swift build -c release --show-bin-path)"
 fi
 ztunnel="$bin/ztunnel" meshctl="$bin/meshctl"
+log "building bench-tls-relay (release, Benchmarks package)"
+nice swift build -c release --package-path Benchmarks --product bench-tls-relay 2>&1 | grep -E 'error|Build complete' || true
+relay="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-tls-relay"
+[ -x "$relay" ] || { echo "bench hbone: no bench-tls-relay in Benchmarks" >&2; exit 1; }
 [ -x "$ztunnel" ] && [ -x "$meshctl" ] || { echo "bench hbone: no ztunnel/meshctl in $bin" >&2; exit 1; }
 peers="python3 $ROOT/Benchmarks/hbone/peers.py"
 ulimit -n 16384 2>/dev/null || ulimit -n 4096
@@ -44,9 +54,11 @@ trap cleanup EXIT
 td=cluster.local
 a_ip=127.0.0.21 b_ip=127.0.0.22           # node-a (client side), node-b (server workloads)
 hbone=26008 socks=26080 ready_a=26021 ready_b=26022
+hbone_nio=26010 socks_nio=26081 ready_a_nio=26023 ready_b_nio=26024   # the --nio-http2-data-path pair
 iperf=26201 echo=26900                      # servers, on $b_ip
 st_iperf_srv=26443 st_echo_srv=26444        # stunnel server (TLS), on $b_ip
 st_iperf_cli=26202 st_echo_cli=26901        # stunnel client (plaintext side), on $a_ip
+relay_srv=26445 relay_cli=26902             # bench-tls-relay server (TLS, on $b_ip) and client (plaintext, on $a_ip)
 
 log "SVIDs (P-256) from meshctl for both nodes, used by ztunnel and stunnel alike"
 "$meshctl" ca init --trust-domain "$td" --out "$work/ca" >/dev/null
@@ -124,6 +136,12 @@ pids+=($!)
 stunnel "$work/stunnel-client.conf" > "$work/stunnel-client.log" 2>&1 &
 pids+=($!)
 
+log "bench-tls-relay pair (NIO + NIOSSL, same SVIDs, no HTTP/2)"
+"$relay" server "$b_ip:$relay_srv" "$b_ip:$echo" "$work/node-b" > "$work/relay-server.log" 2>&1 &
+pids+=($!)
+"$relay" client "$a_ip:$relay_cli" "$b_ip:$relay_srv" "$work/node-a" > "$work/relay-client.log" 2>&1 &
+pids+=($!)
+
 log "ztunnel node-b (HBONE $b_ip:$hbone) and node-a (HBONE $a_ip:$hbone, SOCKS5 127.0.0.1:$socks)"
 "$ztunnel" --config "$work/mesh.yaml" --node node-b --svid "$work/node-b" --log-level warning \
   --hbone-listen "$b_ip:$hbone" --hbone-port "$hbone" --socks5 "127.0.0.1:0" --readiness "127.0.0.1:$ready_b" > "$work/node-b.log" 2>&1 &
@@ -131,6 +149,14 @@ zb=$!; pids+=($zb)
 "$ztunnel" --config "$work/mesh.yaml" --node node-a --svid "$work/node-a" --log-level warning \
   --hbone-listen "$a_ip:$hbone" --hbone-port "$hbone" --socks5 "127.0.0.1:$socks" --readiness "127.0.0.1:$ready_a" > "$work/node-a.log" 2>&1 &
 za=$!; pids+=($za)
+
+log "ztunnel pair with --nio-http2-data-path (HBONE $b_ip:$hbone_nio, SOCKS5 127.0.0.1:$socks_nio)"
+"$ztunnel" --nio-http2-data-path --config "$work/mesh.yaml" --node node-b --svid "$work/node-b" --log-level warning \
+  --hbone-listen "$b_ip:$hbone_nio" --hbone-port "$hbone_nio" --socks5 "127.0.0.1:0" --readiness "127.0.0.1:$ready_b_nio" > "$work/node-b-nio.log" 2>&1 &
+pids+=($!)
+"$ztunnel" --nio-http2-data-path --config "$work/mesh.yaml" --node node-a --svid "$work/node-a" --log-level warning \
+  --hbone-listen "$a_ip:$hbone_nio" --hbone-port "$hbone_nio" --socks5 "127.0.0.1:$socks_nio" --readiness "127.0.0.1:$ready_a_nio" > "$work/node-a-nio.log" 2>&1 &
+pids+=($!)
 
 wait_port() {  # host port
   for _ in $(seq 1 200); do
@@ -140,7 +166,8 @@ wait_port() {  # host port
   echo "bench hbone: nothing listens on $1:$2" >&2; cat "$work"/*.log >&2; exit 1
 }
 wait_port 127.0.0.1 "$ready_a"; wait_port 127.0.0.1 "$ready_b"; wait_port 127.0.0.1 "$socks"
-wait_port "$b_ip" "$iperf"; wait_port "$b_ip" "$echo"; wait_port "$a_ip" "$st_iperf_cli"; wait_port "$a_ip" "$st_echo_cli"
+wait_port 127.0.0.1 "$ready_a_nio"; wait_port 127.0.0.1 "$ready_b_nio"; wait_port 127.0.0.1 "$socks_nio"
+wait_port "$b_ip" "$iperf"; wait_port "$b_ip" "$echo"; wait_port "$a_ip" "$st_iperf_cli"; wait_port "$a_ip" "$st_echo_cli"; wait_port "$b_ip" "$relay_srv"; wait_port "$a_ip" "$relay_cli"
 
 cat > "$work/proxychains.conf" <<CONF
 strict_chain
@@ -180,10 +207,23 @@ for streams in 1 4; do
 done
 
 # 3. Latency.
-log "1-byte ping-pong x $pingpongs: plain, stunnel, ztunnel"
-read -r lat_plain_50 lat_plain_99 <<<"$($peers pingpong "$pingpongs" "$b_ip" "$echo")"
-read -r lat_st_50 lat_st_99 <<<"$($peers pingpong "$pingpongs" "$a_ip" "$st_echo_cli")"
-read -r lat_zt_50 lat_zt_99 <<<"$($peers pingpong "$pingpongs" "$b_ip" "$echo" "$socks")"
+log "1-byte ping-pong x $pingpongs, $rounds interleaved rounds: plain, stunnel, NIO TLS relay, ztunnel (NIOHTTP2 data), ztunnel"
+declare -A lat
+for round in $(seq 1 "$rounds"); do
+  lat[plain]+="$($peers pingpong "$pingpongs" "$b_ip" "$echo");"
+  lat[stunnel]+="$($peers pingpong "$pingpongs" "$a_ip" "$st_echo_cli");"
+  lat[nio]+="$($peers pingpong "$pingpongs" "$a_ip" "$relay_cli");"
+  lat[zt_nio]+="$($peers pingpong "$pingpongs" "$b_ip" "$echo" "$socks_nio");"
+  lat[ztunnel]+="$($peers pingpong "$pingpongs" "$b_ip" "$echo" "$socks");"
+done
+median() {  # "p50 p99;p50 p99;..." column -> median of that column
+  tr ';' '\n' <<<"$1" | awk -v c="$2" 'NF { print $c }' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+lat_plain_50=$(median "${lat[plain]}" 1) lat_plain_99=$(median "${lat[plain]}" 2)
+lat_st_50=$(median "${lat[stunnel]}" 1) lat_st_99=$(median "${lat[stunnel]}" 2)
+lat_nio_50=$(median "${lat[nio]}" 1) lat_nio_99=$(median "${lat[nio]}" 2)
+lat_zt_50=$(median "${lat[ztunnel]}" 1) lat_zt_99=$(median "${lat[ztunnel]}" 2)
+lat_ztn_50=$(median "${lat[zt_nio]}" 1) lat_ztn_99=$(median "${lat[zt_nio]}" 2)
 
 gbps() { awk -v b="$1" 'BEGIN { printf "%.2f Gbit/s", b / 1e9 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
@@ -195,11 +235,15 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'; }
       "$(ratio "${tput[ztunnel-$streams]}" "${tput[stunnel-$streams]}")" "$(ratio "${tput[ztunnel-$streams]}" "${tput[plain-$streams]}")"
   done
   echo
-  echo "1-byte ping-pong x $pingpongs (Python client, asyncio echo; added = path - plain)"
+  echo "1-byte ping-pong x $pingpongs (Python client, asyncio echo; median of $rounds interleaved rounds; added = path - plain)"
+  for path in plain stunnel nio zt_nio ztunnel; do printf '  rounds %-8s (p50 p99 per round): %s\n' "$path" "${lat[$path]}"; done
   printf '  %-10s p50 %6s us  p99 %6s us\n' plain "$lat_plain_50" "$lat_plain_99"
   printf '  %-10s p50 %6s us  p99 %6s us  added p50 %s us\n' stunnel "$lat_st_50" "$lat_st_99" "$((lat_st_50 - lat_plain_50))"
+  printf '  %-10s p50 %6s us  p99 %6s us  added p50 %s us  (diagnostic: NIO + NIOSSL relay pair, no HTTP/2)\n' nio-tls "$lat_nio_50" "$lat_nio_99" "$((lat_nio_50 - lat_plain_50))"
+  printf '  %-10s p50 %6s us  p99 %6s us  added p50 %s us  (baseline: ztunnel --nio-http2-data-path, NIOHTTP2 stream channels carry the bytes)\n' zt-nio "$lat_ztn_50" "$lat_ztn_99" "$((lat_ztn_50 - lat_plain_50))"
   printf '  %-10s p50 %6s us  p99 %6s us  added p50 %s us\n' ztunnel "$lat_zt_50" "$lat_zt_99" "$((lat_zt_50 - lat_plain_50))"
-  printf '  added p50 ztunnel/stunnel: %s\n' "$(ratio "$((lat_zt_50 - lat_plain_50))" "$((lat_st_50 - lat_plain_50))")"
+  printf '  added p50 ztunnel/stunnel: %s   nio-tls/stunnel: %s   ztunnel/zt-nio: %s\n' "$(ratio "$((lat_zt_50 - lat_plain_50))" "$((lat_st_50 - lat_plain_50))")" \
+    "$(ratio "$((lat_nio_50 - lat_plain_50))" "$((lat_st_50 - lat_plain_50))")" "$(ratio "$((lat_zt_50 - lat_plain_50))" "$((lat_ztn_50 - lat_plain_50))")"
   echo
   echo "RSS (VmRSS), fresh processes"
   printf '  ztunnel A (SOCKS5 + HBONE client): idle %s KiB, with %s idle tunnels %s KiB -> %s KiB per tunnel (peers.py hold: "%s", each echoed 1 byte)\n' \
