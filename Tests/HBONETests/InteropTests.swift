@@ -28,6 +28,22 @@ struct PEMFiles {
 
 @Suite("HBONE interop with peers this project did not write", .serialized)
 struct HBONEInteropTests {
+    /// Starts `hbone_server.py` (padding every third DATA frame with `pad`) and returns it with its port.
+    private func pythonServer(_ files: PEMFiles, pad: Bool = false) async throws -> (PeerProcess, Int) {
+        let server = try PeerProcess(try #require(Interop.python), [
+            Interop.script("hbone_server.py"), "--cert", files.cert("server"), "--key", files.key("server"), "--ca", files.ca,
+        ] + (pad ? ["--pad"] : []))
+        guard await server.waitFor("listening "),
+              let port = server.text.split(separator: "\n").first(where: { $0.hasPrefix("listening ") }).flatMap({ Int($0.dropFirst(10)) })
+        else {
+            server.stop()
+            throw PythonServerDidNotStart(output: server.text)
+        }
+        return (server, port)
+    }
+
+    struct PythonServerDidNotStart: Error { var output: String }
+
     @Test("the interop peers are present when CI=true")
     func peersPresentInCI() {
         if Interop.isCI {
@@ -36,14 +52,14 @@ struct HBONEInteropTests {
         }
     }
 
-    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT", early: Bool = false) async throws -> Interop.Output {
+    private func pythonClient(_ harness: HBONEHarness, files: PEMFiles, authority: String, method: String = "CONNECT", early: Bool = false, extra: [String] = []) async throws -> Interop.Output {
         try await Interop.run(try #require(Interop.python), [
             Interop.script("hbone_client.py"),
             "--connect", "127.0.0.1:\(harness.address.port!)",
             "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
             "--expect-id", harness.pki.serverID.description,
             "--authority", authority, "--method", method,
-        ] + (early ? ["--early", "--send", "early bytes and FIN"] : []))
+        ] + (early ? ["--early", "--send", "early bytes and FIN"] : []) + extra)
     }
 
     @Test("DATA and END_STREAM sent right behind the CONNECT (before the 200) reach the upstream", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
@@ -99,13 +115,7 @@ struct HBONEInteropTests {
         let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
         defer { files.remove() }
         let total = 8 << 20
-        let output = try await Interop.run(try #require(Interop.python), [
-            Interop.script("hbone_client.py"),
-            "--connect", "127.0.0.1:\(harness.address.port!)",
-            "--cert", files.cert("client"), "--key", files.key("client"), "--ca", files.ca,
-            "--expect-id", harness.pki.serverID.description,
-            "--authority", "127.0.0.1:\(upstream.port)", "--bulk", "\(total)",
-        ])
+        let output = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(upstream.port)", extra: ["--bulk", "\(total)"])
         // h2 raises (and the script fails) on any frame beyond the windows it advertised.
         #expect(output.status == 0, "\(output.combined)")
         let line = try #require(output.stdout.split(separator: "\n").first { $0.hasPrefix("bulk ") }, "\(output.combined)")
@@ -120,12 +130,8 @@ struct HBONEInteropTests {
         let pki = try ServerClientPKI()
         let files = try PEMFiles(pki: pki, ids: ["server": pki.serverID])
         defer { files.remove() }
-        let server = try PeerProcess(try #require(Interop.python), [
-            Interop.script("hbone_server.py"), "--cert", files.cert("server"), "--key", files.key("server"), "--ca", files.ca, "--pad",
-        ])
+        let (server, port) = try await pythonServer(files, pad: true)
         defer { server.stop() }
-        #expect(await server.waitFor("listening "))
-        let port = try #require(server.text.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) })
         let client = HBONEClient(tls: try pki.tls(pki.clientID), configuration: TestConfig.client())
         let request = HBONEConnectRequest(
             authority: HBONEAuthority(host: "10.0.0.7", port: 8080),
@@ -146,12 +152,8 @@ struct HBONEInteropTests {
         let pki = try ServerClientPKI()
         let files = try PEMFiles(pki: pki, ids: ["server": pki.serverID])
         defer { files.remove() }
-        let server = try PeerProcess(try #require(Interop.python), [
-            Interop.script("hbone_server.py"), "--cert", files.cert("server"), "--key", files.key("server"), "--ca", files.ca,
-        ])
+        let (server, port) = try await pythonServer(files)
         defer { server.stop() }
-        #expect(await server.waitFor("listening "))
-        let port = try #require(server.text.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) })
         let client = HBONEClient(tls: try pki.tls(pki.clientID), configuration: TestConfig.client())
         let request = HBONEConnectRequest(
             authority: HBONEAuthority(host: "10.0.0.7", port: 8080),

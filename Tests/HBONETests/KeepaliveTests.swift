@@ -22,21 +22,7 @@ final class RelayHandler: ChannelInboundHandler, Sendable {
 
 /// A TCP relay in front of `target` that can be frozen.
 func frozenableRelay(to target: SocketAddress, frozen: Locked<Bool>) async throws -> any Channel {
-    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .childChannelOption(.autoRead, value: true)
-        .childChannelInitializer { inbound in
-            ClientBootstrap(group: inbound.eventLoop)
-                .channelInitializer { outbound in
-                    outbound.eventLoop.makeCompletedFuture {
-                        try outbound.pipeline.syncOperations.addHandler(RelayHandler(partner: inbound, frozen: frozen))
-                    }
-                }
-                .connect(to: target)
-                .flatMapThrowing { outbound in
-                    try inbound.pipeline.syncOperations.addHandler(RelayHandler(partner: outbound, frozen: frozen))
-                }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
+    try await tcpRelay(to: target) { partner, _ in RelayHandler(partner: partner, frozen: frozen) }
 }
 
 @Suite("HBONE keepalive")

@@ -132,26 +132,18 @@ struct TCPPassthroughTests {
         let refusedPort = reserved.port
         let errors = Locked<[any Error]>([])
         let counts = Locked<[(UInt64, UInt64)]>([])
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
-                    Task {
-                        do {
-                            // The first connection goes to the echo upstream, the second to a closed port.
-                            let target = counts.withLock { $0.count } == 0 && errors.withLock { $0.isEmpty } ? upstream.address : try SocketAddress(ipAddress: "127.0.0.1", port: refusedPort)
-                            try await TCPPassthrough.splice(channel, to: target, prelude: ByteBuffer(string: "OK ")) { sent, received in
-                                counts.withLock { $0.append((sent, received)) }
-                            }
-                        } catch {
-                            errors.withLock { $0.append(error) }
-                            channel.close(promise: nil)
-                        }
-                    }
+        let listener = try await spliceListener { channel in
+            do {
+                // The first connection goes to the echo upstream, the second to a closed port.
+                let target = counts.withLock { $0.count } == 0 && errors.withLock { $0.isEmpty } ? upstream.address : try SocketAddress(ipAddress: "127.0.0.1", port: refusedPort)
+                try await TCPPassthrough.splice(channel, to: target, prelude: ByteBuffer(string: "OK ")) { sent, received in
+                    counts.withLock { $0.append((sent, received)) }
                 }
+            } catch {
+                errors.withLock { $0.append(error) }
+                channel.close(promise: nil)
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+        }
         let port = listener.localAddress!.port!
         let output = try await sendThenReadToEnd(port: port, "passed through")
         #expect(output.stdout == "OK passed through\n", "\(output.combined)")

@@ -219,17 +219,9 @@ func sendThenReadToEnd(port: Int, _ message: String) async throws -> Interop.Out
 /// returns what was sent and what came back before the end of the stream.
 func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) async throws -> (sent: ByteBuffer, echoed: ByteBuffer) {
     let tunnelErrors = Locked<[String]>([])
-    let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .childChannelOption(.allowRemoteHalfClosure, value: true)
-        .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
-                Task {
-                    do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
-                }
-            }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
+    let listener = try await spliceListener { channel in
+        do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+    }
     var generator = SeededGenerator(seed: 42)
     var sent = ByteBuffer()
     for _ in 0..<(bytes / 8) { sent.writeInteger(generator.next() as UInt64) }
@@ -260,4 +252,38 @@ func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) a
     try await listener.close()
     #expect(tunnelErrors.withLock { $0 }.isEmpty, "\(tunnelErrors.withLock { $0 })")
     return (sent, echoed)
+}
+
+/// A local listener whose accepted sockets (half-closable, with an ``HBONEHoldingHandler``
+/// keeping early bytes) are handed to `splice`, as a SOCKS5 or redirect listener does.
+func spliceListener(_ splice: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
+    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelOption(.allowRemoteHalfClosure, value: true)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
+                Task { await splice(channel) }
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
+}
+
+/// A TCP relay in front of `target`; `makeHandler` gets the partner and whether it relays toward the target.
+func tcpRelay(to target: SocketAddress, _ makeHandler: @escaping @Sendable (_ partner: any Channel, _ towardTarget: Bool) -> any ChannelHandler & Sendable) async throws -> any Channel {
+    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelInitializer { inbound in
+            ClientBootstrap(group: inbound.eventLoop)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { outbound in
+                    outbound.eventLoop.makeCompletedFuture {
+                        try outbound.pipeline.syncOperations.addHandler(makeHandler(inbound, false))
+                    }
+                }
+                .connect(to: target)
+                .flatMapThrowing { outbound in
+                    try inbound.pipeline.syncOperations.addHandler(makeHandler(outbound, true))
+                }
+        }
+        .bind(host: "127.0.0.1", port: 0).get()
 }

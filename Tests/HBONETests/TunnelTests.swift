@@ -15,18 +15,9 @@ struct TunnelTests {
         let request = harness.request(to: upstream.address)
         let tunnelErrors = Locked<[String]>([])
         // A local listener whose accepted sockets are handed to client.tunnel, as a SOCKS5 or redirect listener does.
-        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // Keeps what the client sends (and its FIN) until the splice is in place.
-                    try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
-                    Task {
-                        do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
-                    }
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let listener = try await spliceListener { channel in
+            do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+        }
         let port = listener.localAddress!.port!
         let output = try await sendThenReadToEnd(port: port, "spliced bytes")
         #expect(output.stdout == "OK spliced bytes\n", "\(output.combined)")

@@ -24,22 +24,7 @@ final class RecordingRelayHandler: ChannelInboundHandler, Sendable {
 
 /// A TCP relay in front of `target` that records both directions.
 func recordingRelay(to target: SocketAddress, toTarget: Locked<[UInt8]>, fromTarget: Locked<[UInt8]>) async throws -> any Channel {
-    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-        .childChannelInitializer { inbound in
-            ClientBootstrap(group: inbound.eventLoop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { outbound in
-                    outbound.eventLoop.makeCompletedFuture {
-                        try outbound.pipeline.syncOperations.addHandler(RecordingRelayHandler(partner: inbound, log: fromTarget))
-                    }
-                }
-                .connect(to: target)
-                .flatMapThrowing { outbound in
-                    try inbound.pipeline.syncOperations.addHandler(RecordingRelayHandler(partner: outbound, log: toTarget))
-                }
-        }
-        .bind(host: "127.0.0.1", port: 0).get()
+    try await tcpRelay(to: target) { partner, towardTarget in RecordingRelayHandler(partner: partner, log: towardTarget ? toTarget : fromTarget) }
 }
 
 /// The TLS records (content type, length) in a byte stream that starts at a record boundary.
