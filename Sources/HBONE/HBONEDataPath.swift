@@ -203,27 +203,37 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         updateWritability(stream)
     }
 
+    /// Payloads up to this size are written in one buffer with their frame header.
+    private static let copiedPayloadBytes = 2048
+
     /// Writes as much of `bytes` as the windows and the peer's frame size allow.
     private func emit(_ stream: Stream, _ bytes: inout ByteBuffer, context: ChannelHandlerContext) {
         while bytes.readableBytes > 0 {
             let length = min(bytes.readableBytes, connectionSendWindow, stream.sendWindow, peerMaxFrame)
             guard length > 0 else { return }
-            writeHeader(length: length, type: .data, flags: 0, streamID: stream.id, context: context)
-            context.write(wrapOutboundOut(.byteBuffer(bytes.readSlice(length: length)!)), promise: nil)
+            var payload = bytes.readSlice(length: length)!
+            scratch.clear()
+            writeDataHeader(length: length, streamID: stream.id)
+            if length <= Self.copiedPayloadBytes {
+                // One small buffer: the TLS handler seals header and payload as one record without further copies.
+                scratch.writeBuffer(&payload)
+                context.write(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
+            } else {
+                context.write(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
+                context.write(wrapOutboundOut(.byteBuffer(payload)), promise: nil)
+            }
+            wroteSinceFlush = true
             connectionSendWindow -= length
             stream.sendWindow -= length
         }
     }
 
-    private func writeHeader(length: Int, type: FrameType, flags: UInt8, streamID: Int, context: ChannelHandlerContext) {
-        scratch.clear()
+    private func writeDataHeader(length: Int, streamID: Int) {
         scratch.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
         scratch.writeInteger(UInt16(truncatingIfNeeded: length))
-        scratch.writeInteger(type.rawValue)
-        scratch.writeInteger(flags)
+        scratch.writeInteger(FrameType.data.rawValue)
+        scratch.writeInteger(UInt8(0))
         scratch.writeInteger(UInt32(truncatingIfNeeded: streamID))
-        context.write(wrapOutboundOut(.byteBuffer(scratch)), promise: nil)
-        wroteSinceFlush = true
     }
 
     private func writeWindowUpdate(streamID: Int, increment: Int, context: ChannelHandlerContext) {

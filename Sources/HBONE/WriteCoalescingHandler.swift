@@ -8,7 +8,8 @@ import NIOCore
 /// handler a 1-byte tunnelled message costs two records on the wire (a 9-byte frame
 /// header and a 1-byte payload), two AEAD seals here and two opens at the peer.
 /// Writes of `passThroughBytes` or more are passed on as they are (after whatever is
-/// gathered), so bulk transfers are not copied.
+/// gathered), so bulk transfers are not copied; nor is a small write that is the only
+/// one before its flush.
 final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
@@ -20,6 +21,8 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     /// Reused between flushes: once the TLS handler has sealed it, clearing it does not allocate.
     private var gathered: ByteBuffer?
     private var pending = false
+    /// The only small write since the last flush, passed on uncopied if no other follows.
+    private var single: ByteBuffer?
     private var promises: [EventLoopPromise<Void>] = []
 
     init(passThroughBytes: Int = WriteCoalescingHandler.defaultPassThroughBytes) {
@@ -32,16 +35,22 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
             context.write(data, promise: promise)
             return
         }
+        if let promise { promises.append(promise) }
         if !pending {
+            guard var first = single else {
+                single = bytes
+                return
+            }
+            single = nil
             pending = true
             if gathered == nil {
                 gathered = context.channel.allocator.buffer(capacity: 1024)
             } else {
                 gathered!.clear()
             }
+            gathered!.writeBuffer(&first)
         }
         gathered!.writeBuffer(&bytes)
-        if let promise { promises.append(promise) }
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -60,8 +69,16 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     }
 
     private func emitGathered(context: ChannelHandlerContext) {
-        guard pending, let bytes = gathered else { return }
-        pending = false
+        let bytes: ByteBuffer
+        if let first = single {
+            single = nil
+            bytes = first
+        } else if pending, let gathered {
+            pending = false
+            bytes = gathered
+        } else {
+            return
+        }
         switch promises.count {
         case 0:
             context.write(wrapOutboundOut(.byteBuffer(bytes)), promise: nil)
