@@ -431,7 +431,8 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         case .windowUpdate:
             return length == 4 ? .hold : .forward
         case .settings:
-            return flags & Self.ack == 0 && length % 6 == 0 ? .hold : .forward
+            // Malformed or oversized SETTINGS go straight to NIOHTTP2, which refuses them.
+            return flags & Self.ack == 0 && length % 6 == 0 && length <= localMaxFrame ? .hold : .forward
         case nil:
             return .forward
         }

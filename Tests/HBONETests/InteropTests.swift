@@ -125,6 +125,28 @@ struct HBONEInteropTests {
         await upstream.close()
     }
 
+    @Test("malformed HTTP/2 from a Python peer: garbage for a preface, padding longer than its frame, DATA beyond the window; the server ends each connection and keeps serving", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func malformedHTTP2() async throws {
+        let echo = try await TCPUpstream.echo()
+        let stalled = try await TCPUpstream { NeverReadingHandler() }
+        let harness = try await HBONEHarness()
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
+        defer { files.remove() }
+        let preface = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(echo.port)", extra: ["--violate", "preface"])
+        #expect(preface.stdout.contains("violation goaway 1") || preface.stdout.contains("violation closed"), "\(preface.combined)")
+        // PROTOCOL_ERROR (1) for the padding, FLOW_CONTROL_ERROR (3) for the window: the data path's GOAWAYs.
+        let padding = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(echo.port)", extra: ["--violate", "padding"])
+        #expect(padding.stdout.contains("violation goaway 1"), "\(padding.combined)")
+        let window = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(stalled.port)", extra: ["--violate", "window"])
+        #expect(window.stdout.contains("violation goaway 3"), "\(window.combined)")
+        #expect(await eventually { harness.server.connectionCount == 0 }, "every offending connection is closed")
+        let fine = try await pythonClient(harness, files: files, authority: "127.0.0.1:\(echo.port)")
+        #expect(fine.stdout.contains("echo hello from python h2"), "\(fine.combined)")
+        await harness.server.shutdown()
+        await echo.close()
+        await stalled.close()
+    }
+
     @Test("our spliced tunnel moves 8 MiB each way through a Python h2 server that pads frames and enforces its windows", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
     func tunnelBulkAgainstPythonServer() async throws {
         let pki = try ServerClientPKI()

@@ -10,7 +10,13 @@ With --bulk N it instead sends N pseudo-random bytes within the server's flow-co
 windows (every third frame padded), reads the echo concurrently, and prints
   bulk <received> <sha256 of what was sent> <sha256 of what came back> <ended|reset-CODE|goaway-CODE|eof>
 h2 itself refuses frames beyond the windows it advertised (65,535 bytes by default).
+With --violate MODE it breaks HTTP/2 on purpose after the 200 (window: DATA without
+regard for flow control; padding: a padded DATA frame whose padding is longer than
+the frame) or right away (preface: garbage instead of the connection preface), then
+reads until the server closes and prints
+  violation goaway <error code>      or      violation closed
 """
+import struct
 import hashlib
 import random
 import select
@@ -37,6 +43,7 @@ def main() -> int:
     p.add_argument("--send", default="hello from python h2")
     p.add_argument("--early", action="store_true", help="send the bytes (and END_STREAM) right behind the CONNECT, before the 200")
     p.add_argument("--bulk", type=int, default=0, help="send this many bytes (flow-controlled, some frames padded) and hash the echo")
+    p.add_argument("--violate", choices=["window", "padding", "preface"], help="break HTTP/2 on purpose and report how the server ends the connection")
     a = p.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -58,6 +65,9 @@ def main() -> int:
         print("unexpected server identity", flush=True)
         return 3
 
+    if a.violate == "preface":
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: nope\r\n\r\n" + bytes(64))
+        return await_end(None, tls)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     conn.initiate_connection()
     if a.method == "CONNECT":
@@ -70,6 +80,9 @@ def main() -> int:
     if a.bulk:
         tls.sendall(conn.data_to_send())
         return bulk(conn, tls, a.bulk)
+    if a.violate:
+        tls.sendall(conn.data_to_send())
+        return violate(conn, tls, a.violate)
     if a.early:
         conn.send_data(1, a.send.encode(), end_stream=True)
     tls.sendall(conn.data_to_send())
@@ -107,6 +120,65 @@ def main() -> int:
     tls.sendall(conn.data_to_send())
     tls.close()
     return 0
+
+
+def raw_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
+
+
+def await_end(conn, tls) -> int:
+    """Reads until the server closes; reports its GOAWAY error code if one came."""
+    deadline = time.monotonic() + 30
+    raw = b""
+    while time.monotonic() < deadline:
+        try:
+            data = tls.recv(65536)
+        except (ConnectionError, ssl.SSLError):
+            data = b""
+        if not data:
+            break
+        raw += data
+        if conn is not None:
+            try:
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ConnectionTerminated):
+                        print(f"violation goaway {event.error_code}", flush=True)
+                        return 0
+            except Exception:
+                conn = None  # our own h2 state no longer matches what we sent: scan the raw frames below
+    # Without h2 (or after it gave up): the last GOAWAY among the frames after the server's preface.
+    index = raw.find(b"\x00\x00\x08\x07\x00")
+    if index >= 0 and len(raw) >= index + 17:
+        print(f"violation goaway {struct.unpack('!I', raw[index + 13:index + 17])[0]}", flush=True)
+    else:
+        print("violation closed", flush=True)
+    return 0
+
+
+def violate(conn, tls, mode: str) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        data = tls.recv(65536)
+        if not data:
+            print("closed before the answer", flush=True)
+            return 6
+        if any(isinstance(e, h2.events.ResponseReceived) for e in conn.receive_data(data)):
+            break
+        tls.sendall(conn.data_to_send())
+    tls.sendall(conn.data_to_send())
+    print("status 200", flush=True)
+    if mode == "padding":
+        tls.sendall(raw_frame(0, 0x8, 1, bytes([9]) + b"abc"))
+    else:
+        # DATA far beyond the stream window, ignoring flow control (the upstream does not read).
+        chunk = raw_frame(0, 0, 1, bytes(16384))
+        try:
+            tls.settimeout(5)
+            for _ in range((64 << 20) // 16384):
+                tls.sendall(chunk)
+        except (OSError, ssl.SSLError):
+            pass  # the server has already closed
+    return await_end(conn, tls)
 
 
 def bulk(conn, tls, total: int) -> int:
