@@ -59,11 +59,17 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         /// Received bytes whose stream window has not been returned yet.
         fileprivate var unreturned = 0
         fileprivate var touched = false
+        /// Whether our response HEADERS has gone out (a server's DATA must not overtake its 200,
+        /// which NIOHTTP2 holds back while the connection is not writable).
+        fileprivate var answered: Bool
+        fileprivate var emptyFrames = 0
 
-        fileprivate init(id: Int, codec: HBONEStreamDataCodec, sendWindow: Int) {
+        fileprivate init(id: Int, codec: HBONEStreamDataCodec, sendWindow: Int, answered: Bool, writable: Bool) {
             self.id = id
             self.codec = codec
             self.sendWindow = sendWindow
+            self.answered = answered
+            self.writable = writable
         }
     }
 
@@ -84,11 +90,23 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private static let padded: UInt8 = 0x8
     private static let ack: UInt8 = 0x1
     private static let maxWindow = Int(Int32.max)
+    /// Consecutive empty DATA frames (without END_STREAM) tolerated on a stream: an endless run costs CPU for nothing (CVE-2019-9518).
+    private static let maxEmptyFrames = 16
+    /// Unregistered streams whose WINDOW_UPDATEs or answers are remembered for their registration.
+    private static let maxEarlyStreams = 1024
 
     private let localStreamWindow: Int
     private let localConnectionWindow: Int
     private let localMaxFrame: Int
+    private let role: Role
     private var parse: Parse
+    /// Send-window credit (WINDOW_UPDATE) for streams not registered yet.
+    private var earlyCredit: [Int: Int] = [:]
+    /// Streams whose 200 went out before they registered.
+    private var earlyAnswered: Set<Int> = []
+    /// The highest stream ID the peer opened (for GOAWAY).
+    private var highestPeerStream = 0
+    private var raisedConnectionWindow = false
     private var streams: [Int: Stream] = [:]
     private var blocked: [Stream] = []
     private var touched: [Stream] = []
@@ -111,6 +129,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var context: ChannelHandlerContext?
 
     init(role: Role, settings: HBONEHTTP2Settings) {
+        self.role = role
         self.parse = role == .server ? .preface(remaining: 24) : .header
         self.localStreamWindow = settings.streamWindow
         self.localConnectionWindow = settings.connectionWindow
@@ -133,7 +152,10 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Registers the stream `id` (on this connection's event loop): from now on its DATA takes the fast path.
     func register(_ codec: HBONEStreamDataCodec, streamID id: Int) -> Stream? {
         guard context != nil, !failed, streams[id] == nil else { return nil }
-        let stream = Stream(id: id, codec: codec, sendWindow: peerInitialWindow)
+        // A client registers on the 200 (its CONNECT went out long before); a server once its 200 has.
+        let answered = role == .client || earlyAnswered.remove(id) != nil
+        let credit = earlyCredit.removeValue(forKey: id) ?? 0
+        let stream = Stream(id: id, codec: codec, sendWindow: peerInitialWindow + credit, answered: answered, writable: parentWritable)
         streams[id] = stream
         return stream
     }
@@ -170,7 +192,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends `bytes` as DATA on `stream`, or queues them behind earlier bytes or spent windows.
     func send(_ stream: Stream, _ bytes: ByteBuffer) {
         guard let context, stream.codec != nil, bytes.readableBytes > 0 else { return }
-        if stream.queuedBytes > 0 {
+        if stream.queuedBytes > 0 || !stream.answered {
             enqueue(stream, bytes)
             return
         }
@@ -212,7 +234,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
             let length = min(bytes.readableBytes, connectionSendWindow, stream.sendWindow, peerMaxFrame)
             guard length > 0 else { return }
             var payload = bytes.readSlice(length: length)!
-            scratch.clear()
+            scratch.clear(minimumCapacity: length <= Self.copiedPayloadBytes ? 9 + length : 9)
             writeDataHeader(length: length, streamID: stream.id)
             if length <= Self.copiedPayloadBytes {
                 // One small buffer: the TLS handler seals header and payload as one record without further copies.
@@ -237,7 +259,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func writeWindowUpdate(streamID: Int, increment: Int, context: ChannelHandlerContext) {
-        scratch.clear()
+        scratch.clear(minimumCapacity: 13)
         scratch.writeBytes([0, 0, 4, FrameType.windowUpdate.rawValue, 0])
         scratch.writeInteger(UInt32(truncatingIfNeeded: streamID))
         scratch.writeInteger(UInt32(truncatingIfNeeded: increment))
@@ -251,6 +273,10 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         var index = 0
         while index < blocked.count, connectionSendWindow > 0 {
             let stream = blocked[index]
+            guard stream.answered else {
+                index += 1
+                continue
+            }
             while var bytes = stream.queued.first {
                 let before = bytes.readableBytes
                 emit(stream, &bytes, context: context)
@@ -283,15 +309,33 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        // NIOHTTP2 writes each frame it encodes as one buffer: a 13-byte one of type 8 on
-        // stream 0 is its connection WINDOW_UPDATE. This handler keeps that window.
-        if case .byteBuffer(let bytes) = unwrapOutboundIn(data), bytes.readableBytes == 13,
-           bytes.getInteger(at: bytes.readerIndex + 3, as: UInt8.self) == FrameType.windowUpdate.rawValue,
-           bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self) == 0 {
-            promise?.succeed(())
-            return
+        // NIOHTTP2 writes each frame it encodes as one buffer (a DATA payload apart, which it
+        // never sends on such a connection): note its connection WINDOW_UPDATEs (the peer adds
+        // them to our receive window) and, on a server, the response HEADERS that let a stream's DATA go.
+        if case .byteBuffer(let bytes) = unwrapOutboundIn(data), bytes.readableBytes >= 9 {
+            let type = bytes.getInteger(at: bytes.readerIndex + 3, as: UInt8.self)
+            let streamID = Int(bytes.getInteger(at: bytes.readerIndex + 5, as: UInt32.self)! & 0x7FFF_FFFF)
+            if type == FrameType.windowUpdate.rawValue, streamID == 0, bytes.readableBytes == 13 {
+                receiveWindow += Int(bytes.getInteger(at: bytes.readerIndex + 9, as: UInt32.self)! & 0x7FFF_FFFF)
+            } else if type == FrameType.headers.rawValue, role == .server {
+                context.write(data, promise: promise)
+                answered(streamID, endsStream: bytes.getInteger(at: bytes.readerIndex + 4, as: UInt8.self)! & Self.endStream != 0)
+                return
+            }
         }
         context.write(data, promise: promise)
+    }
+
+    /// Our HEADERS for `streamID` has gone out: its DATA may follow.
+    private func answered(_ streamID: Int, endsStream: Bool) {
+        if let stream = streams[streamID] {
+            guard !stream.answered else { return }
+            stream.answered = true
+            drain()
+        } else if !endsStream {
+            if earlyAnswered.count >= Self.maxEarlyStreams { earlyAnswered.removeAll() }
+            earlyAnswered.insert(streamID)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -340,16 +384,35 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                 let flags = header.getInteger(at: start + 4, as: UInt8.self)!
                 let streamID = Int(header.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF)
                 sawFrame = true
-                if type == FrameType.data.rawValue { receiveWindow -= length }
+                if type == FrameType.data.rawValue {
+                    receiveWindow -= length
+                    guard receiveWindow >= 0 else {
+                        fail(context: context, code: 0x3, HBONEError.protocolViolation("DATA beyond the connection's receive window (\(-receiveWindow) bytes over)"))
+                        return
+                    }
+                }
                 switch route(length: length, type: type, flags: flags, streamID: streamID) {
                 case .fast(let stream):
                     if split { endRun() } else { endRun(); bytes.moveReaderIndex(forwardBy: 9) }
                     stream.unreturned += length
                     if stream.unreturned > localStreamWindow {
-                        fail(context: context, code: 0x3, HBONEError.flowControlViolation("the peer sent \(stream.unreturned) bytes on stream \(stream.id), more than its \(localStreamWindow)-byte window"))
+                        fail(context: context, code: 0x3, HBONEError.protocolViolation("the peer sent \(stream.unreturned) bytes on stream \(stream.id), more than its \(localStreamWindow)-byte window"))
                         return
                     }
+                    if length == 0 {
+                        stream.emptyFrames += 1
+                        guard stream.emptyFrames <= Self.maxEmptyFrames else {
+                            fail(context: context, code: 0xB, HBONEError.protocolViolation("\(stream.emptyFrames) empty DATA frames in a row on stream \(stream.id)"))
+                            return
+                        }
+                    } else {
+                        stream.emptyFrames = 0
+                    }
                     if flags & Self.padded != 0 {
+                        guard length > 0 else {
+                            fail(context: context, code: 0x1, HBONEError.protocolViolation("padded DATA on stream \(stream.id) has no room for its pad length"))
+                            return
+                        }
                         parse = .padLength(stream, frameLength: length)
                     } else {
                         parse = length == 0 ? .header : .data(stream, remaining: length, padding: 0)
@@ -381,7 +444,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
             case .padLength(let stream, let frameLength):
                 let padding = Int(bytes.readInteger(as: UInt8.self)!)
                 guard padding < frameLength else {
-                    fail(context: context, code: 0x1, HBONEError.flowControlViolation("DATA on stream \(stream.id) has \(padding) bytes of padding in a \(frameLength)-byte frame"))
+                    fail(context: context, code: 0x1, HBONEError.protocolViolation("DATA on stream \(stream.id) has \(padding) bytes of padding in a \(frameLength)-byte frame"))
                     return
                 }
                 let remaining = frameLength - 1 - padding
@@ -427,6 +490,8 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         case .headers, .rstStream:
             // Trailers or a reset: nothing more may arrive on the fast path for this stream.
             streams[streamID]?.inboundOpen = false
+            if role == .server, FrameType(rawValue: type) == .headers { highestPeerStream = max(highestPeerStream, streamID) }
+            earlyCredit[streamID] = nil
             return .forward
         case .windowUpdate:
             return length == 4 ? .hold : .forward
@@ -459,19 +524,27 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
             if streamID == 0, increment > 0 {
                 connectionSendWindow += increment
                 guard connectionSendWindow <= Self.maxWindow else {
-                    fail(context: context, code: 0x3, HBONEError.flowControlViolation("a WINDOW_UPDATE took the connection's send window to \(connectionSendWindow) bytes, above 2^31-1"))
+                    fail(context: context, code: 0x3, HBONEError.protocolViolation("a WINDOW_UPDATE took the connection's send window to \(connectionSendWindow) bytes, above 2^31-1"))
                     return
                 }
                 drain()
             } else if let stream = streams[streamID], increment > 0 {
                 stream.sendWindow += increment
                 guard stream.sendWindow <= Self.maxWindow else {
-                    fail(context: context, code: 0x3, HBONEError.flowControlViolation("a WINDOW_UPDATE took stream \(streamID)'s send window to \(stream.sendWindow) bytes, above 2^31-1"))
+                    // RFC 9113 §6.9.1: a stream error; the stream is reset (FLOW_CONTROL_ERROR), the connection lives on.
+                    let codec = stream.codec
+                    deregister(stream)
+                    codec?.reset(flowControlError: true)
                     return
                 }
                 drain()
             } else {
-                // Zero increments (NIOHTTP2 refuses them) and streams not on the fast path.
+                // Zero increments (NIOHTTP2 refuses them) and streams not on the fast path, whose
+                // credit is also kept for their registration.
+                if streamID != 0, increment > 0 {
+                    if earlyCredit.count >= Self.maxEarlyStreams { earlyCredit.removeAll() }
+                    earlyCredit[streamID, default: 0] += increment
+                }
                 passedOn = true
                 context.fireChannelRead(wrapInboundOut(frame))
             }
@@ -487,7 +560,13 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
             case 0x4 where value <= Self.maxWindow:
                 let delta = value - peerInitialWindow
                 peerInitialWindow = value
-                for stream in streams.values { stream.sendWindow += delta }
+                for stream in streams.values {
+                    stream.sendWindow += delta
+                    guard stream.sendWindow <= Self.maxWindow else {
+                        fail(context: context, code: 0x3, HBONEError.protocolViolation("SETTINGS_INITIAL_WINDOW_SIZE \(value) took stream \(stream.id)'s send window above 2^31-1"))
+                        return
+                    }
+                }
             case 0x5 where (16_384...16_777_215).contains(value):
                 peerMaxFrame = value
             default:
@@ -510,7 +589,18 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                 returnWindows(of: stream, minimum: localStreamWindow / 2)
             }
         }
-        if sawFrame, receiveWindow <= localConnectionWindow / 2 {
+        if sawFrame, !raisedConnectionWindow {
+            // The first raise goes through NIOHTTP2, so that its own view of the window (which
+            // checks the DATA it still sees) grows with the peer's; write() counts it.
+            raisedConnectionWindow = true
+            let increment = localConnectionWindow - receiveWindow
+            if increment > 0, (try? context.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)) != nil {
+                context.channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)), promise: nil)
+            } else if increment > 0 {
+                writeWindowUpdate(streamID: 0, increment: increment, context: context)
+                receiveWindow += increment
+            }
+        } else if raisedConnectionWindow, receiveWindow <= localConnectionWindow / 2 {
             writeWindowUpdate(streamID: 0, increment: localConnectionWindow - receiveWindow, context: context)
             receiveWindow = localConnectionWindow
         }
@@ -534,7 +624,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     /// Ends the connection after a peer broke the protocol on the fast path: GOAWAY with `code`, then close.
     private func fail(context: ChannelHandlerContext, code: UInt32, _ error: HBONEError) {
         failed = true
-        let lastStream = streams.keys.max() ?? 0
+        let lastStream = role == .server ? highestPeerStream : 0
         scratch.clear()
         scratch.writeBytes([0, 0, 8, 7, 0, 0, 0, 0, 0])
         scratch.writeInteger(UInt32(lastStream))

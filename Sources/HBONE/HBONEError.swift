@@ -24,8 +24,8 @@ public enum HBONEError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The pool key's source IP cannot be bound as the local address of an outgoing connection
     /// (not an address of this host, or not of the destination's family).
     case sourceUnavailable(String)
-    /// The peer broke HTTP/2 flow control or framing on a stream's data path; the connection was closed with GOAWAY.
-    case flowControlViolation(String)
+    /// The peer broke HTTP/2 flow control or framing on the data path; the connection was closed with GOAWAY.
+    case protocolViolation(String)
 
     public var description: String {
         switch self {
@@ -56,8 +56,8 @@ public enum HBONEError: Error, Sendable, Hashable, CustomStringConvertible {
             return "no valid SVID to present: start the SVIDSource first"
         case .sourceUnavailable(let ip):
             return "cannot bind the outgoing HBONE connection to source IP \(ip): not an address of this host (set bindsSourceAddress to false to connect from any address)"
-        case .flowControlViolation(let what):
-            return "HBONE peer broke HTTP/2 flow control, connection closed: \(what)"
+        case .protocolViolation(let what):
+            return "HBONE peer broke HTTP/2 (flow control or framing), connection closed: \(what)"
         }
     }
 

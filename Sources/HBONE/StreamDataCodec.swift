@@ -92,6 +92,14 @@ final class HBONEStreamDataCodec: ChannelDuplexHandler, RemovableChannelHandler 
         context.writeAndFlush(wrapOutboundOut(end), promise: promise)
     }
 
+    /// The peer broke this stream's flow control (the data path has let it go): reset it with FLOW_CONTROL_ERROR.
+    func reset(flowControlError: Bool) {
+        fast = nil
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(.rstStream(flowControlError ? .flowControlError : .cancel)), promise: nil)
+        context.close(promise: nil)
+    }
+
     // MARK: Called by a splice partner on this event loop
 
     /// Writes `bytes` as if they had come down the stream's pipeline to this codec.

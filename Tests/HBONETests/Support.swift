@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HBONE
 import MeshIdentity
@@ -215,16 +216,14 @@ func sendThenReadToEnd(port: Int, _ message: String) async throws -> Interop.Out
 }
 
 /// Tunnels a local TCP connection with `client.tunnel` (the spliced, fast-data-path way ztunnel
-/// uses), writes `bytes` pseudo-random bytes into it while reading the echo, half-closes, and
-/// returns what was sent and what came back before the end of the stream.
-func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) async throws -> (sent: ByteBuffer, echoed: ByteBuffer) {
+/// uses), writes `bytes` pseudo-random bytes into it while reading what comes back, half-closes,
+/// and returns the count and SHA-256 of each direction (streamed: memory stays small, so tests
+/// that measure the process's RSS are not disturbed).
+func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) async throws -> (sent: StreamDigest, received: StreamDigest) {
     let tunnelErrors = Locked<[String]>([])
     let listener = try await spliceListener { channel in
         do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
     }
-    var generator = SeededGenerator(seed: 42)
-    var sent = ByteBuffer()
-    for _ in 0..<(bytes / 8) { sent.writeInteger(generator.next() as UInt64) }
     let socket = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelOption(.allowRemoteHalfClosure, value: true)
         .connect(to: listener.localAddress!) { channel in
@@ -232,26 +231,35 @@ func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) a
                 try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
             }
         }
-    let toSend = sent
-    let echoed = try await socket.executeThenClose { inbound, outbound in
-        try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+    let result = try await socket.executeThenClose { inbound, outbound in
+        try await withThrowingTaskGroup(of: (sent: Bool, digest: StreamDigest).self) { group in
             group.addTask {
-                var rest = toSend
-                while rest.readableBytes > 0 {
-                    try await outbound.write(rest.readSlice(length: min(rest.readableBytes, 256 << 10))!)
+                var generator = SeededGenerator(seed: 42)
+                var sent = StreamDigest()
+                while sent.count < bytes {
+                    var chunk = ByteBuffer()
+                    for _ in 0..<(min(256 << 10, bytes - sent.count) / 8) { chunk.writeInteger(generator.next() as UInt64) }
+                    sent.add(chunk)
+                    try await outbound.write(chunk)
                 }
                 outbound.finish()
-                return nil
+                return (true, sent)
             }
-            group.addTask { try await readAll(inbound) }
-            var echoed = ByteBuffer()
-            for try await result in group { if let result { echoed = result } }
-            return echoed
+            group.addTask {
+                var received = StreamDigest()
+                for try await chunk in inbound { received.add(chunk) }
+                return (false, received)
+            }
+            var sent = StreamDigest(), received = StreamDigest()
+            for try await result in group {
+                if result.sent { sent = result.digest } else { received = result.digest }
+            }
+            return (sent, received)
         }
     }
     try await listener.close()
     #expect(tunnelErrors.withLock { $0 }.isEmpty, "\(tunnelErrors.withLock { $0 })")
-    return (sent, echoed)
+    return result
 }
 
 /// A local listener whose accepted sockets (half-closable, with an ``HBONEHoldingHandler``
@@ -286,4 +294,19 @@ func tcpRelay(to target: SocketAddress, _ makeHandler: @escaping @Sendable (_ pa
                 }
         }
         .bind(host: "127.0.0.1", port: 0).get()
+}
+
+/// The byte count and SHA-256 of a stream of bytes.
+struct StreamDigest: Sendable, Equatable {
+    private var hasher = SHA256()
+    private(set) var count = 0
+
+    mutating func add(_ bytes: ByteBuffer) {
+        count += bytes.readableBytes
+        bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+    }
+
+    var hex: String { hasher.finalize().map { String(format: "%02x", $0) }.joined() }
+
+    static func == (a: StreamDigest, b: StreamDigest) -> Bool { a.count == b.count && a.hex == b.hex }
 }
