@@ -534,7 +534,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                     // RFC 9113 §6.9.1: a stream error; the stream is reset (FLOW_CONTROL_ERROR), the connection lives on.
                     let codec = stream.codec
                     deregister(stream)
-                    codec?.reset(flowControlError: true)
+                    codec?.resetForFlowControl()
                     return
                 }
                 drain()

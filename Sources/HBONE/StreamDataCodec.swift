@@ -93,10 +93,10 @@ final class HBONEStreamDataCodec: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     /// The peer broke this stream's flow control (the data path has let it go): reset it with FLOW_CONTROL_ERROR.
-    func reset(flowControlError: Bool) {
+    func resetForFlowControl() {
         fast = nil
         guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(.rstStream(flowControlError ? .flowControlError : .cancel)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.rstStream(.flowControlError)), promise: nil)
         context.close(promise: nil)
     }
 

@@ -25,7 +25,13 @@ func residentBytes() -> Int {
     return kib * 1024
 }
 
-@Suite("HBONE backpressure", .serialized)
+/// Tests that move many MiB through tunnels whose both ends live in this process run one at
+/// a time, and never beside the backpressure test, which measures the whole process's RSS.
+@Suite("HBONE memory-heavy tests", .serialized)
+struct HBONEMemoryHeavyTests {}
+
+extension HBONEMemoryHeavyTests {
+@Suite("HBONE backpressure")
 struct BackpressureTests {
     /// What the client tries to push: far more than the bound below, so that a tunnel without
     /// backpressure (buffering whatever it is offered) would blow through it.
@@ -88,4 +94,5 @@ struct BackpressureTests {
         await upstream.close()
         _ = await writer.result
     }
+}
 }

@@ -234,36 +234,43 @@ struct DataPathTests {
         await closing.close()
     }
 
-    @Test("an upstream that speaks first: 4 MiB right behind the 200, twice, and the pooled connections live on")
-    func serverSpeaksFirst() async throws {
-        let greeter = try await TCPUpstream { GreetingHandler(bytes: 4 << 20) }
-        let harness = try await HBONEHarness()
-        let client = try harness.client()
-        let request = harness.request(to: greeter.address)
-        for _ in 0..<2 {
-            let (_, received) = try await spliceBulk(client: client, request: request, bytes: 0)
-            #expect(received.count == 4 << 20)
-        }
-        // Spliced streams use a connection on their socket's event loop (one or two here); none may have died.
-        #expect(await client.pool.connectionCount() == client.pool.dialCount, "the DATA that came with the 200 must not break a connection")
-        await client.close()
-        await harness.server.shutdown()
-        await greeter.close()
-    }
+}
 
-    @Test("64 MiB each way through a spliced tunnel, with the data path on both ends")
-    func bulkBothEnds() async throws {
-        let upstream = try await TCPUpstream.echo()
-        let harness = try await HBONEHarness()
-        let client = try harness.client()
-        let request = harness.request(to: upstream.address)
-        let (sent, echoed) = try await spliceBulk(client: client, request: request, bytes: 64 << 20)
-        #expect(sent.count == 64 << 20)
-        #expect(echoed == sent, "\(echoed.count) bytes back, \(sent.count) sent; SHA-256 \(echoed.hex) vs \(sent.hex)")
-        #expect(await client.pool.dataPathFlags(for: try client.poolKey(for: request)) == [true])
-        await client.close()
-        await harness.server.shutdown()
-        await upstream.close()
+extension HBONEMemoryHeavyTests {
+    @Suite("HBONE bulk transfers on the data path")
+    struct DataPathBulkTests {
+        @Test("an upstream that speaks first: 4 MiB right behind the 200, twice, and the pooled connections live on")
+        func serverSpeaksFirst() async throws {
+            let greeter = try await TCPUpstream { GreetingHandler(bytes: 4 << 20) }
+            let harness = try await HBONEHarness()
+            let client = try harness.client()
+            let request = harness.request(to: greeter.address)
+            for _ in 0..<2 {
+                let (_, received) = try await spliceBulk(client: client, request: request, bytes: 0)
+                #expect(received.count == 4 << 20)
+            }
+            // Spliced streams use a connection on their socket's event loop (one or two here); none may have died.
+            #expect(await client.pool.connectionCount() == client.pool.dialCount, "the DATA that came with the 200 must not break a connection")
+            await client.close()
+            await harness.server.shutdown()
+            await greeter.close()
+        }
+
+        @Test("24 MiB each way through a spliced tunnel (beyond the 16 MiB connection window), with the data path on both ends")
+        func bulkBothEnds() async throws {
+            let upstream = try await TCPUpstream.echo()
+            let harness = try await HBONEHarness()
+            let client = try harness.client()
+            let request = harness.request(to: upstream.address)
+            let (sent, echoed) = try await spliceBulk(client: client, request: request, bytes: 24 << 20)
+            #expect(sent.count == 24 << 20)
+            #expect(echoed == sent, "\(echoed.count) bytes back, \(sent.count) sent; SHA-256 \(echoed.hex) vs \(sent.hex)")
+            #expect(await client.pool.dataPathFlags(for: try client.poolKey(for: request)) == [true])
+            await client.close()
+            await harness.server.shutdown()
+            await upstream.close()
+        }
+
     }
 }
 

@@ -97,40 +97,6 @@ final class ResetWatchingHandler: ChannelInboundHandler, @unchecked Sendable {
 
 @Suite("HBONE byte integrity, half-close and reset", .serialized)
 struct IntegrityTests {
-    /// 1 GiB by default; `HBONE_INTEGRITY_BYTES` may lower it for quick local runs.
-    static let integrityBytes = Int(ProcessInfo.processInfo.environment["HBONE_INTEGRITY_BYTES"] ?? "") ?? (1 << 30)
-
-    @Test("1 GiB through one tunnel arrives with a matching SHA-256")
-    func oneGiB() async throws {
-        let upstream = try await TCPUpstream { HashingUpstreamHandler() }
-        let harness = try await HBONEHarness()
-        let client = try harness.client()
-        let stream = try await client.openStream(harness.request(to: upstream.address))
-
-        var chunk = ByteBuffer()
-        var generator = SystemRandomNumberGenerator()
-        for _ in 0..<(1 << 20) / 8 { chunk.writeInteger(generator.next() as UInt64) }
-        let total = Self.integrityBytes
-        let answer = try await stream.executeThenClose { inbound, outbound in
-            var hasher = SHA256()
-            var sent = 0
-            while sent < total {
-                let slice = chunk.getSlice(at: 0, length: min(chunk.readableBytes, total - sent))!
-                slice.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                try await outbound.write(slice)
-                sent += slice.readableBytes
-            }
-            outbound.finish()
-            let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            return (String(buffer: try await readAll(inbound)), digest)
-        }
-        #expect(answer.0 == "\(total) \(answer.1)")
-        #expect(await eventually { harness.metrics.snapshot.closed.contains { $0.bytesToDestination == UInt64(total) } })
-        await client.close()
-        await harness.server.shutdown()
-        await upstream.close()
-    }
-
     @Test("half-close: the client ends first and still receives the upstream's answer")
     func clientEndsFirst() async throws {
         let upstream = try await TCPUpstream { HashingUpstreamHandler() }
@@ -203,5 +169,44 @@ struct IntegrityTests {
         await client.close()
         await harness.server.shutdown()
         await upstream.close()
+    }
+}
+
+extension HBONEMemoryHeavyTests {
+    @Suite("HBONE byte integrity (1 GiB)")
+    struct IntegrityGiBTests {
+        /// 1 GiB by default; `HBONE_INTEGRITY_BYTES` may lower it for quick local runs.
+        static let integrityBytes = Int(ProcessInfo.processInfo.environment["HBONE_INTEGRITY_BYTES"] ?? "") ?? (1 << 30)
+
+        @Test("1 GiB through one tunnel arrives with a matching SHA-256")
+        func oneGiB() async throws {
+            let upstream = try await TCPUpstream { HashingUpstreamHandler() }
+            let harness = try await HBONEHarness()
+            let client = try harness.client()
+            let stream = try await client.openStream(harness.request(to: upstream.address))
+
+            var chunk = ByteBuffer()
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<(1 << 20) / 8 { chunk.writeInteger(generator.next() as UInt64) }
+            let total = Self.integrityBytes
+            let answer = try await stream.executeThenClose { inbound, outbound in
+                var hasher = SHA256()
+                var sent = 0
+                while sent < total {
+                    let slice = chunk.getSlice(at: 0, length: min(chunk.readableBytes, total - sent))!
+                    slice.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                    try await outbound.write(slice)
+                    sent += slice.readableBytes
+                }
+                outbound.finish()
+                let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+                return (String(buffer: try await readAll(inbound)), digest)
+            }
+            #expect(answer.0 == "\(total) \(answer.1)")
+            #expect(await eventually { harness.metrics.snapshot.closed.contains { $0.bytesToDestination == UInt64(total) } })
+            await client.close()
+            await harness.server.shutdown()
+            await upstream.close()
+        }
     }
 }
