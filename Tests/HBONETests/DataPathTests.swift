@@ -3,6 +3,7 @@ import Foundation
 import MeshTestSupport
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import Testing
@@ -212,6 +213,36 @@ struct DataPathTests {
     }
 
 
+    @Test("NIOHTTP2 accepts DATA beyond the default 65,535-byte connection window on a stream not yet on the data path (its view was raised with the peer's)")
+    func nioSeesTheRaisedWindow() throws {
+        let connection = EmbeddedChannel()
+        let settings = HBONEHTTP2Settings()
+        try connection.pipeline.syncOperations.addHandler(HBONEDataPath(role: .client, settings: settings))
+        let http2 = NIOHTTP2Handler(mode: .client, eventLoop: connection.eventLoop, connectionConfiguration: settings.connectionConfiguration, streamConfiguration: settings.streamConfiguration) { $0.close() }
+        try connection.pipeline.syncOperations.addHandler(http2)
+        let multiplexer = try http2.syncMultiplexer()
+        try connection.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 15008)).wait()
+        // The server's SETTINGS, and its ACK of ours (1 MiB frames from then on): the data path raises the
+        // connection window through NIOHTTP2 at the end of the read.
+        try connection.writeInbound(ByteBuffer(bytes: RawFrame.settings([]) + RawFrame.header(length: 0, type: 4, flags: 0x1, stream: 0)))
+        connection.pipeline.fireChannelReadComplete()
+        let received = Locked(0)
+        let headers = HPACKHeaders([(":method", "CONNECT"), (":authority", "10.0.0.7:8080")])
+        multiplexer.createStreamChannel(promise: nil) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(ByteCounter(count: received))
+                stream.writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: headers)), promise: nil)
+            }
+        }
+        connection.embeddedEventLoop.run()
+        // 200 and 70,000 bytes of DATA in one read: the stream is not registered, so NIOHTTP2 checks the DATA.
+        try connection.writeInbound(ByteBuffer(bytes: RawFrame.header(length: 1, type: 1, flags: 0x4, stream: 1) + [0x88] + RawFrame.data(stream: 1, [UInt8](repeating: 5, count: 70_000))))
+        connection.pipeline.fireChannelReadComplete()
+        #expect(connection.isActive, "NIOHTTP2 refused DATA within the window the peer was given")
+        #expect(received.withLock { $0 } == 70_000)
+        _ = try? connection.finish()
+    }
+
     @Test("DATA still in flight for a stream the server has closed does not end the connection")
     func inFlightAfterClose() async throws {
         let echo = try await TCPUpstream.echo()
@@ -306,4 +337,16 @@ final class GreetingHandler: ChannelInboundHandler, Sendable {
     // The client's end of input changes nothing: closing fully now would drop the unwritten greeting
     // (NIO escalates the output close to a full close once the greeting is written).
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+/// Counts the DATA bytes a stream channel receives.
+final class ByteCounter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    let count: Locked<Int>
+    init(count: Locked<Int>) { self.count = count }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .data(let frame) = unwrapInboundIn(data), case .byteBuffer(let bytes) = frame.data {
+            count.withLock { $0 += bytes.readableBytes }
+        }
+    }
 }
