@@ -106,7 +106,10 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var earlyAnswered: Set<Int> = []
     /// The highest stream ID the peer opened (for GOAWAY).
     private var highestPeerStream = 0
-    private var raisedConnectionWindow = false
+    /// The connection receive window is raised to its configured size once the peer's first
+    /// frame has arrived (our SETTINGS are out by then), and topped up afterwards.
+    private enum ConnectionWindow { case beforeFirstFrame, raiseDue, raised }
+    private var connectionWindow = ConnectionWindow.beforeFirstFrame
     private var streams: [Int: Stream] = [:]
     private var blocked: [Stream] = []
     private var touched: [Stream] = []
@@ -115,7 +118,6 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var peerMaxFrame = 16_384
     /// The peer's view of our connection receive window.
     private var receiveWindow = 65_535
-    private var sawFrame = false
     /// Whether this read burst passed anything on to NIOHTTP2 (which then needs its channelReadComplete).
     private var passedOn = false
     private var parentWritable = true
@@ -383,7 +385,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                 let type = header.getInteger(at: start + 3, as: UInt8.self)!
                 let flags = header.getInteger(at: start + 4, as: UInt8.self)!
                 let streamID = Int(header.getInteger(at: start + 5, as: UInt32.self)! & 0x7FFF_FFFF)
-                sawFrame = true
+                if connectionWindow == .beforeFirstFrame { connectionWindow = .raiseDue }
                 if type == FrameType.data.rawValue {
                     receiveWindow -= length
                     guard receiveWindow >= 0 else {
@@ -589,10 +591,13 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                 returnWindows(of: stream, minimum: localStreamWindow / 2)
             }
         }
-        if sawFrame, !raisedConnectionWindow {
+        switch connectionWindow {
+        case .beforeFirstFrame:
+            break
+        case .raiseDue:
             // The first raise goes through NIOHTTP2, so that its own view of the window (which
             // checks the DATA it still sees) grows with the peer's; write() counts it.
-            raisedConnectionWindow = true
+            connectionWindow = .raised
             let increment = localConnectionWindow - receiveWindow
             if increment > 0, (try? context.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self)) != nil {
                 context.channel.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment)), promise: nil)
@@ -600,9 +605,11 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
                 writeWindowUpdate(streamID: 0, increment: increment, context: context)
                 receiveWindow += increment
             }
-        } else if raisedConnectionWindow, receiveWindow <= localConnectionWindow / 2 {
+        case .raised where receiveWindow <= localConnectionWindow / 2:
             writeWindowUpdate(streamID: 0, increment: localConnectionWindow - receiveWindow, context: context)
             receiveWindow = localConnectionWindow
+        case .raised:
+            break
         }
         flush()
         // A burst of fast DATA only: NIOHTTP2 and the handlers after it read nothing, so nothing for them to complete.

@@ -197,11 +197,12 @@ final class HBONEStreamDataCodec: ChannelDuplexHandler, RemovableChannelHandler 
                 return
             }
             outputClosed = true
+            endPromise = promise
             if let fast {
-                endPromise = promise
+                // END_STREAM follows whatever the data path still has queued for the stream.
                 fast.path.closeOutput(fast.stream)
             } else {
-                sendEndStream(promise: promise, context: context)
+                sendEndStream()
             }
         case .input:
             promise?.fail(ChannelError.operationUnsupported)
@@ -209,10 +210,5 @@ final class HBONEStreamDataCodec: ChannelDuplexHandler, RemovableChannelHandler 
             leaveFastPath()
             context.close(mode: .all, promise: promise)
         }
-    }
-
-    private func sendEndStream(promise: EventLoopPromise<Void>?, context: ChannelHandlerContext) {
-        endPromise = promise
-        sendEndStream()
     }
 }
