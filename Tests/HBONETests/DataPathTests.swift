@@ -158,16 +158,16 @@ struct DataPathTests {
           ])
     func violations(frame: [UInt8], code: UInt32, reason: String) throws {
         let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 100))
-        #expect(throws: HBONEError.self) {
+        let error = #expect(throws: HBONEError.self) {
             try harness.feed(frame)
             try harness.connection.throwIfErrorCaught()
         }
+        #expect(error.map { "\($0)".contains(reason) } == true, "\(String(describing: error)) should say \"\(reason)\"")
         let written = try harness.written()
         #expect(Array(written.prefix(9)) == RawFrame.header(length: 8, type: 7, stream: 0), "GOAWAY first")
         #expect(Array(written.suffix(4)) == withUnsafeBytes(of: code.bigEndian, Array.init))
         #expect(!harness.connection.isActive)
         #expect(try harness.delivered().isEmpty)
-        _ = reason
     }
 
     @Test("NIOHTTP2's connection WINDOW_UPDATEs pass and count toward the receive window the data path enforces")
