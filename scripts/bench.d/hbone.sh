@@ -142,21 +142,18 @@ pids+=($!)
 "$relay" client "$a_ip:$relay_cli" "$b_ip:$relay_srv" "$work/node-a" > "$work/relay-client.log" 2>&1 &
 pids+=($!)
 
+start_ztunnel() {  # node listen-ip hbone-port socks5 readiness log [flags...]; $! is its pid
+  local node=$1 ip=$2 port=$3 socks5=$4 readiness=$5 logfile=$6; shift 6
+  "$ztunnel" "$@" --config "$work/mesh.yaml" --node "$node" --svid "$work/$node" --log-level warning \
+    --hbone-listen "$ip:$port" --hbone-port "$port" --socks5 "$socks5" --readiness "$readiness" > "$work/$logfile" 2>&1 &
+}
 log "ztunnel node-b (HBONE $b_ip:$hbone) and node-a (HBONE $a_ip:$hbone, SOCKS5 127.0.0.1:$socks)"
-"$ztunnel" --config "$work/mesh.yaml" --node node-b --svid "$work/node-b" --log-level warning \
-  --hbone-listen "$b_ip:$hbone" --hbone-port "$hbone" --socks5 "127.0.0.1:0" --readiness "127.0.0.1:$ready_b" > "$work/node-b.log" 2>&1 &
-zb=$!; pids+=($zb)
-"$ztunnel" --config "$work/mesh.yaml" --node node-a --svid "$work/node-a" --log-level warning \
-  --hbone-listen "$a_ip:$hbone" --hbone-port "$hbone" --socks5 "127.0.0.1:$socks" --readiness "127.0.0.1:$ready_a" > "$work/node-a.log" 2>&1 &
-za=$!; pids+=($za)
+start_ztunnel node-b "$b_ip" "$hbone" "127.0.0.1:0" "127.0.0.1:$ready_b" node-b.log; zb=$!; pids+=($zb)
+start_ztunnel node-a "$a_ip" "$hbone" "127.0.0.1:$socks" "127.0.0.1:$ready_a" node-a.log; za=$!; pids+=($za)
 
 log "ztunnel pair with --nio-http2-data-path (HBONE $b_ip:$hbone_nio, SOCKS5 127.0.0.1:$socks_nio)"
-"$ztunnel" --nio-http2-data-path --config "$work/mesh.yaml" --node node-b --svid "$work/node-b" --log-level warning \
-  --hbone-listen "$b_ip:$hbone_nio" --hbone-port "$hbone_nio" --socks5 "127.0.0.1:0" --readiness "127.0.0.1:$ready_b_nio" > "$work/node-b-nio.log" 2>&1 &
-pids+=($!)
-"$ztunnel" --nio-http2-data-path --config "$work/mesh.yaml" --node node-a --svid "$work/node-a" --log-level warning \
-  --hbone-listen "$a_ip:$hbone_nio" --hbone-port "$hbone_nio" --socks5 "127.0.0.1:$socks_nio" --readiness "127.0.0.1:$ready_a_nio" > "$work/node-a-nio.log" 2>&1 &
-pids+=($!)
+start_ztunnel node-b "$b_ip" "$hbone_nio" "127.0.0.1:0" "127.0.0.1:$ready_b_nio" node-b-nio.log --nio-http2-data-path; pids+=($!)
+start_ztunnel node-a "$a_ip" "$hbone_nio" "127.0.0.1:$socks_nio" "127.0.0.1:$ready_a_nio" node-a-nio.log --nio-http2-data-path; pids+=($!)
 
 wait_port() {  # host port
   for _ in $(seq 1 200); do
