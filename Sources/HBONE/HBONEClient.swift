@@ -95,7 +95,11 @@ public final class HBONEClient: Sendable {
         let output = loop.makePromise(of: Output.self)
         let info = HBONETunnelInfo(direction: .outbound, peerID: connection.peer?.peerID, authority: request.authority.description, source: request.forwarding.source)
         let metrics = self.metrics
-        multiplexer.createStreamChannel(promise: nil) { stream in
+        let created = loop.makePromise(of: (any Channel).self)
+        // Created off the loop, used only on it (nil until the initializer runs).
+        let initialized = NIOLoopBoundBox.makeEmptyBox(valueType: Bool.self, eventLoop: loop)
+        multiplexer.createStreamChannel(promise: created) { stream in
+            initialized.value = true
             stream.closeFuture.whenComplete { _ in connection.release() }
             do {
                 let sync = stream.pipeline.syncOperations
@@ -108,9 +112,14 @@ public final class HBONEClient: Sendable {
             initializer(stream).cascade(to: output)
             return output.futureResult.map { _ in }
         }
-        // If the stream never got created (connection closed), the response promise is failed by the handler's removal;
-        // guard against a stream that never reaches the initializer.
-        connection.channel.closeFuture.whenComplete { _ in response.fail(HBONEError.closedBeforeResponse) }
+        // A stream that was never created (the connection closed first), or whose set-up failed, may
+        // never answer `response` or complete `output`: fail both (completing a promise twice is a no-op).
+        // Its slot is returned here only if the initializer, which returns it on close, never ran.
+        created.futureResult.whenFailure { error in
+            if initialized.value == nil { connection.release() }
+            response.fail(error)
+            output.fail(error)
+        }
         do {
             try await response.futureResult.get()
         } catch {
