@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "PolicyEngine", targets: ["PolicyEngine"]),
         .executable(name: "meshctl", targets: ["meshctl"]),
         .executable(name: "ztunnel", targets: ["ztunnel"]),
+        .library(name: "MeshControlPlane", targets: ["MeshControlPlane"]),
+        .executable(name: "mesh-controlplane", targets: ["mesh-controlplane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
@@ -39,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: Identity
@@ -161,7 +164,53 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Control plane
+        // Manifests → cluster state → Istio/Envoy resources, address allocation,
+        // the CA's node impersonation rule, metrics and the monitoring endpoint.
+        .target(
+            name: "MeshControlPlane",
+            dependencies: [
+                "MeshIdentity",
+                "MeshProto",
+                "PolicyEngine",
+                "XDSServer",
+                "IdentityServices",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Examples
+        // Flag parsing, logging set-up and signal handling shared by the example executables.
+        .target(
+            name: "ExampleSupport",
+            dependencies: [
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Examples/ExampleSupport",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "mesh-controlplane",
+            dependencies: [
+                "ExampleSupport",
+                "MeshControlPlane",
+                "MeshIdentity",
+                "IdentityServices",
+                "XDSServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Examples/mesh-controlplane",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "meshctl",
             dependencies: [
@@ -182,6 +231,7 @@ let package = Package(
         .executableTarget(
             name: "ztunnel",
             dependencies: [
+                "ExampleSupport",
                 "MeshIdentity",
                 "HBONE",
                 "XDSClient",
@@ -203,6 +253,7 @@ let package = Package(
                 "MeshIdentity",
                 "MeshProto",
                 "XDSServer",
+                "XDSClient",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -293,6 +344,24 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshControlPlaneTests",
+            dependencies: [
+                "MeshTestSupport",
+                "MeshControlPlane",
+                "PolicyEngine",
+                "XDSClient",
+                "XDSServer",
+                "IdentityServices",
+                "MeshProto",
+                "MeshIdentity",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -15,6 +15,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.28.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", "5.0.0"..<"7.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.0.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.0.0"),
     ],
     targets: [
         .executableTarget(
@@ -47,6 +51,23 @@ let package = Package(
                 .product(name: "MeshIdentity", package: "swift-mesh"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "bench-controlplane",
+            dependencies: [
+                .product(name: "MeshControlPlane", package: "swift-mesh"),
+                .product(name: "XDSClient", package: "swift-mesh"),
+                .product(name: "XDSServer", package: "swift-mesh"),
+                .product(name: "IdentityServices", package: "swift-mesh"),
+                .product(name: "MeshIdentity", package: "swift-mesh"),
+                .product(name: "MeshProto", package: "swift-mesh"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
             ]
         ),
         .executableTarget(

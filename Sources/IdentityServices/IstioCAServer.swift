@@ -23,15 +23,22 @@ public final class IstioCAServer: Sendable {
         public var impersonators: Set<SPIFFEID>
         /// Plaintext by default; ``SPIFFEGRPCSecurity/server(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
         public var transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity
+        /// Decides impersonation when set; otherwise ``impersonators`` may request any identity.
+        public var impersonationPolicy: (any IstioCAImpersonationPolicy)?
+        /// CSR and issuance counters.
+        public var counters: IstioCACounters
 
         /// Creates a configuration.
-        public init(host: String = "127.0.0.1", port: Int = 15012, defaultTTL: TimeInterval = CertificateAuthority.defaultTTL, maximumTTL: TimeInterval = 90 * 24 * 3600, impersonators: Set<SPIFFEID> = [], transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext) {
+        public init(host: String = "127.0.0.1", port: Int = 15012, defaultTTL: TimeInterval = CertificateAuthority.defaultTTL, maximumTTL: TimeInterval = 90 * 24 * 3600, impersonators: Set<SPIFFEID> = [], transportSecurity: HTTP2ServerTransport.Posix.TransportSecurity = .plaintext,
+                    impersonationPolicy: (any IstioCAImpersonationPolicy)? = nil, counters: IstioCACounters = IstioCACounters()) {
             self.host = host
             self.port = port
             self.defaultTTL = defaultTTL
             self.maximumTTL = maximumTTL
             self.impersonators = impersonators
             self.transportSecurity = transportSecurity
+            self.impersonationPolicy = impersonationPolicy
+            self.counters = counters
         }
     }
 
@@ -45,8 +52,16 @@ public final class IstioCAServer: Sendable {
                 : .ipv4(host: configuration.host, port: configuration.port),
             transportSecurity: configuration.transportSecurity
         )
-        let service = IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
+        let service = Self.service(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
         self.server = GRPCServer(transport: transport, services: [service])
+    }
+
+    /// The `IstioCertificateService` alone, to serve beside other services on
+    /// one gRPC server (istiod serves xDS and the CA on 15012); the
+    /// configuration's address and transport security are not used.
+    public static func service(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(),
+                               logger: Logger = Logger(label: "swift-mesh.istio-ca")) -> any RegistrableRPCService {
+        IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
     }
 
     /// Serves until ``shutdown()`` or cancellation.

@@ -19,7 +19,8 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
         context: ServerContext
     ) async throws -> ServerResponse<Istio_V1_Auth_IstioCertificateResponse> {
         let caller = try await authenticator.authenticate(metadata: request.metadata, context: context)
-        let subject = try subjectIdentity(caller: caller, metadata: request.message.metadata)
+        configuration.counters.csrReceived()
+        let subject = try await subjectIdentity(caller: caller, metadata: request.message.metadata)
         let ttl = lifetime(requestedSeconds: request.message.validityDuration)
         let chain: [String]
         do {
@@ -27,9 +28,11 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
             let issued = try authority.issue(csrPEM: request.message.csr, allowedID: subject, ttl: ttl)
             chain = try (issued + authority.chain.suffix(1)).map { try $0.serializeAsPEM().pemString }
         } catch let error as CertificateAuthorityError {
+            configuration.counters.csrRefused()
             logger.warning("rejected CSR", metadata: ["caller": "\(caller)", "subject": "\(subject)", "error": "\(error)"])
             throw RPCError(code: .invalidArgument, message: "CSR rejected: \(error)")
         }
+        configuration.counters.certificateIssued()
         logger.info("issued certificate", metadata: ["caller": "\(caller)", "subject": "\(subject)", "ttl": "\(ttl)"])
         var response = Istio_V1_Auth_IstioCertificateResponse()
         response.certChain = chain
@@ -37,19 +40,24 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
     }
 
     /// The identity to certify: the caller's own, or an impersonated one the caller may request.
-    private func subjectIdentity(caller: SPIFFEID, metadata: Google_Protobuf_Struct) throws -> SPIFFEID {
+    private func subjectIdentity(caller: SPIFFEID, metadata: Google_Protobuf_Struct) async throws -> SPIFFEID {
         guard let value = metadata.fields[Self.impersonationKey], case .stringValue(let text)? = value.kind, !text.isEmpty else {
             return caller
         }
-        guard configuration.impersonators.contains(caller) else {
-            logger.warning("impersonation refused", metadata: ["caller": "\(caller)", "requested": "\(text)"])
-            throw RPCError(code: .permissionDenied, message: "\(caller) may not request certificates for other identities")
-        }
+        let requested: SPIFFEID
         do {
-            return try SPIFFEID(text)
+            requested = try SPIFFEID(text)
         } catch {
+            configuration.counters.csrRefused()
             throw RPCError(code: .invalidArgument, message: "ImpersonatedIdentity '\(text)' is not a SPIFFE ID: \(error)")
         }
+        let policy = configuration.impersonationPolicy ?? FixedImpersonators(configuration.impersonators)
+        if let reason = await policy.refusal(caller: caller, requested: requested) {
+            configuration.counters.impersonationRefused()
+            logger.warning("impersonation refused", metadata: ["caller": "\(caller)", "requested": "\(requested)", "reason": "\(reason)"])
+            throw RPCError(code: .permissionDenied, message: reason)
+        }
+        return requested
     }
 
     private func lifetime(requestedSeconds: Int64) -> TimeInterval {

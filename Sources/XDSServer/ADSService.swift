@@ -8,6 +8,8 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
     let cache: XDSSnapshotCache
     let counters: XDSServerCounters
     let registry: StreamRegistry
+    let connections: XDSConnectionTable
+    let observer: (any XDSServerObserver)?
     let logger: Logger
 
     func streamAggregatedResources(
@@ -27,6 +29,6 @@ struct ADSService: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleS
     }
 
     private var loop: ADSStreamLoop {
-        ADSStreamLoop(cache: cache, counters: counters, registry: registry, logger: logger)
+        ADSStreamLoop(cache: cache, counters: counters, registry: registry, connections: connections, observer: observer, logger: logger)
     }
 }

@@ -5,7 +5,7 @@ import Logging
 /// The protocol state of one ADS stream, free of I/O: ``SotWSession`` or ``DeltaSession``.
 protocol ADSSession: Sendable {
     associatedtype Request: ADSRequest
-    associatedtype Response: Sendable
+    associatedtype Response: ADSResponse
     /// `sotw` or `delta`, for logs.
     static var kind: String { get }
     /// Classifies a request and returns what to send.
@@ -18,10 +18,25 @@ protocol ADSSession: Sendable {
 protocol ADSRequest: Sendable {
     var node: Envoy_Config_Core_V3_Node { get }
     var typeURL: String { get }
+    var responseNonce: String { get }
+}
+
+/// What the stream loop reads of either response type.
+protocol ADSResponse: Sendable {
+    var typeURL: String { get }
+    var nonce: String { get }
+    /// The version the connection table reports (SotW `version_info`, delta `system_version_info`).
+    var reportedVersion: String { get }
 }
 
 extension Envoy_Service_Discovery_V3_DiscoveryRequest: ADSRequest {}
 extension Envoy_Service_Discovery_V3_DeltaDiscoveryRequest: ADSRequest {}
+extension Envoy_Service_Discovery_V3_DiscoveryResponse: ADSResponse {
+    var reportedVersion: String { versionInfo }
+}
+extension Envoy_Service_Discovery_V3_DeltaDiscoveryResponse: ADSResponse {
+    var reportedVersion: String { systemVersionInfo }
+}
 
 /// Drives one ADS stream: merges the client's requests with snapshot changes
 /// for its node into one ordered sequence of events and writes the responses
@@ -30,6 +45,8 @@ struct ADSStreamLoop {
     let cache: XDSSnapshotCache
     let counters: XDSServerCounters
     let registry: StreamRegistry
+    let connections: XDSConnectionTable
+    let observer: (any XDSServerObserver)?
     let logger: Logger
 
     private enum Event<Request: Sendable>: Sendable {
@@ -50,7 +67,11 @@ struct ADSStreamLoop {
         typealias Request = Session.Request
         var session = session
         counters.streamOpened()
-        defer { counters.streamClosed() }
+        let connection = connections.open(variant: Session.kind)
+        defer {
+            connections.close(connection)
+            counters.streamClosed()
+        }
         var logger = self.logger
         logger[metadataKey: "xds.stream"] = "\(Session.kind)"
 
@@ -85,6 +106,7 @@ struct ADSStreamLoop {
                         watching = true
                         let node = request.node.id
                         logger[metadataKey: "xds.node"] = "\(node)"
+                        connections.identify(connection, nodeID: node)
                         logger.debug("ADS stream opened")
                         let updates = await cache.watch(nodeID: node)
                         group.addTask {
@@ -92,7 +114,7 @@ struct ADSStreamLoop {
                         }
                     }
                     let (outcome, produced) = session.handle(request)
-                    record(outcome, typeURL: request.typeURL, logger: logger)
+                    record(outcome, request: request, connection: connection, logger: logger)
                     responses = produced
                 case .snapshot(let snapshot):
                     responses = session.update(snapshot)
@@ -107,17 +129,25 @@ struct ADSStreamLoop {
                 for response in responses {
                     try await write(response)
                     counters.pushed()
+                    connections.sent(connection, typeURL: response.typeURL, version: response.reportedVersion, nonce: response.nonce)
+                    observer?.pushed(typeURL: response.typeURL)
                 }
             }
         }
     }
 
-    private func record(_ outcome: RequestOutcome, typeURL: String, logger: Logger) {
+    private func record(_ outcome: RequestOutcome, request: some ADSRequest, connection: UInt64, logger: Logger) {
+        let typeURL = request.typeURL
         switch outcome {
         case .ack:
             counters.acked()
+            if let answered = connections.answered(connection, nonce: request.responseNonce, nack: nil) {
+                observer?.acknowledged(typeURL: answered.typeURL, delay: answered.delay)
+            }
         case .nack(let message):
             counters.nacked()
+            _ = connections.answered(connection, nonce: request.responseNonce, nack: message)
+            observer?.rejected(typeURL: typeURL, detail: message)
             logger.warning("client rejected a response", metadata: ["type_url": "\(typeURL)", "error_detail": "\(message)"])
         case .stale:
             counters.stale()

@@ -37,14 +37,19 @@ public final class XDSServer: Sendable {
     public let counters: XDSServerCounters
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let registry: StreamRegistry
+    private let connections: XDSConnectionTable
 
-    /// Creates a server; it listens once ``run()`` is called.
-    public init(cache: XDSSnapshotCache, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.xds-server")) {
+    /// Creates a server; it listens once ``run()`` is called. `additionalServices`
+    /// are served on the same port (istiod serves its CA beside ADS on 15012).
+    public init(cache: XDSSnapshotCache, configuration: Configuration = Configuration(), additionalServices: [any RegistrableRPCService] = [],
+                observer: (any XDSServerObserver)? = nil, logger: Logger = Logger(label: "swift-mesh.xds-server")) {
         self.cache = cache
         let counters = XDSServerCounters()
         self.counters = counters
         let registry = StreamRegistry()
         self.registry = registry
+        let connections = XDSConnectionTable()
+        self.connections = connections
         let transport = HTTP2ServerTransport.Posix(
             address: configuration.host.contains(":")
                 ? .ipv6(host: configuration.host, port: configuration.port)
@@ -53,7 +58,7 @@ public final class XDSServer: Sendable {
         )
         self.server = GRPCServer(
             transport: transport,
-            services: [ADSService(cache: cache, counters: counters, registry: registry, logger: logger)]
+            services: [ADSService(cache: cache, counters: counters, registry: registry, connections: connections, observer: observer, logger: logger)] + additionalServices
         )
     }
 
@@ -63,6 +68,9 @@ public final class XDSServer: Sendable {
     public func run() async throws {
         try await server.serve()
     }
+
+    /// The streams connected now, with what each was sent and acknowledged per type.
+    public func connectedClients() -> [XDSConnectionStatus] { connections.snapshot() }
 
     /// The bound port, once the server listens.
     public func listeningPort() async throws -> Int {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ExampleSupport
 import Foundation
 import HBONE
 import Logging
@@ -56,12 +57,7 @@ struct Ztunnel: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(logLevel)
         let logger = Logger(label: "ztunnel")
 
         let store: WorkloadStore
@@ -127,50 +123,6 @@ struct Ztunnel: AsyncParsableCommand {
         await server.shutdown()
         await client.close()
     }
-}
-
-/// "host:port" flags.
-enum HostPort {
-    static func parse(_ value: String) throws -> (String, Int) {
-        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\"\(value)\" is not host:port")
-        }
-        return (String(value[..<colon]), port)
-    }
-}
-
-/// Suspends until SIGINT or SIGTERM.
-func waitForTermination() async {
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let once = OnceFlag()
-        let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
-        for source in sources {
-            source.setEventHandler {
-                if once.claim() { continuation.resume() }
-            }
-            source.resume()
-        }
-        SignalSources.keep(sources)
-    }
-}
-
-final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var done = false
-    func claim() -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        if done { return false }
-        done = true
-        return true
-    }
-}
-
-enum SignalSources {
-    nonisolated(unsafe) static var kept: [any DispatchSourceSignal] = []
-    static func keep(_ sources: [any DispatchSourceSignal]) { kept = sources }
 }
 
 /// Logs every tunnel: who talked to whom, with which verified identity, and how many bytes.

@@ -1,6 +1,6 @@
 /// Decoders for Kubernetes core and networking objects.
-enum KubernetesDecoder {
-    static func labelSelector(_ c: YAMLCursor, stripCiliumPrefixes: Bool = false) throws(PolicyLoadError) -> LabelSelector {
+package enum KubernetesDecoder {
+    package static func labelSelector(_ c: YAMLCursor, stripCiliumPrefixes: Bool = false) throws(PolicyLoadError) -> LabelSelector {
         let m = try c.mapping()
         var matchLabels: Labels = [:]
         if let ml = m.optional("matchLabels") {
@@ -41,7 +41,7 @@ enum KubernetesDecoder {
         return k
     }
 
-    static func transportProtocol(_ c: YAMLCursor) throws(PolicyLoadError) -> TransportProtocol {
+    package static func transportProtocol(_ c: YAMLCursor) throws(PolicyLoadError) -> TransportProtocol {
         let text = try c.string()
         guard let p = TransportProtocol(rawValue: text) else {
             throw c.error(.invalidValue, "protocol '\(text)' is not one of TCP, UDP, SCTP")
@@ -49,14 +49,14 @@ enum KubernetesDecoder {
         return p
     }
 
-    static func port(_ value: Int, _ c: YAMLCursor) throws(PolicyLoadError) -> UInt16 {
+    package static func port(_ value: Int, _ c: YAMLCursor) throws(PolicyLoadError) -> UInt16 {
         guard (1...65535).contains(value) else { throw c.error(.invalidValue, "port \(value) is outside 1-65535") }
         return UInt16(value)
     }
 
     /// IANA service name rules for named ports: 1-15 lowercase letters, digits
     /// and '-', at least one letter, no leading/trailing or double '-'.
-    static func validPortName(_ s: String) -> Bool {
+    package static func validPortName(_ s: String) -> Bool {
         !s.isEmpty && s.count <= 15 && s.allSatisfy { ($0.isLetter && $0.isLowercase && $0.isASCII) || ($0.isNumber && $0.isASCII) || $0 == "-" }
             && s.contains(where: \.isLetter) && !s.hasPrefix("-") && !s.hasSuffix("-") && !s.contains("--")
     }

@@ -70,7 +70,14 @@ public struct ManifestLoader: Sendable {
         return bundle
     }
 
-    private func decodeDocument(_ doc: YAMLCursor, into bundle: inout PolicyBundle, existing: inout Set<String>) throws(PolicyLoadError) {
+    /// The kinds ``decodeDocument(_:into:existing:)`` reads (other kinds are skipped with a warning).
+    package static let kinds: Set<String> = [
+        "AuthorizationPolicy", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy", "Namespace", "Pod", "Service",
+    ]
+
+    /// Decodes one document into `bundle`; `existing` holds the `kind/namespace/name`
+    /// keys seen so far and refuses a second object of the same key.
+    package func decodeDocument(_ doc: YAMLCursor, into bundle: inout PolicyBundle, existing: inout Set<String>) throws(PolicyLoadError) {
         let top = try doc.mapping()
         let apiVersion = try top.required("apiVersion").string()
         let kind = try top.required("kind").string()
@@ -149,18 +156,18 @@ public struct ManifestLoader: Sendable {
 }
 
 /// The `metadata` fields the engine reads; other standard fields are accepted and ignored.
-struct ObjectMeta {
-    var name: String
-    var namespace: String?
-    var labels: Labels
-    var annotations: [String: String]
+package struct ObjectMeta {
+    package var name: String
+    package var namespace: String?
+    package var labels: Labels
+    package var annotations: [String: String]
 
     static let ignored = ["uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
                           "finalizers", "ownerReferences", "generateName", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"]
 
     /// Policies reject unknown metadata fields; inventory objects (Pods,
     /// Namespaces, Services as `kubectl get -o yaml` prints them) ignore them.
-    static func decode(_ c: YAMLCursor, strict: Bool) throws(PolicyLoadError) -> ObjectMeta {
+    package static func decode(_ c: YAMLCursor, strict: Bool) throws(PolicyLoadError) -> ObjectMeta {
         let m = try c.mapping()
         let name = try m.required("name").string()
         guard !name.isEmpty else { throw c.error(.invalidValue, "name must not be empty", at: c.path + ".name") }

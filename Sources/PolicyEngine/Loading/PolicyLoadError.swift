@@ -24,6 +24,8 @@ public struct PolicyLoadError: Error, Sendable, Hashable, CustomStringConvertibl
         case duplicate
         /// The file could not be read.
         case io
+        /// The object names another object that does not exist (where Kubernetes would refuse it).
+        case missingReference
     }
 
     /// The file the document came from (or a caller-supplied label).

@@ -63,6 +63,15 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     /// The IPv4 value (meaningful only when `family == .v4`).
     public var v4Value: UInt32 { UInt32(truncatingIfNeeded: low) }
 
+    /// The network-order bytes (4 for IPv4, 16 for IPv6), the inverse of ``init(bytes:)``.
+    public var bytes: [UInt8] {
+        switch family {
+        case .v4: return (0..<4).map { UInt8(truncatingIfNeeded: v4Value >> UInt32(24 - 8 * $0)) }
+        case .v6: return (0..<8).map { UInt8(truncatingIfNeeded: high >> UInt64(56 - 8 * $0)) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: low >> UInt64(56 - 8 * $0)) }
+        }
+    }
+
     /// The bit at `index` counted from the most significant bit of the family's width.
     func bit(_ index: Int) -> Bool {
         if family == .v4 { return (low >> UInt64(31 - index)) & 1 == 1 }

@@ -1,13 +1,12 @@
 import Foundation
 import MeshProto
-import MeshTestSupport
 import SwiftProtobuf
 import Testing
 import XDSClient
 import XDSServer
 
-/// Runs an ADSClient for the duration of `body`, then shuts it down and waits for `run()` to return.
-func withADSClient<T: Sendable>(
+/// Runs an ADSClient (plaintext, fast reconnect backoff) for the duration of `body`, then shuts it down and waits for `run()` to return.
+public func withADSClient<T: Sendable>(
     port: Int,
     variant: ADSClient.Variant,
     node: String = "node-1",
@@ -27,11 +26,11 @@ func withADSClient<T: Sendable>(
 }
 
 /// Reads a watch from a test: `next(where:)` skips updates until one matches (with a hang guard).
-final class WatchReader<Value: Sendable>: Sendable {
+public final class WatchReader<Value: Sendable>: Sendable {
     private let mailbox = Mailbox<XDSWatchUpdate<Value>>()
     private let task: Task<Void, Never>
 
-    init(_ stream: AsyncStream<XDSWatchUpdate<Value>>) {
+    public init(_ stream: AsyncStream<XDSWatchUpdate<Value>>) {
         let mailbox = self.mailbox
         task = Task {
             for await update in stream { await mailbox.put(update) }
@@ -41,7 +40,7 @@ final class WatchReader<Value: Sendable>: Sendable {
 
     deinit { task.cancel() }
 
-    func next(_ what: String = "a watch update", where predicate: (XDSWatchUpdate<Value>) -> Bool = { _ in true }) async throws -> XDSWatchUpdate<Value> {
+    public func next(_ what: String = "a watch update", where predicate: (XDSWatchUpdate<Value>) -> Bool = { _ in true }) async throws -> XDSWatchUpdate<Value> {
         while true {
             guard let update = await mailbox.take() else { throw TestTimeout(what: what) }
             if predicate(update) { return update }
@@ -50,11 +49,11 @@ final class WatchReader<Value: Sendable>: Sendable {
 }
 
 /// An Any with the right type URL and bytes that are not a valid message.
-func garbage(_ typeURL: String) -> Google_Protobuf_Any {
+public func garbage(_ typeURL: String) -> Google_Protobuf_Any {
     var any = Google_Protobuf_Any()
     any.typeURL = typeURL
     any.value = Data([0xff, 0xff, 0xff])
     return any
 }
 
-let bothVariants: [ADSClient.Variant] = [.stateOfTheWorld, .delta]
+public let bothVariants: [ADSClient.Variant] = [.stateOfTheWorld, .delta]

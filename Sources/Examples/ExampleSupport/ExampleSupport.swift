@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Sends every log line at `level` or above (a swift-log level name; `info` when unknown) to standard error.
+public func bootstrapLogging(_ level: String) {
+    let parsed = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = parsed
+        return handler
+    }
+}
+
+/// "host:port" flags.
+public enum HostPort {
+    public static func parse(_ value: String) throws -> (String, Int) {
+        guard let colon = value.lastIndex(of: ":"), let port = Int(value[value.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\"\(value)\" is not host:port")
+        }
+        return (String(value[..<colon]), port)
+    }
+}
+
+/// Suspends until SIGINT or SIGTERM.
+public func waitForTermination() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let once = OnceFlag()
+        let sources = [SIGINT, SIGTERM].map { DispatchSource.makeSignalSource(signal: $0, queue: .global()) }
+        for source in sources {
+            source.setEventHandler {
+                if once.claim() { continuation.resume() }
+            }
+            source.resume()
+        }
+        SignalSources.keep(sources)
+    }
+}
+
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    func claim() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if done { return false }
+        done = true
+        return true
+    }
+}
+
+enum SignalSources {
+    nonisolated(unsafe) static var kept: [any DispatchSourceSignal] = []
+    static func keep(_ sources: [any DispatchSourceSignal]) { kept = sources }
+}
+

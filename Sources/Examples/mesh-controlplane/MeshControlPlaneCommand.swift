@@ -1,0 +1,151 @@
+import ArgumentParser
+import ExampleSupport
+import Foundation
+import IdentityServices
+import Logging
+import MeshControlPlane
+import MeshIdentity
+import XDSServer
+
+/// `mesh-controlplane`: the role of istiod. Reads Kubernetes manifests from a
+/// directory, serves them as xDS (Istio ambient and Envoy resources) and runs
+/// the Istio CA, both on 15012 with SPIFFE mTLS.
+@main
+struct MeshControlPlaneCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh-controlplane",
+        abstract: "A mesh control plane: Kubernetes manifests to xDS, and a CA for per-workload identities.",
+        subcommands: [Serve.self, CA.self, NodeCredentialCommand.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve manifests over ADS and sign workload certificates (the default command).",
+        discussion: "Stop with SIGINT or SIGTERM: open xDS streams are ended with UNAVAILABLE so clients reconnect elsewhere."
+    )
+
+    @Option(help: "Directory tree of Kubernetes YAML manifests (watched for changes).")
+    var manifests: String
+
+    @Option(help: "CA directory (from `mesh-controlplane ca init`).")
+    var caDir: String
+
+    @Option(help: "ADS and CA over SPIFFE mTLS (istiod's 15012).")
+    var address: String = "0.0.0.0:15012"
+
+    @Option(help: "Also serve ADS in plaintext here, for development (e.g. 127.0.0.1:15010). Off by default.")
+    var plaintextAddress: String?
+
+    @Option(help: "Monitoring: /metrics, /ready, /debug/syncz (istiod's 15014).")
+    var monitoringAddress: String = "0.0.0.0:15014"
+
+    @Option(help: "Trust domain of workload identities.")
+    var trustDomain: String = "cluster.local"
+
+    @Option(help: "How often to look for manifest changes, in milliseconds.")
+    var pollMilliseconds: Int = 200
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        bootstrapLogging(logLevel)
+        let logger = Logger(label: "mesh-controlplane")
+        let ca = try CADirectory(path: caDir).load()
+        let trust = try TrustDomain(trustDomain)
+        guard ca.trustDomain == trust else {
+            throw ValidationError("the CA in \(caDir) is for trust domain \(ca.trustDomain), not \(trust)")
+        }
+        let options = MeshOptions(trustDomain: trustDomain)
+        let cache = XDSSnapshotCache()
+        let metrics = ControlPlaneMetrics()
+        let controlPlane = ControlPlane(cache: cache, options: options, metrics: metrics, logger: logger)
+        let source = DirectoryClusterSource(directory: manifests, pollInterval: .milliseconds(pollMilliseconds))
+        // The first configuration must be good: there is no last good state to fall back on.
+        let first = source.load()
+        guard await controlPlane.apply(first) else {
+            let reason = await controlPlane.lastRefusal ?? "unknown"
+            throw ValidationError("cannot start: the manifests in \(manifests) are refused: \(reason)")
+        }
+
+        let serverID = try SPIFFEID("spiffe://\(trust.name)/ns/istio-system/sa/istiod")
+        let svids = SVIDSource(svid: try ca.issueSVID(for: serverID, ttl: 30 * 86400))
+        let bundles = TrustBundleStore(ca.trustBundle)
+        let security = try SPIFFEGRPCSecurity.server(svids: svids, bundles: bundles, authorizer: .memberOf(trust))
+        let caCounters = IstioCACounters()
+        let caService = IstioCAServer.service(
+            authority: ca, authenticator: MTLSCallerAuthenticator(),
+            configuration: .init(impersonationPolicy: controlPlane, counters: caCounters), logger: logger)
+        let (host, port) = try HostPort.parse(address)
+        let secure = XDSServer(cache: cache, configuration: .init(host: host, port: port, transportSecurity: security),
+                               additionalServices: [caService], observer: metrics, logger: logger)
+        let plaintext = try plaintextAddress.map { value in
+            let (host, port) = try HostPort.parse(value)
+            return XDSServer(cache: cache, configuration: .init(host: host, port: port), observer: metrics, logger: logger)
+        }
+        let servers = [secure] + (plaintext.map { [$0] } ?? [])
+        let (monitoringHost, monitoringPort) = try HostPort.parse(monitoringAddress)
+        let monitoring = try await MonitoringServer.start(host: monitoringHost, port: monitoringPort) { path in
+            await MonitoringRoutes.reply(path: path, controlPlane: controlPlane, servers: servers, metrics: metrics, ca: caCounters)
+        }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for server in servers { group.addTask { try await server.run() } }
+            let watching = Task { await controlPlane.run(source: source) }
+            let securePort = try await secure.listeningPort()
+            logger.notice("mesh-controlplane serving", metadata: [
+                "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(securePort)",
+                "xds_plaintext": "\(plaintextAddress ?? "off")", "monitoring": "\(monitoringHost):\(monitoring.port)",
+                "trust_domain": "\(trust.name)",
+            ])
+            await waitForTermination()
+            logger.notice("draining: ending xDS streams and stopping")
+            watching.cancel()
+            for server in servers { server.shutdown() }
+            await monitoring.close()
+            try await group.waitForAll()
+        }
+    }
+}
+
+struct CA: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ca", abstract: "Manage the mesh CA.", subcommands: [Init.self])
+
+    struct Init: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a self-signed root CA: ca.pem, ca.key (0600), bundle.json and bundle.pem in --dir.")
+
+        @Option(help: "CA directory.") var dir: String
+        @Option(help: "Trust domain.") var trustDomain: String = "cluster.local"
+        @Option(help: "Validity of the root in days.") var days: Int = 365
+        @Flag(help: "Replace an existing CA.") var force = false
+
+        func run() async throws {
+            let trust = try TrustDomain(trustDomain)
+            try CADirectory(path: dir).create(trustDomain: trust, validity: TimeInterval(days) * 86400, force: force)
+            print("created CA for trust domain \(trust.name) in \(dir)")
+        }
+    }
+}
+
+struct NodeCredentialCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node-credential",
+        abstract: "Issue a node's credential (spiffe://TD/node/NODE): svid.pem, svid.key, bundle.pem, bundle.json in --out.",
+        discussion: "A ztunnel presents it to fetch xDS and to request the certificates of the pods on its node."
+    )
+
+    @Argument(help: "The node name (as in the Node manifest).") var node: String
+    @Option(help: "CA directory.") var caDir: String
+    @Option(help: "Output directory.") var out: String
+    @Option(help: "Validity in hours.") var hours: Int = 24 * 30
+
+    func run() async throws {
+        let ca = CADirectory(path: caDir)
+        let id = try NodeCredential.identity(node: node, trustDomain: ca.load().trustDomain.name)
+        let svid = try ca.writeCredential(id: id, ttl: TimeInterval(hours) * 3600, to: out)
+        print("issued \(svid.id) (expires \(svid.expiresAt)) to \(out)")
+    }
+}

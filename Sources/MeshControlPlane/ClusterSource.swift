@@ -1,0 +1,70 @@
+import Foundation
+import PolicyEngine
+
+/// One outcome of reading the cluster's configuration.
+public enum ClusterSourceEvent: Sendable {
+    /// The whole configuration read and validated.
+    case loaded(ClusterState)
+    /// The configuration was refused; the last good state stays in force.
+    case refused(PolicyLoadError)
+}
+
+/// Where cluster objects come from. The manifest directory is the embedded
+/// default; a Kubernetes list/watch source would conform too.
+public protocol ClusterSource: Sendable {
+    /// The first state (or refusal), then one event per change.
+    func events() -> AsyncStream<ClusterSourceEvent>
+}
+
+/// Reads a manifest directory tree and re-reads it whenever a file is added,
+/// removed or modified (polled by path, size and modification time; an edit
+/// is picked up once the file has been quiet for one poll, so a half-written
+/// file is not read).
+public struct DirectoryClusterSource: ClusterSource {
+    public let directory: String
+    public let pollInterval: Duration
+    public let loader: ClusterManifestLoader
+
+    public init(directory: String, pollInterval: Duration = .milliseconds(200), loader: ClusterManifestLoader = ClusterManifestLoader()) {
+        self.directory = directory
+        self.pollInterval = pollInterval
+        self.loader = loader
+    }
+
+    /// Reads the directory now.
+    public func load() -> ClusterSourceEvent {
+        do { return .loaded(try loader.load(directory: directory)) } catch { return .refused(error) }
+    }
+
+    public func events() -> AsyncStream<ClusterSourceEvent> {
+        let (stream, continuation) = AsyncStream<ClusterSourceEvent>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let task = Task {
+            var applied = fingerprint()
+            continuation.yield(load())
+            var seen = applied
+            while !Task.isCancelled {
+                try? await Task.sleep(for: pollInterval)
+                let now = fingerprint()
+                defer { seen = now }
+                // Changed since the last read, and unchanged since the last poll.
+                guard now != applied, now == seen else { continue }
+                applied = now
+                continuation.yield(load())
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    /// Path, size and modification time of every manifest file.
+    func fingerprint() -> [String] {
+        guard let files = try? ClusterManifestLoader.manifestFiles(in: directory) else { return ["<unreadable>"] }
+        return files.map { path in
+            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(path)|\(size)|\(modified)"
+        }
+    }
+}

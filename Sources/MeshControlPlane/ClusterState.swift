@@ -1,0 +1,102 @@
+import PolicyEngine
+
+/// Every object the control plane reads from manifests, validated as a whole.
+///
+/// A `ClusterState` is what one load of a manifest directory yields; it is
+/// immutable once built, and the control plane replaces it atomically.
+public struct ClusterState: Sendable {
+    /// Namespaces, pods, services and the policies (AuthorizationPolicy,
+    /// NetworkPolicy, CiliumNetworkPolicy) as PolicyEngine reads them.
+    public var policies: PolicyBundle
+    public var nodes: [ClusterNode]
+    public var pods: [ClusterPod]
+    public var services: [ClusterService]
+    public var serviceAccounts: [ClusterServiceAccount]
+    public var endpointSlices: [ClusterEndpointSlice]
+    public var peerAuthentications: [ClusterPeerAuthentication]
+    public var gateways: [ClusterGateway]
+    public var httpRoutes: [ClusterHTTPRoute]
+    /// Documents of kinds the control plane does not read, as `file#index kind name`.
+    public var skipped: [String]
+
+    /// Namespaces that exist in every cluster without a manifest.
+    public static let builtinNamespaces: Set<String> = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+    public init(policies: PolicyBundle = PolicyBundle(), nodes: [ClusterNode] = [], pods: [ClusterPod] = [], services: [ClusterService] = [],
+                serviceAccounts: [ClusterServiceAccount] = [], endpointSlices: [ClusterEndpointSlice] = [],
+                peerAuthentications: [ClusterPeerAuthentication] = [], gateways: [ClusterGateway] = [], httpRoutes: [ClusterHTTPRoute] = [],
+                skipped: [String] = []) {
+        self.policies = policies
+        self.nodes = nodes
+        self.pods = pods
+        self.services = services
+        self.serviceAccounts = serviceAccounts
+        self.endpointSlices = endpointSlices
+        self.peerAuthentications = peerAuthentications
+        self.gateways = gateways
+        self.httpRoutes = httpRoutes
+        self.skipped = skipped
+    }
+
+    /// The labels of namespace `name` (only `kubernetes.io/metadata.name` when it has no manifest).
+    public func namespaceLabels(_ name: String) -> Labels {
+        policies.namespaces.first { $0.name == name }?.labels ?? Namespace(name: name).labels
+    }
+
+    /// The node named `name`.
+    public func node(_ name: String) -> ClusterNode? { nodes.first { $0.name == name } }
+
+    /// The pod `namespace/name`.
+    public func pod(_ key: String) -> ClusterPod? { pods.first { $0.key == key } }
+
+    /// The service `namespace/name`.
+    public func service(namespace: String, name: String) -> ClusterService? {
+        services.first { $0.namespace == namespace && $0.name == name }
+    }
+
+    /// Refuses what Kubernetes would refuse across objects: a pod in a
+    /// namespace or with a service account that does not exist, a pod on an
+    /// undefined node, and two pods (or two Services) claiming one address.
+    public func validate() throws(PolicyLoadError) {
+        let namespaces = Set(policies.namespaces.map(\.name)).union(Self.builtinNamespaces)
+        let accounts = Set(serviceAccounts.map { "\($0.namespace)/\($0.name)" })
+        let nodeNames = Set(nodes.map(\.name))
+        var podIPs: [IPAddress: String] = [:]
+        for pod in pods {
+            guard namespaces.contains(pod.namespace) else {
+                throw pod.origin.error(.missingReference, "namespace '\(pod.namespace)' does not exist (add a Namespace manifest)", field: "metadata.namespace")
+            }
+            guard pod.serviceAccount == "default" || accounts.contains("\(pod.namespace)/\(pod.serviceAccount)") else {
+                throw pod.origin.error(.missingReference, "service account '\(pod.namespace)/\(pod.serviceAccount)' does not exist", field: "spec.serviceAccountName")
+            }
+            if let node = pod.nodeName, !nodeNames.contains(node) {
+                throw pod.origin.error(.missingReference, "node '\(node)' is not defined by any Node manifest", field: "spec.nodeName")
+            }
+            for ip in pod.podIPs {
+                if let other = podIPs[ip] {
+                    throw pod.origin.error(.duplicate, "pod IP \(ip) is also claimed by pod \(other)", field: "status.podIP")
+                }
+                podIPs[ip] = pod.key
+            }
+        }
+        var clusterIPs: [IPAddress: String] = [:]
+        for service in services {
+            guard namespaces.contains(service.namespace) else {
+                throw service.origin.error(.missingReference, "namespace '\(service.namespace)' does not exist (add a Namespace manifest)", field: "metadata.namespace")
+            }
+            guard let ip = service.clusterIP else { continue }
+            if let other = clusterIPs[ip] {
+                throw service.origin.error(.duplicate, "cluster IP \(ip) is also claimed by service \(other)", field: "spec.clusterIP")
+            }
+            clusterIPs[ip] = service.key
+        }
+        var nodeIPs: [IPAddress: String] = [:]
+        for node in nodes {
+            guard let ip = node.internalIP else { continue }
+            if let other = nodeIPs[ip] {
+                throw node.origin.error(.duplicate, "node IP \(ip) is also claimed by node \(other)", field: "status.addresses")
+            }
+            nodeIPs[ip] = node.name
+        }
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import MeshProto
+import PolicyEngine
+import SwiftProtobuf
+
+/// Converts Services and HTTPRoutes into the Envoy resources that waypoints
+/// and proxyless gRPC clients read, named as istiod names them:
+///
+/// - Cluster `outbound|PORT||HOST` (EDS over ADS, round robin) and its
+///   ClusterLoadAssignment (the ready and unready endpoints, one locality);
+/// - RouteConfiguration and Listener `HOST:PORT`: the listener is an API
+///   listener (what `xds:///HOST:PORT` resolves in gRPC) whose
+///   HttpConnectionManager takes routes over RDS; routes come from HTTPRoutes
+///   attached to the Service (GAMMA), then a default route to the Service.
+public struct EnvoyResources: Sendable {
+    public let state: ClusterState
+    public let plan: AddressPlan
+    public let endpoints: ServiceEndpoints
+    public let options: MeshOptions
+
+    static let routerFilterName = "envoy.filters.http.router"
+    static let httpConnectionManagerName = "envoy.filters.network.http_connection_manager"
+
+    public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
+        self.state = state
+        self.plan = plan
+        self.endpoints = endpoints
+        self.options = options
+    }
+
+    /// `outbound|PORT||HOST`.
+    public func clusterName(_ service: ClusterService, port: UInt16) -> String {
+        "outbound|\(port)||\(service.hostname(domain: options.domainSuffix))"
+    }
+
+    /// `HOST:PORT`, the name of a Service port's Listener and RouteConfiguration.
+    public func listenerName(_ service: ClusterService, port: UInt16) -> String {
+        "\(service.hostname(domain: options.domainSuffix)):\(port)"
+    }
+
+    /// The EDS Cluster of a Service port.
+    public func cluster(_ service: ClusterService, port: UInt16) -> Envoy_Config_Cluster_V3_Cluster {
+        var cluster = Envoy_Config_Cluster_V3_Cluster()
+        cluster.name = clusterName(service, port: port)
+        cluster.type = .eds
+        cluster.edsClusterConfig.edsConfig = Self.adsSource
+        cluster.edsClusterConfig.serviceName = cluster.name
+        cluster.connectTimeout = Google_Protobuf_Duration(seconds: 10)
+        cluster.lbPolicy = .roundRobin
+        return cluster
+    }
+
+    /// The endpoints of a Service port (one locality of weight 1, which gRPC requires).
+    public func loadAssignment(_ service: ClusterService, port: UInt16) -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
+        var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
+        assignment.clusterName = clusterName(service, port: port)
+        var locality = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
+        locality.loadBalancingWeight = Google_Protobuf_UInt32Value(1)
+        for endpoint in endpoints.endpoints(service: service.key, port: port) {
+            var lb = Envoy_Config_Endpoint_V3_LbEndpoint()
+            var address = Envoy_Config_Core_V3_SocketAddress()
+            address.address = endpoint.address.description
+            address.portValue = UInt32(endpoint.targetPort)
+            var e = Envoy_Config_Endpoint_V3_Endpoint()
+            e.address.socketAddress = address
+            lb.endpoint = e
+            lb.healthStatus = endpoint.ready ? .healthy : .unhealthy
+            locality.lbEndpoints.append(lb)
+        }
+        assignment.endpoints = [locality]
+        return assignment
+    }
+
+    /// The routes of a Service port: HTTPRoutes whose parentRefs name the
+    /// Service (and this port, or no port), in name order, then a default
+    /// route to the Service itself.
+    public func routeConfiguration(_ service: ClusterService, port: UInt16) -> Envoy_Config_Route_V3_RouteConfiguration {
+        let host = service.hostname(domain: options.domainSuffix)
+        var virtualHost = Envoy_Config_Route_V3_VirtualHost()
+        virtualHost.name = listenerName(service, port: port)
+        var domains = [host, "\(host):\(port)", service.name, "\(service.name):\(port)",
+                       "\(service.name).\(service.namespace)", "\(service.name).\(service.namespace):\(port)"]
+        if let vip = plan.serviceIPs[service.key] { domains += ["\(vip)", "\(vip):\(port)"] }
+        virtualHost.domains = domains
+        let attached = state.httpRoutes
+            .filter { route in
+                route.parentRefs.contains { $0.kind == "Service" && $0.namespace == service.namespace && $0.name == service.name && ($0.port == nil || $0.port == port) }
+            }
+            .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+        for route in attached { virtualHost.routes += routes(route) }
+        var fallback = Envoy_Config_Route_V3_Route()
+        fallback.name = "default"
+        fallback.match.prefix = "/"
+        fallback.route.cluster = clusterName(service, port: port)
+        virtualHost.routes.append(fallback)
+        var config = Envoy_Config_Route_V3_RouteConfiguration()
+        config.name = listenerName(service, port: port)
+        config.virtualHosts = [virtualHost]
+        return config
+    }
+
+    /// The routes of one HTTPRoute; backends that name no known Service port are left out.
+    public func routes(_ route: ClusterHTTPRoute) -> [Envoy_Config_Route_V3_Route] {
+        var result: [Envoy_Config_Route_V3_Route] = []
+        for (ruleIndex, rule) in route.rules.enumerated() {
+            var action = Envoy_Config_Route_V3_RouteAction()
+            let backends = rule.backends.compactMap { backend -> (String, UInt32)? in
+                guard let service = state.service(namespace: backend.namespace, name: backend.name),
+                      service.ports.contains(where: { $0.port == backend.port }) else { return nil }
+                return (clusterName(service, port: backend.port), backend.weight)
+            }
+            guard !backends.isEmpty else { continue }
+            if backends.count == 1 {
+                action.cluster = backends[0].0
+            } else {
+                var weighted = Envoy_Config_Route_V3_WeightedCluster()
+                weighted.clusters = backends.map { name, weight in
+                    var c = Envoy_Config_Route_V3_WeightedCluster.ClusterWeight()
+                    c.name = name
+                    c.weight = Google_Protobuf_UInt32Value(weight)
+                    return c
+                }
+                action.weightedClusters = weighted
+            }
+            for (matchIndex, match) in rule.matches.enumerated() {
+                var r = Envoy_Config_Route_V3_Route()
+                r.name = "\(route.namespace)/\(route.name)/\(ruleIndex)/\(matchIndex)"
+                switch match.pathType {
+                case .exact: r.match.path = match.path
+                case .prefix, .regularExpression: r.match.prefix = match.path
+                }
+                if let method = match.method { r.match.headers.append(Self.exactHeader(":method", method)) }
+                for (name, value) in match.headers.sorted(by: { $0.key < $1.key }) { r.match.headers.append(Self.exactHeader(name, value)) }
+                r.route = action
+                result.append(r)
+            }
+        }
+        return result
+    }
+
+    /// The API listener of a Service port (gRPC's `xds:///HOST:PORT`).
+    public func listener(_ service: ClusterService, port: UInt16) throws -> Envoy_Config_Listener_V3_Listener {
+        var manager = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager()
+        manager.statPrefix = listenerName(service, port: port)
+        var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
+        rds.configSource = Self.adsSource
+        rds.routeConfigName = listenerName(service, port: port)
+        manager.rds = rds
+        var router = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpFilter()
+        router.name = Self.routerFilterName
+        router.typedConfig = try Google_Protobuf_Any(message: Envoy_Extensions_Filters_Http_Router_V3_Router())
+        manager.httpFilters = [router]
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = listenerName(service, port: port)
+        listener.apiListener.apiListener = try Google_Protobuf_Any(message: manager)
+        return listener
+    }
+
+    private static var adsSource: Envoy_Config_Core_V3_ConfigSource {
+        var source = Envoy_Config_Core_V3_ConfigSource()
+        source.ads = Envoy_Config_Core_V3_AggregatedConfigSource()
+        source.resourceApiVersion = .v3
+        return source
+    }
+
+    private static func exactHeader(_ name: String, _ value: String) -> Envoy_Config_Route_V3_HeaderMatcher {
+        var header = Envoy_Config_Route_V3_HeaderMatcher()
+        header.name = name
+        header.exactMatch = value
+        return header
+    }
+}

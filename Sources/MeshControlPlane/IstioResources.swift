@@ -1,0 +1,125 @@
+import Foundation
+import MeshProto
+import PolicyEngine
+
+/// Converts cluster objects into the Istio ambient resources ztunnel reads:
+/// `istio.workload.Address` (a Workload per running pod, a Service per
+/// Service) and `istio.security.Authorization` (per AuthorizationPolicy that
+/// has an L4 form).
+///
+/// Each method converts one object, so a test can drive the conversion object
+/// by object; ``MeshResourceSet`` puts them together.
+public struct IstioResources: Sendable {
+    public let state: ClusterState
+    public let plan: AddressPlan
+    public let endpoints: ServiceEndpoints
+    public let options: MeshOptions
+
+    public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
+        self.state = state
+        self.plan = plan
+        self.endpoints = endpoints
+        self.options = options
+    }
+
+    /// The workload uid of a pod, as istiod names it.
+    public func uid(of pod: ClusterPod) -> String { "\(options.clusterID)//Pod/\(pod.namespace)/\(pod.name)" }
+
+    /// The resource name of a Service's Address: `namespace/hostname`.
+    public func addressName(of service: ClusterService) -> String { "\(service.namespace)/\(service.hostname(domain: options.domainSuffix))" }
+
+    /// The `canonical_name` Istio derives from a pod's labels.
+    public static func canonicalName(of pod: ClusterPod) -> String {
+        pod.labels["service.istio.io/canonical-name"] ?? pod.labels["app.kubernetes.io/name"] ?? pod.labels["app"] ?? pod.name
+    }
+
+    /// The `canonical_revision` Istio derives from a pod's labels.
+    public static func canonicalRevision(of pod: ClusterPod) -> String {
+        pod.labels["service.istio.io/canonical-revision"] ?? pod.labels["app.kubernetes.io/version"] ?? pod.labels["version"] ?? "latest"
+    }
+
+    /// The Workload of a pod; nil for a pending pod (no node or no address).
+    public func workload(_ pod: ClusterPod) -> Istio_Workload_Workload? {
+        guard let node = pod.nodeName, let ips = plan.podIPs[pod.key], !ips.isEmpty else { return nil }
+        var w = Istio_Workload_Workload()
+        w.uid = uid(of: pod)
+        w.name = pod.name
+        w.namespace = pod.namespace
+        w.addresses = ips.map { Data($0.bytes) }
+        w.network = options.network
+        w.node = node
+        w.trustDomain = options.trustDomain
+        w.serviceAccount = pod.serviceAccount
+        w.canonicalName = Self.canonicalName(of: pod)
+        w.canonicalRevision = Self.canonicalRevision(of: pod)
+        w.workloadName = pod.name
+        w.workloadType = .pod
+        w.clusterID = options.clusterID
+        w.tunnelProtocol = AmbientEnrollment.isEnrolled(pod, in: state) ? .hbone : .none
+        if let waypoint = AmbientEnrollment.waypoint(for: pod, in: state) { w.waypoint = gatewayAddress(waypoint) }
+        for service in state.services {
+            var list = Istio_Workload_PortList()
+            for port in service.ports {
+                guard let target = endpoints.endpoints(service: service.key, port: port.port).first(where: { $0.pod == pod.key })?.targetPort else { continue }
+                var p = Istio_Workload_Port()
+                p.servicePort = UInt32(port.port)
+                p.targetPort = UInt32(target)
+                list.ports.append(p)
+            }
+            if !list.ports.isEmpty { w.services[addressName(of: service)] = list }
+        }
+        w.authorizationPolicies = state.policies.authorizationPolicies
+            .filter { policy in
+                guard policy.namespace == pod.namespace, policy.targetRefs.isEmpty, let selector = policy.selector else { return false }
+                return LabelSelector(matchLabels: selector).matches(pod.labels)
+            }
+            .map { "\($0.namespace)/\($0.name)" }
+            .sorted()
+        return w
+    }
+
+    /// The Service of a Kubernetes Service.
+    public func service(_ service: ClusterService) -> Istio_Workload_Service {
+        var s = Istio_Workload_Service()
+        s.name = service.name
+        s.namespace = service.namespace
+        s.hostname = service.hostname(domain: options.domainSuffix)
+        if let vip = plan.serviceIPs[service.key] {
+            var address = Istio_Workload_NetworkAddress()
+            address.network = options.network
+            address.address = Data(vip.bytes)
+            s.addresses = [address]
+        }
+        s.ports = service.ports.filter { $0.protocol == .tcp }.map { port in
+            var p = Istio_Workload_Port()
+            p.servicePort = UInt32(port.port)
+            // A named target port resolves per workload (Workload.services); 0 says so, as istiod does.
+            if case .number(let n) = port.targetPort { p.targetPort = UInt32(n) }
+            return p
+        }
+        if let waypoint = AmbientEnrollment.waypoint(for: service, in: state) { s.waypoint = gatewayAddress(waypoint) }
+        return s
+    }
+
+    /// The Authorizations of the AuthorizationPolicies ztunnel enforces, by
+    /// `namespace/name`; policies without an L4 form (targetRefs, AUDIT,
+    /// CUSTOM) are left to waypoints, as istiod does.
+    public func authorizations() throws(PolicyCompileError) -> [(name: String, authorization: Istio_Security_Authorization)] {
+        var result: [(name: String, authorization: Istio_Security_Authorization)] = []
+        for policy in state.policies.authorizationPolicies {
+            guard let lowered = policy.authorization(for: .l4, rootNamespace: options.rootNamespace) else { continue }
+            result.append(("\(policy.namespace)/\(policy.name)", try lowered.proto()))
+        }
+        return result
+    }
+
+    private func gatewayAddress(_ gateway: ClusterGateway) -> Istio_Workload_GatewayAddress {
+        var address = Istio_Workload_GatewayAddress()
+        var host = Istio_Workload_NamespacedHostname()
+        host.namespace = gateway.namespace
+        host.hostname = "\(gateway.name).\(gateway.namespace).svc.\(options.domainSuffix)"
+        address.hostname = host
+        address.hboneMtlsPort = options.hbonePort
+        return address
+    }
+}

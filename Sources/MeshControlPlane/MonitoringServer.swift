@@ -1,0 +1,92 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A reply of the monitoring endpoint.
+public struct MonitoringReply: Sendable {
+    public var status: HTTPResponseStatus
+    public var contentType: String
+    public var body: String
+
+    public init(status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8", body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+
+    /// 404 for a path nobody serves.
+    public static let notFound = MonitoringReply(status: .notFound, body: "not found\n")
+}
+
+/// A small HTTP/1.1 server for operational endpoints (istiod's 15014:
+/// `/metrics`, `/ready`, `/debug/...`): GET only, one reply per request,
+/// computed by an async route function.
+public final class MonitoringServer: Sendable {
+    public typealias Route = @Sendable (_ path: String) async -> MonitoringReply
+
+    private let channel: any Channel
+
+    private init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Binds `host:port` (port 0 picks a free one) and serves `route`.
+    public static func start(host: String, port: Int, route: @escaping Route) async throws -> MonitoringServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MonitoringHandler(route: route))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        return MonitoringServer(channel: channel)
+    }
+
+    /// The bound port.
+    public var port: Int { channel.localAddress?.port ?? 0 }
+
+    /// Stops listening.
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+private final class MonitoringHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let route: MonitoringServer.Route
+
+    init(route: @escaping MonitoringServer.Route) {
+        self.route = route
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = unwrapInboundIn(data) else { return }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let keepAlive = head.isKeepAlive
+        let route = self.route
+        let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "/")
+        let method = head.method
+        loop.makeFutureWithTask { () async -> MonitoringReply in
+            guard method == .GET || method == .HEAD else { return MonitoringReply(status: .methodNotAllowed, body: "only GET\n") }
+            return await route(path)
+        }.whenSuccess { reply in
+            let context = bound.value
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: reply.contentType)
+            headers.add(name: "content-length", value: String(reply.body.utf8.count))
+            if !keepAlive { headers.add(name: "connection", value: "close") }
+            context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: reply.status, headers: headers))), promise: nil)
+            if method != .HEAD {
+                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: reply.body)))), promise: nil)
+            }
+            let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+            if !keepAlive { done.whenComplete { _ in bound.value.close(promise: nil) } }
+        }
+    }
+}

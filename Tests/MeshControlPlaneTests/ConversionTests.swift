@@ -1,0 +1,215 @@
+import Foundation
+import MeshControlPlane
+import MeshProto
+import PolicyEngine
+import SwiftProtobuf
+import Testing
+import XDSServer
+
+@Suite("Conversion: manifests to Istio and Envoy resources, object by object")
+struct ConversionTests {
+    let state: ClusterState
+    let plan: AddressPlan
+    let istio: IstioResources
+    let envoy: EnvoyResources
+
+    init() throws {
+        state = try Manifests.load()
+        plan = try AddressAllocator().plan(for: state)
+        let endpoints = ServiceEndpoints(state: state, plan: plan)
+        istio = IstioResources(state: state, plan: plan, endpoints: endpoints)
+        envoy = EnvoyResources(state: state, plan: plan, endpoints: endpoints)
+    }
+
+    private func pod(_ name: String) throws -> ClusterPod { try #require(state.pod("demo/\(name)")) }
+    private var echo: ClusterService { get throws { try #require(state.service(namespace: "demo", name: "echo")) } }
+
+    @Test("a pod becomes a Workload with its uid, allocated address, node, identity and canonical labels")
+    func workload() throws {
+        let w = try #require(istio.workload(try pod("echo-1")))
+        #expect(w.uid == "Kubernetes//Pod/demo/echo-1")
+        #expect(w.name == "echo-1" && w.namespace == "demo" && w.node == "node-a")
+        #expect(w.serviceAccount == "echo" && w.trustDomain == "cluster.local")
+        #expect(w.canonicalName == "echo" && w.canonicalRevision == "v1")
+        #expect(w.workloadType == .pod && w.clusterID == "Kubernetes")
+        let ip = try #require(plan.podIPs["demo/echo-1"]?.first)
+        #expect(w.addresses == [Data(ip.bytes)])
+        #expect(try #require(plan.nodeCIDRs["node-a"]).contains(ip))
+    }
+
+    @Test("enrollment: an ambient namespace's pods use HBONE; `istio.io/dataplane-mode: none` opts a pod out")
+    func enrollment() throws {
+        #expect(istio.workload(try pod("echo-1"))?.tunnelProtocol == .hbone)
+        #expect(istio.workload(try pod("legacy"))?.tunnelProtocol == Istio_Workload_TunnelProtocol.none)
+        #expect(AmbientEnrollment.isEnrolled(try pod("client"), in: state))
+        #expect(!AmbientEnrollment.isEnrolled(try pod("legacy"), in: state))
+    }
+
+    @Test("a pod's status.podIP is kept; the Workload lists the Services it backs with the resolved named target port")
+    func serviceMembership() throws {
+        let w = try #require(istio.workload(try pod("echo-2")))
+        #expect(w.addresses == [Data([10, 244, 7, 50])])
+        let ports = try #require(w.services["demo/echo.demo.svc.cluster.local"]).ports
+        #expect(ports.map { [$0.servicePort, $0.targetPort] } == [[80, 8080], [9000, 9001]])
+        #expect(istio.workload(try pod("client"))?.services.isEmpty == true)
+    }
+
+    @Test("a selector policy is named in the authorization_policies of the pods it selects only")
+    func policyBinding() throws {
+        #expect(istio.workload(try pod("echo-1"))?.authorizationPolicies == ["demo/echo-allow"])
+        #expect(istio.workload(try pod("client"))?.authorizationPolicies == [])
+    }
+
+    @Test("a Service becomes an Istio Service: hostname, allocated VIP from 10.96/16, ports (0 for a named target)")
+    func service() throws {
+        let s = istio.service(try echo)
+        #expect(s.hostname == "echo.demo.svc.cluster.local")
+        let vip = try #require(plan.serviceIPs["demo/echo"])
+        #expect(CIDR("10.96.0.0/16")!.contains(vip))
+        #expect(s.addresses.map(\.address) == [Data(vip.bytes)])
+        #expect(s.ports.map { [$0.servicePort, $0.targetPort] } == [[80, 0], [9000, 9001]])
+        #expect(!s.hasWaypoint)
+    }
+
+    @Test("AuthorizationPolicy: selector scope, principals, ipBlocks as CIDRs, ports; round-trips through PolicyEngine's decoder")
+    func authorization() throws {
+        let all = Dictionary(uniqueKeysWithValues: try istio.authorizations().map { ($0.name, $0.authorization) })
+        let allow = try #require(all["demo/echo-allow"])
+        #expect(allow.scope == .workloadSelector && allow.action == .allow)
+        // Each source field is its own clause of the group (they all must hold).
+        let matches = try #require(allow.groups.first?.rules).flatMap(\.matches)
+        #expect(matches.flatMap(\.principals).map(\.exact) == ["cluster.local/ns/demo/sa/client"])
+        #expect(matches.flatMap(\.destinationPorts) == [8080])
+        let cidrRule = try #require(allow.groups.first?.rules.first { !$0.matches.flatMap(\.sourceIps).isEmpty })
+        #expect(cidrRule.matches.flatMap(\.sourceIps).map { [$0.address, Data([UInt8($0.length)])] } == [[Data([10, 244, 0, 0]), Data([16])]])
+        let deny = try #require(all["demo/deny-legacy"])
+        #expect(deny.scope == .namespace && deny.action == .deny)
+        // PolicyEngine reads the resource back into the same policy it lowered.
+        let policy = try #require(state.policies.authorizationPolicies.first { $0.name == "echo-allow" })
+        let lowered = try #require(policy.authorization(for: .l4))
+        let decoded = try IstioAuthorization(allow, boundWorkloads: [])
+        #expect(decoded.groups == lowered.groups)
+    }
+
+    @Test("waypoints: istio.io/use-waypoint on the namespace binds pods and services to an istio-waypoint Gateway by its waypoint-for")
+    func waypoint() throws {
+        let extra = [("waypoint.yaml", """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata:
+          name: waypoint
+          namespace: demo
+          labels: {istio.io/waypoint-for: all}
+        spec:
+          gatewayClassName: istio-waypoint
+          listeners: [{name: mesh, port: 15008, protocol: HBONE}]
+        """)]
+        var state = try Manifests.load(extra)
+        state.policies.namespaces = state.policies.namespaces.map { ns in
+            var ns = ns
+            if ns.name == "demo" { ns.labels["istio.io/use-waypoint"] = "waypoint" }
+            return ns
+        }
+        let plan = try AddressAllocator().plan(for: state)
+        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let service = try #require(state.service(namespace: "demo", name: "echo"))
+        let echo1 = try #require(state.pod("demo/echo-1"))
+        let w = try #require(istio.workload(echo1))
+        #expect(w.waypoint.hostname.hostname == "waypoint.demo.svc.cluster.local" && w.waypoint.hboneMtlsPort == 15008)
+        #expect(istio.service(service).waypoint.hostname.namespace == "demo")
+        // A pod label `none` opts out of the namespace's waypoint.
+        var pod = try #require(state.pod("demo/echo-2"))
+        pod.labels["istio.io/use-waypoint"] = "none"
+        #expect(istio.workload(pod)?.hasWaypoint == false)
+    }
+
+    @Test("endpoints: derived from the selector, or taken from EndpointSlices when the Service has any")
+    func endpoints() throws {
+        let derived = ServiceEndpoints(state: state, plan: plan).endpoints(service: "demo/echo", port: 80)
+        #expect(derived.map(\.pod) == ["demo/echo-1", "demo/echo-2"])
+        #expect(derived.allSatisfy { $0.targetPort == 8080 })
+        let slice = [("slice.yaml", """
+        apiVersion: discovery.k8s.io/v1
+        kind: EndpointSlice
+        metadata:
+          name: echo-abc
+          namespace: demo
+          labels: {kubernetes.io/service-name: echo}
+        addressType: IPv4
+        ports: [{name: http, port: 8443}]
+        endpoints:
+        - addresses: [10.244.7.50]
+          conditions: {ready: false}
+          targetRef: {kind: Pod, name: echo-2}
+        """)]
+        let sliced = try Manifests.load(slice)
+        let slicedPlan = try AddressAllocator().plan(for: sliced)
+        let fromSlice = ServiceEndpoints(state: sliced, plan: slicedPlan).endpoints(service: "demo/echo", port: 80)
+        #expect(fromSlice == [ServiceEndpoint(pod: "demo/echo-2", address: IPAddress("10.244.7.50")!, targetPort: 8443, ready: false)])
+    }
+
+    @Test("Envoy: an EDS Cluster per Service port, its endpoints with health, an API Listener with RDS and the router")
+    func envoyResources() throws {
+        let service = try echo
+        let cluster = envoy.cluster(service, port: 80)
+        #expect(cluster.name == "outbound|80||echo.demo.svc.cluster.local")
+        #expect(cluster.type == .eds && cluster.edsClusterConfig.serviceName == cluster.name && cluster.lbPolicy == .roundRobin)
+        let assignment = envoy.loadAssignment(service, port: 80)
+        let endpoints = try #require(assignment.endpoints.first)
+        #expect(endpoints.loadBalancingWeight.value == 1)
+        #expect(endpoints.lbEndpoints.map { $0.endpoint.address.socketAddress.portValue } == [8080, 8080])
+        #expect(endpoints.lbEndpoints.allSatisfy { $0.healthStatus == .healthy })
+        let listener = try envoy.listener(service, port: 80)
+        #expect(listener.name == "echo.demo.svc.cluster.local:80")
+        let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.apiListener.apiListener)
+        #expect(manager.rds.routeConfigName == "echo.demo.svc.cluster.local:80")
+        #expect(manager.httpFilters.map(\.name) == ["envoy.filters.http.router"])
+        let routes = envoy.routeConfiguration(service, port: 80)
+        #expect(routes.virtualHosts.first?.domains.contains("echo.demo.svc.cluster.local:80") == true)
+        #expect(routes.virtualHosts.first?.routes.last?.route.cluster == cluster.name)
+    }
+
+    @Test("HTTPRoute attached to a Service (GAMMA): its matches come before the default route, weights become weighted clusters")
+    func httpRoute() throws {
+        let extra = [("route.yaml", """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: echo-v2, namespace: demo}
+        spec:
+          selector: {app: echo, version: v2}
+          ports: [{port: 80, targetPort: 8080}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: split, namespace: demo}
+        spec:
+          parentRefs: [{group: "", kind: Service, name: echo, port: 80}]
+          rules:
+          - matches: [{path: {type: PathPrefix, value: /api}, method: GET, headers: [{name: X-Canary, value: "yes"}]}]
+            backendRefs: [{name: echo, port: 80, weight: 90}, {name: echo-v2, port: 80, weight: 10}]
+        """)]
+        let state = try Manifests.load(extra)
+        let plan = try AddressAllocator().plan(for: state)
+        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let service = try #require(state.service(namespace: "demo", name: "echo"))
+        let routes = try #require(envoy.routeConfiguration(service, port: 80).virtualHosts.first?.routes)
+        #expect(routes.map(\.name) == ["demo/split/0/0", "default"])
+        let first = routes[0]
+        #expect(first.match.prefix == "/api")
+        #expect(first.match.headers.map { [$0.name, $0.exactMatch] } == [[":method", "GET"], ["x-canary", "yes"]])
+        #expect(first.route.weightedClusters.clusters.map { "\($0.name)=\($0.weight.value)" }
+                == ["outbound|80||echo.demo.svc.cluster.local=90", "outbound|80||echo-v2.demo.svc.cluster.local=10"])
+    }
+
+    @Test("the resource set holds every type, and the same manifests give the same versions in a new conversion")
+    func resourceSet() throws {
+        let set = try MeshResourceSet(state: state)
+        #expect(set.counts[XDSTypeURL.address] == 5)  // 4 pods and 1 service
+        #expect(set.counts[XDSTypeURL.authorization] == 2)
+        #expect(set.counts[XDSTypeURL.cluster] == 2 && set.counts[XDSTypeURL.clusterLoadAssignment] == 2)
+        #expect(set.counts[XDSTypeURL.listener] == 2 && set.counts[XDSTypeURL.routeConfiguration] == 2)
+        let again = try MeshResourceSet(state: try Manifests.load())
+        #expect(again.snapshot == set.snapshot)
+        #expect(again.snapshot.changes(to: set.snapshot).upserts.isEmpty)
+    }
+}

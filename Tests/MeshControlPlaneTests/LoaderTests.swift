@@ -1,0 +1,149 @@
+import Foundation
+import MeshControlPlane
+import PolicyEngine
+import Testing
+
+@Suite("Manifest loading: a directory tree, all or nothing, errors that point at the field")
+struct LoaderTests {
+    private func refusal(_ extra: [(file: String, text: String)]) -> PolicyLoadError? {
+        do {
+            _ = try Manifests.load(extra)
+            return nil
+        } catch let error as PolicyLoadError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test("reads a nested directory tree of multi-document files and List wrappers; hidden entries are left out")
+    func tree() throws {
+        let dir = try Manifests.directory(Manifests.all + [
+            ("nested/deeper/extra.yml", """
+            apiVersion: v1
+            kind: List
+            items:
+            - apiVersion: v1
+              kind: ServiceAccount
+              metadata: {name: batch, namespace: demo}
+            """),
+            ("..data/ignored.yaml", "this: [is not: valid"),
+            ("README.txt", "not yaml"),
+        ])
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let state = try ClusterManifestLoader().load(directory: dir.path)
+        #expect(state.nodes.map(\.name) == ["node-a", "node-b"])
+        #expect(state.pods.count == 4)
+        #expect(state.serviceAccounts.map(\.name).sorted() == ["batch", "client", "echo"])
+    }
+
+    @Test("unknown kinds are skipped and listed")
+    func unknownKind() throws {
+        let state = try Manifests.load([("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: demo}\nspec: {}\n")])
+        #expect(state.skipped == ["deploy.yaml#0 Deployment web"])
+    }
+
+    @Test("unparsable YAML names the file")
+    func syntax() throws {
+        let error = try #require(refusal([("broken.yaml", "apiVersion: v1\nkind: [Pod\n")]))
+        #expect(error.file == "broken.yaml" && error.kind == .syntax)
+    }
+
+    @Test("an unknown field value names file, document and field path")
+    func invalidValue() throws {
+        let error = try #require(refusal([("pa.yaml", """
+        apiVersion: v1
+        kind: ServiceAccount
+        metadata: {name: x, namespace: demo}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: p, namespace: demo}
+        spec: {mtls: {mode: SOMETIMES}}
+        """)]))
+        #expect(error.file == "pa.yaml" && error.documentIndex == 1 && error.fieldPath == "spec.mtls.mode" && error.kind == .invalidValue)
+    }
+
+    @Test("an object defined twice, in two files, is refused")
+    func duplicate() throws {
+        let error = try #require(refusal([("again.yaml", Manifests.pod("echo-1", node: "node-b"))]))
+        #expect(error.file == "again.yaml" && error.kind == .duplicate)
+    }
+
+    @Test("two pods claiming one IP are refused at the second pod's status.podIP")
+    func duplicateIP() throws {
+        let error = try #require(refusal([("clash.yaml", Manifests.pod("echo-3", node: "node-b", ip: "10.244.7.50"))]))
+        #expect(error.file == "clash.yaml" && error.fieldPath == "status.podIP" && error.kind == .duplicate)
+        #expect(error.message.contains("demo/echo-2"))
+    }
+
+    @Test("references Kubernetes would refuse: a missing service account, namespace or node")
+    func missingReferences() throws {
+        let account = try #require(refusal([("a.yaml", Manifests.pod("x", node: "node-a", account: "ghost"))]))
+        #expect(account.fieldPath == "spec.serviceAccountName" && account.kind == .missingReference)
+        let node = try #require(refusal([("n.yaml", Manifests.pod("y", node: "node-z"))]))
+        #expect(node.fieldPath == "spec.nodeName" && node.kind == .missingReference)
+        let namespace = try #require(refusal([("ns.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: nowhere}\nspec: {ports: [{port: 80}]}\n")]))
+        #expect(namespace.fieldPath == "metadata.namespace" && namespace.kind == .missingReference)
+    }
+
+    @Test("fields the mesh does not implement are refused, not ignored")
+    func unsupported() throws {
+        let error = try #require(refusal([("route.yaml", """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: r, namespace: demo}
+        spec:
+          parentRefs: [{kind: Service, group: "", name: echo}]
+          rules: [{filters: [{type: RequestHeaderModifier}], backendRefs: [{name: echo, port: 80}]}]
+        """)]))
+        #expect(error.fieldPath == "spec.rules[0].filters" && error.kind == .unsupported)
+    }
+
+    @Test("a bad port and a bad address are refused with their field")
+    func badScalars() throws {
+        let port = try #require(refusal([("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: demo}\nspec: {ports: [{port: 70000}]}\n")]))
+        #expect(port.fieldPath == "spec.ports[0].port" && port.kind == .invalidValue)
+        let address = try #require(refusal([("node.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {addresses: [{type: InternalIP, address: 300.1.1.1}]}\n")]))
+        #expect(address.fieldPath == "status.addresses[0].address")
+    }
+}
+
+@Suite("Address allocation: what manifests leave out, as Kubernetes would, stable")
+struct AllocationTests {
+    @Test("node CIDRs are /24s of 10.244/16, pods get addresses from their node's, services from 10.96/16; given ones are kept")
+    func ranges() throws {
+        let state = try Manifests.load()
+        let plan = try AddressAllocator().plan(for: state)
+        #expect(plan.nodeCIDRs["node-b"] == CIDR("10.244.7.0/24"))
+        let a = try #require(plan.nodeCIDRs["node-a"])
+        #expect(a.prefixLength == 24 && CIDR("10.244.0.0/16")!.contains(a) && a != plan.nodeCIDRs["node-b"])
+        #expect(plan.podIPs["demo/echo-2"] == [IPAddress("10.244.7.50")!])
+        let legacy = try #require(plan.podIPs["demo/legacy"]?.first)
+        #expect(CIDR("10.244.7.0/24")!.contains(legacy) && legacy != IPAddress("10.244.7.50")!)
+        #expect(plan.nodeIPs.values.allSatisfy { CIDR("172.18.0.0/16")!.contains($0) })
+        #expect(Set(plan.nodeIPs.values).count == 2)
+    }
+
+    @Test("the plan is a function of the manifests: recomputed, it is the same; adding a pod moves no other")
+    func stable() throws {
+        let state = try Manifests.load()
+        let plan = try AddressAllocator().plan(for: state)
+        #expect(try AddressAllocator().plan(for: try Manifests.load()) == plan)
+        let grown = try AddressAllocator().plan(for: try Manifests.load([("more.yaml", Manifests.pod("echo-9", node: "node-a"))]))
+        for (pod, ips) in plan.podIPs { #expect(grown.podIPs[pod] == ips, "\(pod) moved") }
+        #expect(grown.nodeCIDRs == plan.nodeCIDRs && grown.serviceIPs == plan.serviceIPs)
+    }
+
+    @Test("pods of one node get distinct addresses even when their hashes collide, until the range is exhausted")
+    func exhaustion() throws {
+        let pods = (0..<260).map { Manifests.pod("p\($0)", node: "node-a") }.joined(separator: "\n---\n")
+        let state = try Manifests.load([("many.yaml", pods)])
+        #expect(throws: AddressAllocationError.self) { try AddressAllocator().plan(for: state) }
+        let fewer = try Manifests.load([("some.yaml", (0..<200).map { Manifests.pod("p\($0)", node: "node-a") }.joined(separator: "\n---\n"))])
+        let plan = try AddressAllocator().plan(for: fewer)
+        let onA = fewer.pods.filter { $0.nodeName == "node-a" }.compactMap { plan.podIPs[$0.key]?.first }
+        #expect(Set(onA).count == onA.count && onA.count == 202)
+    }
+}
