@@ -15,10 +15,10 @@ import XDSServer
 /// It is also the CA's impersonation policy (``NodeImpersonationRule`` over the
 /// current state).
 public actor ControlPlane: IstioCAImpersonationPolicy {
-    public let cache: XDSSnapshotCache
-    public let options: MeshOptions
-    public let allocator: AddressAllocator
-    public let metrics: ControlPlaneMetrics
+    public nonisolated let cache: XDSSnapshotCache
+    public nonisolated let options: MeshOptions
+    public nonisolated let allocator: AddressAllocator
+    public nonisolated let metrics: ControlPlaneMetrics
     private let logger: Logger
     private let rule: NodeImpersonationRule
     /// The set being served.
