@@ -50,12 +50,13 @@ public struct EnvoyResources: Sendable {
         return cluster
     }
 
-    /// The endpoints of a Service port (one locality of weight 1, which gRPC requires).
+    /// The endpoints of a Service port, grouped by the locality of their node
+    /// (`topology.kubernetes.io/region` and `zone` labels; empty when unset).
+    /// Every locality is present and weighted by its endpoint count, as gRPC requires.
     public func loadAssignment(_ service: ClusterService, port: UInt16) -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
         var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
         assignment.clusterName = clusterName(service, port: port)
-        var locality = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
-        locality.loadBalancingWeight = Google_Protobuf_UInt32Value(1)
+        var localities: [Envoy_Config_Core_V3_Locality: [Envoy_Config_Endpoint_V3_LbEndpoint]] = [:]
         for endpoint in endpoints.endpoints(service: service.key, port: port) {
             var lb = Envoy_Config_Endpoint_V3_LbEndpoint()
             var address = Envoy_Config_Core_V3_SocketAddress()
@@ -65,10 +66,26 @@ public struct EnvoyResources: Sendable {
             e.address.socketAddress = address
             lb.endpoint = e
             lb.healthStatus = endpoint.ready ? .healthy : .unhealthy
-            locality.lbEndpoints.append(lb)
+            localities[locality(of: endpoint), default: []].append(lb)
         }
-        assignment.endpoints = [locality]
+        assignment.endpoints = localities
+            .sorted { ($0.key.region, $0.key.zone) < ($1.key.region, $1.key.zone) }
+            .map { locality, endpoints in
+                var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
+                group.locality = locality
+                group.lbEndpoints = endpoints
+                group.loadBalancingWeight = Google_Protobuf_UInt32Value(UInt32(endpoints.count))
+                return group
+            }
         return assignment
+    }
+
+    private func locality(of endpoint: ServiceEndpoint) -> Envoy_Config_Core_V3_Locality {
+        var locality = Envoy_Config_Core_V3_Locality()
+        guard let pod = endpoint.pod.flatMap(state.pod), let node = pod.nodeName.flatMap(state.node) else { return locality }
+        locality.region = node.labels["topology.kubernetes.io/region"] ?? ""
+        locality.zone = node.labels["topology.kubernetes.io/zone"] ?? ""
+        return locality
     }
 
     /// The routes of a Service port: HTTPRoutes whose parentRefs name the

@@ -156,7 +156,7 @@ struct ConversionTests {
         #expect(cluster.type == .eds && cluster.edsClusterConfig.serviceName == cluster.name && cluster.lbPolicy == .roundRobin)
         let assignment = envoy.loadAssignment(service, port: 80)
         let endpoints = try #require(assignment.endpoints.first)
-        #expect(endpoints.loadBalancingWeight.value == 1)
+        #expect(endpoints.hasLocality && endpoints.loadBalancingWeight.value == 2)
         #expect(endpoints.lbEndpoints.map { $0.endpoint.address.socketAddress.portValue } == [8080, 8080])
         #expect(endpoints.lbEndpoints.allSatisfy { $0.healthStatus == .healthy })
         let listener = try envoy.listener(service, port: 80)
