@@ -14,12 +14,16 @@ public struct HBONEConnectRequest: Sendable, Hashable {
     public var expectedIdentities: Set<SPIFFEID>
     /// `forwarded`, `baggage` and `traceparent` to send.
     public var forwarding: HBONEForwarding
+    /// The identity to present (the source workload's); nil presents the client's default one.
+    public var sourceIdentity: SPIFFEID?
 
-    public init(authority: HBONEAuthority, peer: SocketAddress, expectedIdentities: Set<SPIFFEID>, forwarding: HBONEForwarding = HBONEForwarding()) {
+    public init(authority: HBONEAuthority, peer: SocketAddress, expectedIdentities: Set<SPIFFEID>, forwarding: HBONEForwarding = HBONEForwarding(),
+                sourceIdentity: SPIFFEID? = nil) {
         self.authority = authority
         self.peer = peer
         self.expectedIdentities = expectedIdentities
         self.forwarding = forwarding
+        self.sourceIdentity = sourceIdentity
     }
 }
 
@@ -40,18 +44,18 @@ public struct HBONEConnectRequest: Sendable, Hashable {
 public final class HBONEClient: Sendable {
     /// The connection pool.
     public let pool: HBONEConnectionPool
-    private let tls: MeshTLS
+    private let identities: any MeshTLSProvider
     private let metrics: any HBONEMetricsObserver
     private let logger: Logger
 
     public init(
-        tls: MeshTLS,
+        tls: any MeshTLSProvider,
         configuration: HBONEClientConfiguration = HBONEClientConfiguration(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         metrics: any HBONEMetricsObserver = HBONENoMetrics(),
         logger: Logger = Logger(label: "mesh.hbone.client")
     ) {
-        self.tls = tls
+        self.identities = tls
         self.pool = HBONEConnectionPool(tls: tls, configuration: configuration, group: group, logger: logger)
         self.metrics = metrics
         self.logger = logger
@@ -59,9 +63,9 @@ public final class HBONEClient: Sendable {
 
     /// The pool key a request maps to.
     public func poolKey(for request: HBONEConnectRequest) throws -> HBONEPoolKey {
-        guard let svid = tls.svids.current else { throw HBONEError.noIdentity }
+        guard let source = request.sourceIdentity ?? identities.defaultIdentity else { throw HBONEError.noIdentity }
         let sourceIP = request.forwarding.source.flatMap { try? HBONEAuthority(parsing: $0).host }
-        return HBONEPoolKey(sourceIdentity: svid.id, destinationIdentities: request.expectedIdentities, destination: request.peer, sourceAddress: sourceIP)
+        return HBONEPoolKey(sourceIdentity: source, destinationIdentities: request.expectedIdentities, destination: request.peer, sourceAddress: sourceIP)
     }
 
     /// Opens a stream and, once the peer answered 200, returns what `initializer`

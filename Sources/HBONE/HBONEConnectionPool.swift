@@ -19,7 +19,7 @@ public actor HBONEConnectionPool {
         var dial: Task<PooledConnection, any Error>?
     }
 
-    private let tls: MeshTLS
+    private let identities: any MeshTLSProvider
     private let configuration: HBONEClientConfiguration
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -27,8 +27,9 @@ public actor HBONEConnectionPool {
     private var closed = false
     private var dials = 0
 
-    public init(tls: MeshTLS, configuration: HBONEClientConfiguration = HBONEClientConfiguration(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "mesh.hbone.pool")) {
-        self.tls = tls
+    /// A pool whose connections present the SVID of their key's source identity, taken from `tls`.
+    public init(tls: any MeshTLSProvider, configuration: HBONEClientConfiguration = HBONEClientConfiguration(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "mesh.hbone.pool")) {
+        self.identities = tls
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -71,6 +72,7 @@ public actor HBONEConnectionPool {
     private func dialAndRegister(_ key: HBONEPoolKey, on loop: (any EventLoop)?, fastDataPath: Bool) async throws -> PooledConnection {
         do {
             dials += 1
+            let tls = try await identities.meshTLS(for: key.sourceIdentity)
             let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, fastDataPath: fastDataPath, logger: logger)
             entries[key, default: Entry()].dial = nil
             guard !closed else {

@@ -22,7 +22,8 @@ import Synchronization
 /// await server.shutdown()   // GOAWAY, then close after the drain deadline
 /// ```
 public final class HBONEServer: Sendable {
-    private let tls: MeshTLS
+    private let identities: any MeshTLSProvider
+    private let serverIdentity: (@Sendable (SocketAddress?) -> SPIFFEID?)?
     private let handler: any HBONEInboundHandler
     private let configuration: HBONEServerConfiguration
     private let group: any EventLoopGroup
@@ -32,8 +33,9 @@ public final class HBONEServer: Sendable {
     private let tracker = ConnectionTracker()
     private let listener = Mutex<(any Channel)?>(nil)
 
-    /// A server for `handler`. `peerAuthorizer` defaults to "same trust domain as our SVID".
-    public init(
+    /// A server for `handler` presenting one SVID on every connection. `peerAuthorizer`
+    /// defaults to "same trust domain as our SVID".
+    public convenience init(
         tls: MeshTLS,
         handler: any HBONEInboundHandler,
         configuration: HBONEServerConfiguration = HBONEServerConfiguration(),
@@ -42,7 +44,26 @@ public final class HBONEServer: Sendable {
         metrics: any HBONEMetricsObserver = HBONENoMetrics(),
         logger: Logger = Logger(label: "mesh.hbone.server")
     ) {
-        self.tls = tls
+        self.init(identities: tls, serverIdentity: nil, handler: handler, configuration: configuration, peerAuthorizer: peerAuthorizer,
+                  group: group, metrics: metrics, logger: logger)
+    }
+
+    /// A server that presents, on each connection, the SVID of the identity
+    /// `serverIdentity` names for the connection's local address (the
+    /// destination workload's, as a node proxy does). A connection to an
+    /// address that names no identity is closed before the handshake.
+    public init(
+        identities: any MeshTLSProvider,
+        serverIdentity: (@Sendable (SocketAddress?) -> SPIFFEID?)?,
+        handler: any HBONEInboundHandler,
+        configuration: HBONEServerConfiguration = HBONEServerConfiguration(),
+        peerAuthorizer: SPIFFEAuthorizer? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        metrics: any HBONEMetricsObserver = HBONENoMetrics(),
+        logger: Logger = Logger(label: "mesh.hbone.server")
+    ) {
+        self.identities = identities
+        self.serverIdentity = serverIdentity
         self.handler = handler
         self.configuration = configuration
         self.peerAuthorizer = peerAuthorizer
@@ -54,8 +75,9 @@ public final class HBONEServer: Sendable {
     /// Binds and starts accepting; returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {
-        let authorizer = try peerAuthorizer ?? .memberOf(tls.svids.requireCurrent().id.trustDomain)
-        let tls = self.tls
+        let authorizer = try peerAuthorizer ?? .memberOf(identities.trustDomain)
+        let identities = self.identities
+        let serverIdentity = self.serverIdentity
         let tracker = self.tracker
         let configuration = self.configuration
         let handler = self.handler
@@ -69,7 +91,20 @@ public final class HBONEServer: Sendable {
                 guard tracker.add(channel) else {
                     return channel.close()
                 }
-                return channel.eventLoop.makeCompletedFuture {
+                // One SVID for every connection: set up synchronously, as the hot path.
+                if serverIdentity == nil, let tls = identities as? MeshTLS {
+                    return channel.eventLoop.makeCompletedFuture {
+                        try Self.configure(channel: channel, tls: tls, authorizer: authorizer, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
+                    }
+                }
+                let local = channel.localAddress
+                guard let identity = serverIdentity?(local) ?? identities.defaultIdentity else {
+                    logger.warning("HBONE connection to an address with no local workload; closing", metadata: ["local": "\(local.map { "\($0)" } ?? "-")"])
+                    return channel.close()
+                }
+                return channel.eventLoop.makeFutureWithTask {
+                    try await identities.meshTLS(for: identity)
+                }.flatMapThrowing { tls in
                     try Self.configure(channel: channel, tls: tls, authorizer: authorizer, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
                 }
             }

@@ -65,14 +65,25 @@ public struct AuthorizationMatch: Sendable, Hashable {
     public var notPrincipals: [String]
     public var destinationPorts: [UInt16]
     public var notDestinationPorts: [UInt16]
+    /// Ranges the connection's source address must (or must not) be in.
+    public var sourceIPs: [AddressRange]
+    public var notSourceIPs: [AddressRange]
+    /// Ranges the connection's destination address must (or must not) be in.
+    public var destinationIPs: [AddressRange]
+    public var notDestinationIPs: [AddressRange]
 
-    public init(namespaces: [String] = [], notNamespaces: [String] = [], principals: [String] = [], notPrincipals: [String] = [], destinationPorts: [UInt16] = [], notDestinationPorts: [UInt16] = []) {
+    public init(namespaces: [String] = [], notNamespaces: [String] = [], principals: [String] = [], notPrincipals: [String] = [], destinationPorts: [UInt16] = [], notDestinationPorts: [UInt16] = [],
+                sourceIPs: [AddressRange] = [], notSourceIPs: [AddressRange] = [], destinationIPs: [AddressRange] = [], notDestinationIPs: [AddressRange] = []) {
         self.namespaces = namespaces
         self.notNamespaces = notNamespaces
         self.principals = principals
         self.notPrincipals = notPrincipals
         self.destinationPorts = destinationPorts
         self.notDestinationPorts = notDestinationPorts
+        self.sourceIPs = sourceIPs
+        self.notSourceIPs = notSourceIPs
+        self.destinationIPs = destinationIPs
+        self.notDestinationIPs = notDestinationIPs
     }
 
     func matches(_ connection: L4Connection) -> Bool {
@@ -84,6 +95,12 @@ public struct AuthorizationMatch: Sendable, Hashable {
         if let principal, notPrincipals.contains(where: { Self.glob($0, principal) }) { return false }
         if !destinationPorts.isEmpty, !destinationPorts.contains(connection.destinationPort) { return false }
         if notDestinationPorts.contains(connection.destinationPort) { return false }
+        // An absent address fails positive lists and passes negative ones.
+        if !sourceIPs.isEmpty, !(connection.sourceAddress.map { a in sourceIPs.contains { $0.contains(a) } } ?? false) { return false }
+        if let a = connection.sourceAddress, notSourceIPs.contains(where: { $0.contains(a) }) { return false }
+        let destination = connection.destinationAddress ?? connection.destination.workloadIPs.first
+        if !destinationIPs.isEmpty, !(destination.map { a in destinationIPs.contains { $0.contains(a) } } ?? false) { return false }
+        if let a = destination, notDestinationIPs.contains(where: { $0.contains(a) }) { return false }
         return true
     }
 
@@ -104,11 +121,17 @@ public struct L4Connection: Sendable, Hashable {
     public var destination: Workload
     /// The destination port.
     public var destinationPort: UInt16
+    /// The source's IP address, textual, when known.
+    public var sourceAddress: String?
+    /// The destination IP address, textual (the destination workload's first address when nil).
+    public var destinationAddress: String?
 
-    public init(source: SPIFFEID?, destination: Workload, destinationPort: UInt16) {
+    public init(source: SPIFFEID?, destination: Workload, destinationPort: UInt16, sourceAddress: String? = nil, destinationAddress: String? = nil) {
         self.source = source
         self.destination = destination
         self.destinationPort = destinationPort
+        self.sourceAddress = sourceAddress
+        self.destinationAddress = destinationAddress
     }
 }
 

@@ -74,10 +74,8 @@ extension Service {
 }
 
 extension Authorization {
-    /// Converts istio.security.Authorization. IP-address matches are refused
-    /// (this L4 model matches identities, namespaces and ports), so a control
-    /// plane pushing them gets a NACK that names the field instead of a policy
-    /// silently enforced without them.
+    /// Converts istio.security.Authorization (identities, namespaces, ports and
+    /// IP ranges); anything malformed is refused with the field it is in.
     public init(_ proto: Istio_Security_Authorization) throws(WorkloadStoreError) {
         guard !proto.name.isEmpty else { throw .missingField("authorization.name") }
         let scope: Scope
@@ -105,11 +103,14 @@ extension Authorization {
 
 extension AuthorizationMatch {
     init(_ proto: Istio_Security_Match) throws(WorkloadStoreError) {
-        for (field, present) in [
-            ("source_ips", !proto.sourceIps.isEmpty), ("not_source_ips", !proto.notSourceIps.isEmpty),
-            ("destination_ips", !proto.destinationIps.isEmpty), ("not_destination_ips", !proto.notDestinationIps.isEmpty),
-        ] where present {
-            throw .invalidValue(field: "authorization match \(field)", value: "IP matches are not supported by this client's L4 model")
+        func ranges(_ list: [Istio_Security_Address], field: String) throws(WorkloadStoreError) -> [AddressRange] {
+            var out: [AddressRange] = []
+            for address in list {
+                do { out.append(try AddressRange(bytes: address.address, prefixLength: Int(address.length))) } catch {
+                    throw .invalidValue(field: "authorization match \(field)", value: "\(error)")
+                }
+            }
+            return out
         }
         func principals(_ accounts: [Istio_Security_ServiceAccountMatch]) -> [String] {
             accounts.map { "*/ns/\($0.namespace)/sa/\($0.serviceAccount)" }
@@ -120,7 +121,11 @@ extension AuthorizationMatch {
             principals: try proto.principals.map(Self.pattern) + principals(proto.serviceAccounts),
             notPrincipals: try proto.notPrincipals.map(Self.pattern) + principals(proto.notServiceAccounts),
             destinationPorts: try proto.destinationPorts.map { port throws(WorkloadStoreError) in try IstioPorts.port(port, field: "destination_ports") },
-            notDestinationPorts: try proto.notDestinationPorts.map { port throws(WorkloadStoreError) in try IstioPorts.port(port, field: "not_destination_ports") }
+            notDestinationPorts: try proto.notDestinationPorts.map { port throws(WorkloadStoreError) in try IstioPorts.port(port, field: "not_destination_ports") },
+            sourceIPs: try ranges(proto.sourceIps, field: "source_ips"),
+            notSourceIPs: try ranges(proto.notSourceIps, field: "not_source_ips"),
+            destinationIPs: try ranges(proto.destinationIps, field: "destination_ips"),
+            notDestinationIPs: try ranges(proto.notDestinationIps, field: "not_destination_ips")
         )
     }
 

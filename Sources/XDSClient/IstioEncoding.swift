@@ -105,6 +105,18 @@ extension AuthorizationMatch {
         proto.notPrincipals = notPrincipals.map(Self.stringMatch)
         proto.destinationPorts = destinationPorts.map(UInt32.init)
         proto.notDestinationPorts = notDestinationPorts.map(UInt32.init)
+        func addresses(_ ranges: [AddressRange]) -> [Istio_Security_Address] {
+            ranges.map { range in
+                var address = Istio_Security_Address()
+                address.address = range.bytes
+                address.length = UInt32(range.prefixLength)
+                return address
+            }
+        }
+        proto.sourceIps = addresses(sourceIPs)
+        proto.notSourceIps = addresses(notSourceIPs)
+        proto.destinationIps = addresses(destinationIPs)
+        proto.notDestinationIps = addresses(notDestinationIPs)
         return proto
     }
 

@@ -167,6 +167,16 @@ struct WorkloadStoreSyncTests {
         rules.matches = [withIP]
         group.rules = [rules]
         policy.groups = [group]
+        let ranged = try Authorization(policy)
+        #expect(ranged.rules[0][0][0].sourceIPs == [try AddressRange(parsing: "10.0.0.1/32")])
+        // The range round-trips through the encoder a control plane uses.
+        #expect(try Authorization(ranged.istio()) == ranged)
+        // A length beyond the address width names the field.
+        address.length = 33
+        withIP.sourceIps = [address]
+        rules.matches = [withIP]
+        group.rules = [rules]
+        policy.groups = [group]
         #expect(throws: WorkloadStoreError.self) { try Authorization(policy) }
 
         var empty = Istio_Workload_Address()
