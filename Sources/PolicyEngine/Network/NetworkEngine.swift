@@ -5,8 +5,8 @@
 struct NetworkEngine: Sendable {
     var policies: [CompiledNetworkPolicy]
     let inventory: Inventory
-    /// Indexes of policies selecting each known workload.
-    private var selecting: [WorkloadKey: [Int]] = [:]
+    /// Indexes of policies selecting each known workload, with the labels they were computed for.
+    private var selecting: [WorkloadKey: (labels: Labels, serviceAccount: String, policies: [Int])] = [:]
     /// Cilium labels of each known workload (computed once, not per decision).
     private var ciliumLabels: [WorkloadKey: (pod: Labels, serviceAccount: String, cilium: Labels)] = [:]
 
@@ -20,7 +20,7 @@ struct NetworkEngine: Sendable {
             }
         }
         for w in inventory.workloads {
-            selecting[WorkloadKey(namespace: w.namespace, name: w.name)] = selectingPolicies(w)
+            selecting[WorkloadKey(namespace: w.namespace, name: w.name)] = (w.labels, w.serviceAccount, selectingPolicies(w))
         }
     }
 
@@ -46,8 +46,13 @@ struct NetworkEngine: Sendable {
         }
     }
 
+    /// The policies selecting `w`; the cached answer is used only while `w`'s labels and
+    /// service account are those it was computed for (a relabelled pod is matched anew).
     func selectingPolicies(_ w: Workload) -> [Int] {
-        if let cached = selecting[WorkloadKey(namespace: w.namespace, name: w.name)] { return cached }
+        if let cached = selecting[WorkloadKey(namespace: w.namespace, name: w.name)],
+           cached.labels == w.labels, cached.serviceAccount == w.serviceAccount {
+            return cached.policies
+        }
         return policies.indices.filter { selects(policies[$0], w) }
     }
 
