@@ -124,6 +124,7 @@ public final class WorkloadStore: Sendable {
     }
 
     private let state = Mutex(Indexes())
+    private let observers = Mutex<(next: Int, continuations: [Int: AsyncStream<UInt64>.Continuation])>((0, [:]))
 
     public init(_ snapshot: WorkloadSnapshot = WorkloadSnapshot()) throws {
         if !snapshot.workloads.isEmpty || !snapshot.services.isEmpty || !snapshot.policies.isEmpty {
@@ -153,10 +154,12 @@ public final class WorkloadStore: Sendable {
         }
         for policy in snapshot.policies { next.policies[policy.key] = policy }
         next.reorderPolicies()
-        state.withLock { current in
+        let version = state.withLock { current in
             next.version = current.version + 1
             current = next
+            return next.version
         }
+        notify(version)
     }
 
     /// Applies one xDS response's change in one step: removals first, then upserts.
@@ -176,6 +179,35 @@ public final class WorkloadStore: Sendable {
             }
             current.version += 1
         }
+        notify(version)
+    }
+
+    /// The store's version now, then after every applied snapshot or change
+    /// (only the newest is kept for a slow reader).
+    public func changes() -> AsyncStream<UInt64> {
+        let (stream, continuation) = AsyncStream<UInt64>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let id = observers.withLock { observers in
+            defer { observers.next += 1 }
+            observers.continuations[observers.next] = continuation
+            return observers.next
+        }
+        continuation.onTermination = { [weak self] _ in _ = self?.observers.withLock { $0.continuations.removeValue(forKey: id) } }
+        continuation.yield(version)
+        return stream
+    }
+
+    private func notify(_ version: UInt64) {
+        for continuation in observers.withLock({ Array($0.continuations.values) }) { continuation.yield(version) }
+    }
+
+    /// The workloads that run on `node`.
+    public func workloads(onNode node: String) -> [Workload] {
+        state.withLock { $0.workloads.values.map(\.workload).filter { $0.node == node } }
+    }
+
+    /// The workload of this node at `address`, the identity a node proxy presents for it.
+    public func localWorkload(address: String, node: String) -> Workload? {
+        workload(address: address).flatMap { $0.node == node ? $0 : nil }
     }
 
     /// Increments with every applied snapshot or change.

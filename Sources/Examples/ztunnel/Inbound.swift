@@ -20,7 +20,9 @@ struct StoreInboundHandler: HBONEInboundHandler {
         guard let workload = store.workload(address: request.authority.host), let port = UInt16(exactly: request.authority.port) else {
             return .deny(reason: "unknown destination")
         }
-        switch store.authorize(L4Connection(source: request.peerID, destination: workload, destinationPort: port)) {
+        let source = request.forwarding.source.flatMap { try? HBONEAuthority(parsing: $0).host } ?? request.peerAddress?.ipAddress
+        switch store.authorize(L4Connection(source: request.peerID, destination: workload, destinationPort: port,
+                                            sourceAddress: source, destinationAddress: request.authority.host)) {
         case .allow: return .allow
         case .deny(let reason): return .deny(reason: reason)
         }

@@ -8,6 +8,8 @@ import XDSClient
 enum OutboundError: Error {
     /// No workload or service has this address or name.
     case unknownDestination(String)
+    /// With per-workload identities: the connection comes from no workload of this node.
+    case unknownSource(String)
     /// The HBONE peer refused the CONNECT or the tunnel could not be opened.
     case rejected(HBONEError)
     /// The plain TCP connect to a non-HBONE workload failed.
@@ -17,6 +19,7 @@ enum OutboundError: Error {
     var socksReply: UInt8 {
         switch self {
         case .unknownDestination: return 0x04  // host unreachable
+        case .unknownSource: return 0x02  // not allowed by ruleset
         case .rejected(let error) where error.status == 401: return 0x02  // not allowed by ruleset
         case .rejected: return 0x05  // connection refused
         case .passthroughFailed: return 0x05  // connection refused
@@ -32,6 +35,10 @@ struct OutboundRouter: Sendable {
     let store: WorkloadStore
     let client: HBONEClient
     let hbonePort: Int
+    /// The identity to present for a connection from `source` (the source
+    /// workload's); nil when the source is no local workload. Absent when every
+    /// tunnel presents the node's one SVID.
+    let sourceIdentity: (@Sendable (SocketAddress?) -> SPIFFEID?)?
     let logger: Logger
 
     /// The workload and target port for a destination given as IP or host name.
@@ -75,12 +82,18 @@ struct OutboundRouter: Sendable {
                 throw .failed(error)
             }
         case .hbone:
+            var identity: SPIFFEID?
+            if let sourceIdentity {
+                guard let found = sourceIdentity(source) else { throw .unknownSource(sourceText ?? "unknown") }
+                identity = found
+            }
             do {
                 let request = HBONEConnectRequest(
                     authority: HBONEAuthority(host: ip, port: targetPort),
                     peer: try SocketAddress(ipAddress: ip, port: hbonePort),
                     expectedIdentities: [try workload.identity()],
-                    forwarding: HBONEForwarding(source: sourceText)
+                    forwarding: HBONEForwarding(source: sourceText),
+                    sourceIdentity: identity
                 )
                 try await client.tunnel(request, splicingWith: socket, prelude: success)
             } catch let error as HBONEError {

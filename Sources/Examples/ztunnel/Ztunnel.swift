@@ -26,7 +26,7 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Local config (YAML, ztunnel's LOCAL_XDS shape: workloads, services, policies).")
     var config: String?
 
-    @Option(help: "Control plane host:port to take mesh state from over ADS (plaintext), instead of --config.")
+    @Option(help: "Control plane host:port to take mesh state from over ADS, instead of --config (plaintext with --svid, SPIFFE mTLS with --node-credential).")
     var xdsAddress: String?
 
     @Option(help: "xDS variant with --xds-address: delta or sotw.")
@@ -35,8 +35,14 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "This node's name; inbound traffic is accepted only for workloads on it.")
     var node: String
 
-    @Option(help: "Directory with svid.pem, svid.key and bundle.pem (from `meshctl svid issue`).")
-    var svid: String
+    @Option(help: "One identity for every tunnel: a directory with svid.pem, svid.key and bundle.pem (from `meshctl svid issue`).")
+    var svid: String?
+
+    @Option(help: "Per-workload identities: a directory with this node's credential (svid.pem, svid.key, bundle.pem from `mesh-controlplane node-credential`). Needs --xds-address and --ca-address.")
+    var nodeCredential: String?
+
+    @Option(help: "Istio CA host:port (mesh-controlplane's 15012) that signs each local workload's certificate, with --node-credential.")
+    var caAddress: String?
 
     @Option(help: "HBONE listen address.")
     var hboneListen: String = "0.0.0.0:15008"
@@ -56,25 +62,28 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    func validate() throws {
+        guard (svid == nil) != (nodeCredential == nil) else { throw ValidationError("give exactly one of --svid and --node-credential") }
+        guard (config == nil) != (xdsAddress == nil) else { throw ValidationError("give exactly one of --config and --xds-address") }
+        if nodeCredential != nil, xdsAddress == nil || caAddress == nil {
+            throw ValidationError("--node-credential needs --xds-address and --ca-address (the control plane)")
+        }
+    }
+
     func run() async throws {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "ztunnel")
-
-        let store: WorkloadStore
+        let store = try config.map { try WorkloadStore(LocalConfig.load(path: $0)) } ?? WorkloadStore()
+        let identity = try ZtunnelIdentity.load(svid: svid, nodeCredential: nodeCredential, caAddress: caAddress, store: store, node: node, logger: logger)
         var xds: ADSClient?
-        switch (config, xdsAddress) {
-        case (let path?, nil):
-            store = try WorkloadStore(LocalConfig.load(path: path))
-        case (nil, let address?):
+        if let address = xdsAddress {
             let (host, port) = try HostPort.parse(address)
             guard let variant = ADSClient.Variant(rawValue: xdsVariant) else { throw ValidationError("--xds-variant must be delta or sotw") }
-            store = try WorkloadStore()
             xds = ADSClient(configuration: .init(
                 host: host, port: port, variant: variant,
-                node: XDSNode.ztunnel(podName: "ztunnel-\(node)", namespace: "istio-system", podIP: try HostPort.parse(hboneListen).0, nodeName: node)
+                node: XDSNode.ztunnel(podName: "ztunnel-\(node)", namespace: "istio-system", podIP: try HostPort.parse(hboneListen).0, nodeName: node),
+                transportSecurity: identity.controlPlaneSecurity
             ))
-        default:
-            throw ValidationError("give exactly one of --config and --xds-address")
         }
         let syncing = xds.map { client in
             let sync = WorkloadStoreSync(client: client, store: store)
@@ -84,14 +93,20 @@ struct Ztunnel: AsyncParsableCommand {
                 _ = await (running, applying)
             }
         }
-        let svid = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
-        let bundle = try TrustBundle(trustDomain: svid.id.trustDomain, pem: String(contentsOfFile: self.svid + "/bundle.pem", encoding: .utf8))
-        let tls = MeshTLS(svids: SVIDSource(svid: svid), bundles: TrustBundleStore(bundle))
+        let retaining = identity.retainLocalIdentities(store: store, node: node)
         let metrics = LoggingMetrics(logger: logger)
 
+        // Per-workload identities: the workload of this node at an address (the
+        // destination of an inbound connection, the source of an outbound one).
+        var localIdentity: (@Sendable (SocketAddress?) -> SPIFFEID?)?
+        if identity.perWorkload {
+            let node = self.node
+            localIdentity = { address in identity.localIdentity(address, store: store, node: node) }
+        }
         let (hboneHost, hbonePortNumber) = try HostPort.parse(hboneListen)
         let server = HBONEServer(
-            tls: tls,
+            identities: identity.tls,
+            serverIdentity: localIdentity,
             handler: StoreInboundHandler(store: store, node: node, logger: logger),
             configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber, http2: HBONEHTTP2Settings(fastDataPath: !nioHTTP2DataPath)),
             metrics: metrics,
@@ -99,16 +114,19 @@ struct Ztunnel: AsyncParsableCommand {
         )
         let hboneAddress = try await server.start()
         let client = HBONEClient(
-            tls: tls,
+            tls: identity.tls,
             configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath)),
             metrics: metrics,
             logger: logger
         )
-        let outbound = OutboundRouter(store: store, client: client, hbonePort: hbonePort, logger: logger)
+        let outbound = OutboundRouter(
+            store: store, client: client, hbonePort: hbonePort,
+            sourceIdentity: localIdentity,
+            logger: logger)
         let socks = try await SOCKS5Server.start(address: HostPort.parse(socks5), router: outbound, logger: logger)
         let ready = try await ReadinessServer.start(address: HostPort.parse(readiness))
         logger.info("ztunnel ready", metadata: [
-            "node": "\(node)", "identity": "\(svid.id)", "hbone": "\(hboneAddress)",
+            "node": "\(node)", "identity": "\(identity.description)", "hbone": "\(hboneAddress)",
             "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(ready.localAddress.map { "\($0)" } ?? "-")",
             "workloads": "\(store.counts.workloads)", "policies": "\(store.counts.policies)",
             "mesh_state": "\(xdsAddress.map { "xds \($0) (\(xdsVariant))" } ?? "local config")",
@@ -118,10 +136,12 @@ struct Ztunnel: AsyncParsableCommand {
         logger.info("ztunnel draining")
         xds?.shutdown()
         await syncing?.value
+        retaining?.cancel()
         try? await socks.close()
         try? await ready.close()
         await server.shutdown()
         await client.close()
+        await identity.close()
     }
 }
 

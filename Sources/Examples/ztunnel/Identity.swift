@@ -1,0 +1,65 @@
+import ArgumentParser
+import ExampleSupport
+import Foundation
+import GRPCNIOTransportHTTP2
+import IdentityServices
+import Logging
+import MeshIdentity
+import NIOCore
+import XDSClient
+
+/// Which SVIDs this ztunnel presents: one for every tunnel (`--svid`), or each
+/// local workload's own, requested from the control plane's CA with the node
+/// credential (`--node-credential`), as Istio's ztunnel does.
+struct ZtunnelIdentity: Sendable, CustomStringConvertible {
+    let tls: any MeshTLSProvider
+    let certificates: WorkloadCertificates?
+    /// How to reach the control plane: plaintext, or mTLS with the node credential.
+    let controlPlaneSecurity: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity
+    let description: String
+
+    var perWorkload: Bool { certificates != nil }
+
+    static func load(svid: String?, nodeCredential: String?, caAddress: String?, store: WorkloadStore, node: String, logger: Logger) throws -> ZtunnelIdentity {
+        if let svid {
+            let loaded = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
+            let bundle = try TrustBundle(trustDomain: loaded.id.trustDomain, pem: String(contentsOfFile: svid + "/bundle.pem", encoding: .utf8))
+            return ZtunnelIdentity(tls: MeshTLS(svids: SVIDSource(svid: loaded), bundles: TrustBundleStore(bundle)), certificates: nil,
+                                   controlPlaneSecurity: { .plaintext }, description: "\(loaded.id) (every tunnel)")
+        }
+        guard let directory = nodeCredential, let caAddress else { throw ValidationError("give --svid, or --node-credential with --ca-address") }
+        let credential = try X509SVID(chainFile: directory + "/svid.pem", privateKeyFile: directory + "/svid.key")
+        let trustDomain = credential.id.trustDomain
+        let bundles = TrustBundleStore(try TrustBundle(trustDomain: trustDomain, pem: String(contentsOfFile: directory + "/bundle.pem", encoding: .utf8)))
+        let nodeSVIDs = SVIDSource(svid: credential)
+        let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
+            try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .memberOf(trustDomain), logger: logger)
+        }
+        let (caHost, caPort) = try HostPort.parse(caAddress)
+        let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in
+            IstioCAClient(host: caHost, port: caPort, identity: credential.id, impersonate: id, transportSecurity: try security())
+        }
+        return ZtunnelIdentity(tls: certificates, certificates: certificates, controlPlaneSecurity: security,
+                               description: "per workload, node credential \(credential.id)")
+    }
+
+    /// The identity of the workload of this node at `address`, if any.
+    func localIdentity(_ address: NIOCore.SocketAddress?, store: WorkloadStore, node: String) -> SPIFFEID? {
+        guard let ip = address?.ipAddress else { return nil }
+        return store.localWorkload(address: ip, node: node).flatMap { try? $0.identity() }
+    }
+
+    /// Keeps the certificates of the identities of this node's workloads only, as the store changes.
+    func retainLocalIdentities(store: WorkloadStore, node: String) -> Task<Void, Never>? {
+        guard let certificates else { return nil }
+        return Task {
+            for await _ in store.changes() {
+                await certificates.retain(Set(store.workloads(onNode: node).compactMap { try? $0.identity() }))
+            }
+        }
+    }
+
+    func close() async {
+        await certificates?.close()
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import Logging
+import MeshIdentity
+
+/// The X509-SVIDs of the workloads on one node, as ztunnel keeps them: each is
+/// fetched the first time a connection needs it (so a node with 1,000 pods
+/// sends no CSR before the first connection of one of them), renewed at half
+/// its lifetime by an ``SVIDSource``, and dropped when no local workload has
+/// that identity any more. Private keys are generated here and never leave
+/// the node; only CSRs are sent.
+///
+/// ```swift
+/// let certificates = WorkloadCertificates(trustDomain: td, bundles: bundles) { id in
+///     IstioCAClient(host: "istiod", port: 15012, identity: nodeID, impersonate: id, transportSecurity: try nodeTLS())
+/// }
+/// let server = HBONEServer(identities: certificates, serverIdentity: { local in ... }, handler: handler)
+/// await certificates.retain(identitiesOfLocalWorkloads)
+/// ```
+public actor WorkloadCertificates: MeshTLSProvider {
+    /// Makes the provider that fetches (and renews) one identity's SVID.
+    public typealias ProviderFactory = @Sendable (SPIFFEID) throws -> any SVIDProvider
+
+    /// What is known of one identity's certificate.
+    public struct Status: Sendable, Hashable {
+        public var identity: SPIFFEID
+        public var expiresAt: Date
+        public var renewAt: Date
+    }
+
+    private struct Entry {
+        let source: SVIDSource
+        let tls: MeshTLS
+        let renewal: Task<Void, Never>
+    }
+
+    private let domain: TrustDomain
+    private let bundles: TrustBundleStore
+    private let configuration: MeshTLSConfiguration
+    private let makeProvider: ProviderFactory
+    private let logger: Logger
+    private var entries: [SPIFFEID: Entry] = [:]
+    private var pending: [SPIFFEID: Task<Entry, any Error>] = [:]
+    private var wanted: Set<SPIFFEID>?
+
+    public init(trustDomain: TrustDomain, bundles: TrustBundleStore, configuration: MeshTLSConfiguration = MeshTLSConfiguration(),
+                logger: Logger = Logger(label: "swift-mesh.workload-certificates"), provider: @escaping ProviderFactory) {
+        self.domain = trustDomain
+        self.bundles = bundles
+        self.configuration = configuration
+        self.makeProvider = provider
+        self.logger = logger
+    }
+
+    public nonisolated var defaultIdentity: SPIFFEID? { nil }
+
+    public nonisolated var trustDomain: TrustDomain { domain }
+
+    /// The MeshTLS presenting `identity`'s SVID, fetching it first if this node has none yet.
+    /// Concurrent first uses of one identity share one CSR.
+    public func meshTLS(for identity: SPIFFEID?) async throws -> MeshTLS {
+        guard let identity else { throw WorkloadCertificatesError.noIdentity }
+        if let entry = entries[identity] { return entry.tls }
+        guard identity.trustDomain == domain else { throw WorkloadCertificatesError.foreignTrustDomain(identity) }
+        if let wanted, !wanted.contains(identity) { throw WorkloadCertificatesError.notLocal(identity) }
+        let task = pending[identity] ?? Task { [makeProvider, bundles, configuration, logger] in
+            let provider = try makeProvider(identity)
+            let first = try await provider.fetchSVID()
+            let source = SVIDSource(provider: provider, logger: logger)
+            source.publish(first)
+            let renewal = Task<Void, Never> { _ = try? await source.run() }
+            return Entry(source: source, tls: MeshTLS(svids: source, bundles: bundles, configuration: configuration), renewal: renewal)
+        }
+        pending[identity] = task
+        do {
+            let entry = try await task.value
+            pending[identity] = nil
+            // Released while it was being fetched: serve this connection, keep nothing.
+            if let wanted, !wanted.contains(identity) {
+                entry.renewal.cancel()
+                return entry.tls
+            }
+            if let existing = entries[identity] {
+                entry.renewal.cancel()
+                return existing.tls
+            }
+            entries[identity] = entry
+            logger.info("workload certificate issued", metadata: ["identity": "\(identity)", "expires": "\(entry.source.current?.expiresAt.description ?? "-")"])
+            return entry.tls
+        } catch {
+            pending[identity] = nil
+            logger.warning("workload certificate request failed", metadata: ["identity": "\(identity)", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// Keeps the certificates of `identities` only (the local workloads'); the
+    /// others are dropped and their renewal stops. Until the first call every
+    /// identity of the trust domain may be fetched.
+    public func retain(_ identities: Set<SPIFFEID>) {
+        wanted = identities
+        for (identity, entry) in entries where !identities.contains(identity) {
+            entry.renewal.cancel()
+            entries[identity] = nil
+            logger.info("workload certificate dropped: no local workload has this identity", metadata: ["identity": "\(identity)"])
+        }
+    }
+
+    /// The certificates held, by identity.
+    public func statuses() -> [Status] {
+        entries.compactMap { identity, entry in
+            entry.source.current.map { Status(identity: identity, expiresAt: $0.expiresAt, renewAt: $0.renewAt) }
+        }.sorted { $0.identity.description < $1.identity.description }
+    }
+
+    /// Stops every renewal and drops every certificate.
+    public func close() {
+        for entry in entries.values { entry.renewal.cancel() }
+        for task in pending.values { task.cancel() }
+        entries = [:]
+        pending = [:]
+    }
+}
+
+/// Why a workload certificate cannot be had.
+public enum WorkloadCertificatesError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// A connection named no identity to present.
+    case noIdentity
+    /// The identity is outside the node's trust domain.
+    case foreignTrustDomain(SPIFFEID)
+    /// No workload on this node has the identity.
+    case notLocal(SPIFFEID)
+
+    public var description: String {
+        switch self {
+        case .noIdentity: return "no workload identity was named for this connection"
+        case .foreignTrustDomain(let id): return "\(id) is outside this node's trust domain"
+        case .notLocal(let id): return "no workload on this node has the identity \(id)"
+        }
+    }
+}

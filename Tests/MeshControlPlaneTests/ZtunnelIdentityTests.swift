@@ -1,0 +1,159 @@
+import Foundation
+import MeshControlPlane
+import MeshIdentity
+import MeshTestSupport
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The ztunnel example binary built with the package (`swift build --build-tests` builds it).
+private let ztunnelPath = ProcessInfo.processInfo.environment["ZTUNNEL"] ?? Interop.packageRoot + "/.build/debug/ztunnel"
+
+/// A SOCKS5 client (Python, not our code) bound to `source`: CONNECT host:port, print the reply
+/// code, then send `payload`, half-close and print what came back.
+private func socks(from source: String, socksPort: Int, host: String, port: Int, payload: String) async throws -> Interop.Output {
+    try await Interop.run("/usr/bin/env", ["python3", "-c", """
+        import socket, struct
+        s = socket.socket(); s.settimeout(20); s.bind(("\(source)", 0)); s.connect(("127.0.0.1", \(socksPort)))
+        s.sendall(b"\\x05\\x01\\x00"); assert s.recv(2) == b"\\x05\\x00"
+        s.sendall(b"\\x05\\x01\\x00\\x01" + socket.inet_aton("\(host)") + struct.pack("!H", \(port)))
+        reply = b""
+        while len(reply) < 10 and (chunk := s.recv(10 - len(reply))): reply += chunk
+        print("reply", reply[1])
+        if reply[1] == 0:
+            s.sendall(b"\(payload)"); s.shutdown(socket.SHUT_WR)
+            data = b""
+            while (chunk := s.recv(65536)): data += chunk
+            print(data.decode())
+        """])
+}
+
+@Suite("ztunnel with per-workload identities from the control plane", .serialized)
+struct ZtunnelIdentityTests {
+    static func manifests(echoPort: Int, withClient: Bool = true) -> [(file: String, text: String)] {
+        var files = [("cluster.yaml", Manifests.cluster + """
+
+        ---
+        apiVersion: v1
+        kind: ServiceAccount
+        metadata: {name: other, namespace: demo}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: echo-from-client, namespace: demo}
+        spec:
+          selector: {matchLabels: {app: echo}}
+          action: ALLOW
+          rules: [{from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]}]
+        """),
+        ("echo.yaml", Manifests.pod("echo-2", node: "node-b", ip: "127.0.20.2", port: echoPort)),
+        ("intruder.yaml", Manifests.pod("intruder", node: "node-a", account: "other", labels: ["app": "intruder"], ip: "127.0.20.3"))]
+        if withClient {
+            files.append(("client.yaml", Manifests.pod("client", node: "node-a", account: "client", labels: ["app": "client"], ip: "127.0.20.1")))
+        }
+        return files
+    }
+
+    @Test("each tunnel presents the source pod's own SVID and expects the destination pod's; certificates are fetched on first use and dropped when the pod leaves",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: ztunnelPath), "ztunnel not built at \(ztunnelPath)"))
+    func perWorkloadIdentity() async throws {
+        let echo = try await EchoServer.start(host: "127.0.20.2")
+        defer { Task { await echo.close() } }
+        let dir = try Manifests.directory(Self.manifests(echoPort: echo.port))
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ztunnel-identity-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: dir)
+            try? FileManager.default.removeItem(at: work)
+        }
+        let ca = CADirectory(path: work.appendingPathComponent("ca").path)
+        let authority = try ca.create(trustDomain: TrustDomain("cluster.local"))
+        for node in ["node-a", "node-b"] {
+            try ca.writeCredential(id: NodeCredential.identity(node: node, trustDomain: "cluster.local"), ttl: 3600, to: work.appendingPathComponent(node).path)
+        }
+        try await ControlPlaneHarness.run(directory: dir, authority: authority) { harness in
+            let socksPort = try await freePort()
+            func ztunnel(_ node: String, hbone: String, socks: Int) throws -> PeerProcess {
+                try PeerProcess(ztunnelPath, [
+                    "--node", node, "--node-credential", work.appendingPathComponent(node).path,
+                    "--xds-address", "127.0.0.1:\(harness.port)", "--ca-address", "127.0.0.1:\(harness.port)",
+                    "--hbone-listen", "\(hbone):15008", "--socks5", "127.0.0.1:\(socks)", "--readiness", "127.0.0.1:0",
+                ])
+            }
+            let a = try ztunnel("node-a", hbone: "127.0.20.1", socks: socksPort)
+            defer { a.stop() }
+            let b = try ztunnel("node-b", hbone: "127.0.20.2", socks: try await freePort())
+            defer { b.stop() }
+            #expect(await a.waitFor("ztunnel ready"), "\(a.text)")
+            #expect(await b.waitFor("ztunnel ready"), "\(b.text)")
+            #expect(await eventually { harness.server.connectedClients().filter { $0.types.values.contains { $0.synced } }.count == 2 })
+            // No connection yet, so no CSR yet: certificates are fetched on demand.
+            #expect(harness.caCounters.snapshot().csrs == 0)
+
+            let ok = try await socks(from: "127.0.20.1", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "per-workload")
+            #expect(ok.stdout == "reply 0\nper-workload\n", "\(ok.combined)\n\(a.text)\n\(b.text)")
+            // The destination saw the client pod's identity, not the node's; the source verified the echo pod's.
+            #expect(await b.waitFor("peer=spiffe://cluster.local/ns/demo/sa/client"), "\(b.text)")
+            #expect(await a.waitFor("peer=spiffe://cluster.local/ns/demo/sa/echo"), "\(a.text)")
+            #expect(!b.text.contains("peer=spiffe://cluster.local/node/"))
+            #expect(harness.caCounters.snapshot().issued == 2)
+
+            // Another pod of node-a, with another service account: its own certificate, denied by policy.
+            let denied = try await socks(from: "127.0.20.3", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x")
+            #expect(denied.stdout.hasPrefix("reply 2"), "\(denied.combined)\n\(a.text)")
+            #expect(harness.caCounters.snapshot().issued == 3)
+            // A source that is no workload of node-a gets no identity, and no tunnel.
+            let stranger = try await socks(from: "127.0.0.1", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x")
+            #expect(stranger.stdout.hasPrefix("reply 2"), "\(stranger.combined)")
+
+            // The client pod leaves the mesh: node-a drops its certificate.
+            try harness.remove("client.yaml")
+            #expect(await a.waitFor("workload certificate dropped"), "\(a.text)")
+            #expect(a.text.contains("identity=spiffe://cluster.local/ns/demo/sa/client"))
+            // And a node may not obtain it any more (the CA's impersonation check).
+            #expect(harness.caCounters.snapshot().impersonationRefusals == 0)
+        }
+    }
+}
+
+/// A TCP echo server on `host` (port 0) that echoes until the client half-closes.
+private final class EchoServer: Sendable {
+    let channel: any Channel
+    var port: Int { channel.localAddress?.port ?? 0 }
+
+    private init(channel: any Channel) { self.channel = channel }
+
+    static func start(host: String) async throws -> EchoServer {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(EchoHandler()) }
+            }
+            .bind(host: host, port: 0).get()
+        return EchoServer(channel: channel)
+    }
+
+    func close() async { try? await channel.close() }
+}
+
+private final class EchoHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.writeAndFlush(data, promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+private func freePort() async throws -> Int {
+    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+    let port = channel.localAddress?.port ?? 0
+    try await channel.close()
+    return port
+}
