@@ -61,9 +61,16 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
             }
             let before = current?.snapshot ?? XDSSnapshot()
             let (upserts, removals) = before.changes(to: next.snapshot)
+            if current != nil, upserts.isEmpty, removals.isEmpty {
+                // Re-read with the same outcome (a touched file, a refusal fixed back): nothing to push.
+                current = next
+                lastRefusal = nil
+                logger.debug("configuration re-read; no resource changed")
+                return true
+            }
             if current == nil {
                 await cache.setSnapshotForAllNodes(next.snapshot)
-            } else if !upserts.isEmpty || !removals.isEmpty {
+            } else {
                 // One step, naming only what changed, so delta streams look at just those names.
                 do { try await cache.updateSnapshotForAllNodes(upserting: upserts, removing: removals) } catch {
                     refuse("\(error)", file: "", field: "")

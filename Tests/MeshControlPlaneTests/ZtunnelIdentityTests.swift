@@ -71,7 +71,7 @@ struct ZtunnelIdentityTests {
             try ca.writeCredential(id: NodeCredential.identity(node: node, trustDomain: "cluster.local"), ttl: 3600, to: work.appendingPathComponent(node).path)
         }
         try await ControlPlaneHarness.run(directory: dir, authority: authority) { harness in
-            let socksPort = try await freePort()
+            let socksPort = try await unusedPort()
             func ztunnel(_ node: String, hbone: String, socks: Int) throws -> PeerProcess {
                 try PeerProcess(ztunnelPath, [
                     "--node", node, "--node-credential", work.appendingPathComponent(node).path,
@@ -81,7 +81,7 @@ struct ZtunnelIdentityTests {
             }
             let a = try ztunnel("node-a", hbone: "127.0.20.1", socks: socksPort)
             defer { a.stop() }
-            let b = try ztunnel("node-b", hbone: "127.0.20.2", socks: try await freePort())
+            let b = try ztunnel("node-b", hbone: "127.0.20.2", socks: try await unusedPort())
             defer { b.stop() }
             #expect(await a.waitFor("ztunnel ready"), "\(a.text)")
             #expect(await b.waitFor("ztunnel ready"), "\(b.text)")
@@ -148,12 +148,4 @@ private final class EchoHandler: ChannelInboundHandler, Sendable {
             context.close(promise: nil)
         }
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-private func freePort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress?.port ?? 0
-    try await channel.close()
-    return port
 }

@@ -112,6 +112,11 @@ public final class PeerProcess: @unchecked Sendable {
         return process.isRunning ? nil : process.terminationStatus
     }
 
+    /// Sends `signal` (e.g. SIGTERM) to the peer, if it still runs.
+    public func signal(_ number: Int32) {
+        if process.isRunning { kill(process.processIdentifier, number) }
+    }
+
     /// Ends the peer. SIGKILL, because processes spawned from Swift's threads inherit a
     /// signal mask that blocks SIGTERM, and a peer that ignores it would hang the test.
     public func stop() {

@@ -12,6 +12,18 @@ public func bootstrapLogging(_ level: String) {
     }
 }
 
+/// Unblocks SIGTERM and SIGINT for this process. A signal mask is inherited
+/// across exec, and a parent that blocked them (Swift's own threads do) would
+/// otherwise leave a daemon that cannot be asked to shut down gracefully.
+/// Call first thing, before any thread starts.
+public func unblockShutdownSignals() {
+    var set = sigset_t()
+    sigemptyset(&set)
+    sigaddset(&set, SIGTERM)
+    sigaddset(&set, SIGINT)
+    sigprocmask(SIG_UNBLOCK, &set, nil)
+}
+
 /// "host:port" flags.
 public enum HostPort {
     public static func parse(_ value: String) throws -> (String, Int) {

@@ -5,6 +5,7 @@ import IdentityServices
 import Logging
 import MeshControlPlane
 import MeshIdentity
+import ServiceLifecycle
 import XDSServer
 
 /// `mesh-controlplane`: the role of istiod. Reads Kubernetes manifests from a
@@ -52,6 +53,7 @@ struct Serve: AsyncParsableCommand {
     var logLevel: String = "info"
 
     func run() async throws {
+        unblockShutdownSignals()
         bootstrapLogging(logLevel)
         let logger = Logger(label: "mesh-controlplane")
         let ca = try CADirectory(path: caDir).load()
@@ -92,22 +94,37 @@ struct Serve: AsyncParsableCommand {
             await MonitoringRoutes.reply(path: path, controlPlane: controlPlane, servers: servers, metrics: metrics, ca: caCounters)
         }
 
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for server in servers { group.addTask { try await server.run() } }
+        // swift-service-lifecycle runs the servers and the manifest watcher; SIGTERM or SIGINT
+        // starts a graceful shutdown: open xDS streams end with UNAVAILABLE (clients keep their
+        // state and reconnect elsewhere), then the listeners close.
+        var services: [any Service] = servers.map { server in
+            ClosureService {
+                try await withGracefulShutdownHandler { try await server.run() } onGracefulShutdown: { server.shutdown() }
+            }
+        }
+        services.append(ClosureService {
             let watching = Task { await controlPlane.run(source: source) }
-            let securePort = try await secure.listeningPort()
+            try? await gracefulShutdown()
+            watching.cancel()
+            await watching.value
+            await monitoring.close()
+        })
+        services.append(ClosureService {
+            let port = try await secure.listeningPort()
             logger.notice("mesh-controlplane serving", metadata: [
-                "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(securePort)",
+                "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(port)",
                 "xds_plaintext": "\(plaintextAddress ?? "off")", "monitoring": "\(monitoringHost):\(monitoring.port)",
                 "trust_domain": "\(trust.name)",
             ])
-            await waitForTermination()
+            try? await gracefulShutdown()
             logger.notice("draining: ending xDS streams and stopping")
-            watching.cancel()
-            for server in servers { server.shutdown() }
-            await monitoring.close()
-            try await group.waitForAll()
-        }
+        })
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0, successTerminationBehavior: .ignore) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        logger.notice("mesh-controlplane stopped")
     }
 }
 

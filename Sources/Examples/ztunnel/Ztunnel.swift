@@ -71,6 +71,7 @@ struct Ztunnel: AsyncParsableCommand {
     }
 
     func run() async throws {
+        unblockShutdownSignals()
         bootstrapLogging(logLevel)
         let logger = Logger(label: "ztunnel")
         let store = try config.map { try WorkloadStore(LocalConfig.load(path: $0)) } ?? WorkloadStore()
