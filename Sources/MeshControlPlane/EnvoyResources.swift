@@ -157,20 +157,82 @@ public struct EnvoyResources: Sendable {
 
     /// The API listener of a Service port (gRPC's `xds:///HOST:PORT`).
     public func listener(_ service: ClusterService, port: UInt16) throws -> Envoy_Config_Listener_V3_Listener {
+        let manager = try httpConnectionManager(routeConfigName: listenerName(service, port: port), statPrefix: listenerName(service, port: port))
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = listenerName(service, port: port)
+        listener.apiListener.apiListener = try Google_Protobuf_Any(message: manager)
+        return listener
+    }
+
+    // MARK: Gateways (ingress)
+
+    /// `gateway/NAMESPACE/NAME/LISTENER`: the Listener and RouteConfiguration of a Gateway listener.
+    public func gatewayListenerName(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) -> String {
+        "gateway/\(gateway.namespace)/\(gateway.name)/\(listener.name)"
+    }
+
+    /// The HTTPRoutes attached to a Gateway listener (by name, and section name or port when given).
+    public func attachedRoutes(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) -> [ClusterHTTPRoute] {
+        state.httpRoutes
+            .filter { route in
+                route.parentRefs.contains { ref in
+                    ref.kind == "Gateway" && ref.namespace == gateway.namespace && ref.name == gateway.name
+                        && (ref.sectionName == nil || ref.sectionName == listener.name) && (ref.port == nil || ref.port == listener.port)
+                }
+            }
+            .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
+    }
+
+    /// The routes of an HTTP Gateway listener: one virtual host per set of
+    /// hostnames (a route's `hostnames`, else the listener's, else `*`).
+    public func gatewayRouteConfiguration(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) -> Envoy_Config_Route_V3_RouteConfiguration {
+        var hosts: [[String]: [Envoy_Config_Route_V3_Route]] = [:]
+        for route in attachedRoutes(gateway, listener) {
+            let domains = route.hostnames.isEmpty ? [listener.hostname ?? "*"] : route.hostnames.sorted()
+            hosts[domains, default: []] += routes(route)
+        }
+        var config = Envoy_Config_Route_V3_RouteConfiguration()
+        config.name = gatewayListenerName(gateway, listener)
+        config.virtualHosts = hosts.keys.sorted { $0.joined(separator: ",") < $1.joined(separator: ",") }.map { domains in
+            var host = Envoy_Config_Route_V3_VirtualHost()
+            host.name = "\(config.name)/\(domains.joined(separator: ","))"
+            host.domains = domains
+            host.routes = hosts[domains] ?? []
+            return host
+        }
+        return config
+    }
+
+    /// The Listener of an HTTP Gateway listener: its port on every address, an
+    /// HttpConnectionManager that takes ``gatewayRouteConfiguration(_:_:)`` over RDS.
+    public func gatewayListener(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) throws -> Envoy_Config_Listener_V3_Listener {
+        let name = gatewayListenerName(gateway, listener)
+        var filter = Envoy_Config_Listener_V3_Filter()
+        filter.name = Self.httpConnectionManagerName
+        filter.typedConfig = try Google_Protobuf_Any(message: httpConnectionManager(routeConfigName: name, statPrefix: name))
+        var chain = Envoy_Config_Listener_V3_FilterChain()
+        chain.name = name
+        chain.filters = [filter]
+        var result = Envoy_Config_Listener_V3_Listener()
+        result.name = name
+        result.address.socketAddress.address = "0.0.0.0"
+        result.address.socketAddress.portValue = UInt32(listener.port)
+        result.filterChains = [chain]
+        return result
+    }
+
+    private func httpConnectionManager(routeConfigName: String, statPrefix: String) throws -> Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager {
         var manager = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager()
-        manager.statPrefix = listenerName(service, port: port)
+        manager.statPrefix = statPrefix
         var rds = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_Rds()
         rds.configSource = Self.adsSource
-        rds.routeConfigName = listenerName(service, port: port)
+        rds.routeConfigName = routeConfigName
         manager.rds = rds
         var router = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpFilter()
         router.name = Self.routerFilterName
         router.typedConfig = try Google_Protobuf_Any(message: Envoy_Extensions_Filters_Http_Router_V3_Router())
         manager.httpFilters = [router]
-        var listener = Envoy_Config_Listener_V3_Listener()
-        listener.name = listenerName(service, port: port)
-        listener.apiListener.apiListener = try Google_Protobuf_Any(message: manager)
-        return listener
+        return manager
     }
 
     private static var adsSource: Envoy_Config_Core_V3_ConfigSource {

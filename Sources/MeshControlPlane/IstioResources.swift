@@ -68,13 +68,16 @@ public struct IstioResources: Sendable {
             }
             if !list.ports.isEmpty { w.services[addressName(of: service)] = list }
         }
-        w.authorizationPolicies = state.policies.authorizationPolicies
+        let selected = state.policies.authorizationPolicies
             .filter { policy in
                 guard policy.namespace == pod.namespace, policy.targetRefs.isEmpty, let selector = policy.selector else { return false }
                 return LabelSelector(matchLabels: selector).matches(pod.labels)
             }
             .map { "\($0.namespace)/\($0.name)" }
-            .sorted()
+        let strict = state.peerAuthentications
+            .filter { $0.namespace == pod.namespace && $0.selector?.matches(pod.labels) == true }
+            .map { "\($0.namespace)/\(Self.peerAuthenticationPolicyName($0))" }
+        w.authorizationPolicies = (selected + strict).sorted()
         return w
     }
 
@@ -111,6 +114,49 @@ public struct IstioResources: Sendable {
             result.append(("\(policy.namespace)/\(policy.name)", try lowered.proto()))
         }
         return result
+    }
+
+    /// The name of the Authorization a PeerAuthentication becomes.
+    public static func peerAuthenticationPolicyName(_ policy: ClusterPeerAuthentication) -> String {
+        "istio_converted_peer_authentication_\(policy.name)"
+    }
+
+    /// PeerAuthentication as ztunnel enforces it, the way istiod converts it: a
+    /// STRICT mode becomes a DENY Authorization of connections that carry no
+    /// peer identity (plaintext), on every port or only on the STRICT ones of
+    /// `portLevelMtls`; PERMISSIVE, DISABLE and UNSET ports are left out.
+    /// Scope: mesh-wide in the root namespace, namespace-wide without selector,
+    /// the selected workloads otherwise.
+    public func peerAuthentications() -> [(name: String, authorization: Istio_Security_Authorization)] {
+        state.peerAuthentications.compactMap { policy in
+            let strictPorts = policy.portLevelModes.filter { $0.value == .strict }.keys.sorted()
+            let lenientPorts = policy.portLevelModes.filter { $0.value != .strict && $0.value != .unset }.keys.sorted()
+            guard policy.mode == .strict || !strictPorts.isEmpty else { return nil }
+            var match = Istio_Security_Match()
+            var present = Istio_Security_StringMatch()
+            present.presence = .init()
+            match.notPrincipals = [present]
+            if policy.mode == .strict {
+                match.notDestinationPorts = lenientPorts.map(UInt32.init)
+            } else {
+                match.destinationPorts = strictPorts.map(UInt32.init)
+            }
+            var rules = Istio_Security_Rules()
+            rules.matches = [match]
+            var group = Istio_Security_Group()
+            group.rules = [rules]
+            var authorization = Istio_Security_Authorization()
+            authorization.name = Self.peerAuthenticationPolicyName(policy)
+            authorization.namespace = policy.namespace
+            authorization.action = .deny
+            authorization.groups = [group]
+            if policy.selector != nil {
+                authorization.scope = .workloadSelector
+            } else {
+                authorization.scope = policy.namespace == options.rootNamespace ? .global : .namespace
+            }
+            return ("\(policy.namespace)/\(authorization.name)", authorization)
+        }
     }
 
     private func gatewayAddress(_ gateway: ClusterGateway) -> Istio_Workload_GatewayAddress {

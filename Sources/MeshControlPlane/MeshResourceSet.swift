@@ -41,7 +41,14 @@ public struct MeshResourceSet: Sendable {
                     resources.append(try XDSResource(name: envoy.listenerName(service, port: port.port), message: envoy.routeConfiguration(service, port: port.port)))
                 }
             }
-            for (name, authorization) in try istio.authorizations() {
+            for gateway in state.gateways where !gateway.isWaypoint {
+                for listener in gateway.listeners where listener.protocol == "HTTP" {
+                    let name = envoy.gatewayListenerName(gateway, listener)
+                    resources.append(try XDSResource(name: name, message: envoy.gatewayListener(gateway, listener)))
+                    resources.append(try XDSResource(name: name, message: envoy.gatewayRouteConfiguration(gateway, listener)))
+                }
+            }
+            for (name, authorization) in try istio.authorizations() + istio.peerAuthentications() {
                 resources.append(try XDSResource(name: name, message: authorization))
             }
             self.snapshot = try XDSSnapshot(resources)

@@ -4,7 +4,9 @@ import MeshProto
 import PolicyEngine
 import SwiftProtobuf
 import Testing
+import XDSClient
 import XDSServer
+import MeshIdentity
 
 @Suite("Conversion: manifests to Istio and Envoy resources, object by object")
 struct ConversionTests {
@@ -89,6 +91,43 @@ struct ConversionTests {
         let lowered = try #require(policy.authorization(for: .l4))
         let decoded = try IstioAuthorization(allow, boundWorkloads: [])
         #expect(decoded.groups == lowered.groups)
+    }
+
+    @Test("PeerAuthentication STRICT becomes a DENY of connections without a peer identity, except on PERMISSIVE ports; ztunnel's model enforces it")
+    func peerAuthentication() throws {
+        let extra = [("pa.yaml", """
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: strict, namespace: demo}
+        spec:
+          mtls: {mode: STRICT}
+          portLevelMtls: {"9000": {mode: PERMISSIVE}}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: echo-only, namespace: demo}
+        spec:
+          selector: {matchLabels: {app: echo}}
+          mtls: {mode: PERMISSIVE}
+          portLevelMtls: {"8443": {mode: STRICT}}
+        """)]
+        let state = try Manifests.load(extra)
+        let plan = try AddressAllocator().plan(for: state)
+        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let converted = Dictionary(uniqueKeysWithValues: istio.peerAuthentications().map { ($0.name, $0.authorization) })
+        let strict = try #require(converted["demo/istio_converted_peer_authentication_strict"])
+        #expect(strict.action == .deny && strict.scope == .namespace)
+        let echoOnly = try #require(converted["demo/istio_converted_peer_authentication_echo-only"])
+        #expect(echoOnly.scope == .workloadSelector)
+        #expect(istio.workload(try #require(state.pod("demo/echo-1")))?.authorizationPolicies.contains("demo/istio_converted_peer_authentication_echo-only") == true)
+        #expect(istio.workload(try #require(state.pod("demo/client")))?.authorizationPolicies.isEmpty == true)
+        // Enforced by XDSClient's L4 model as ztunnel would: plaintext denied except on the PERMISSIVE port.
+        let policy = try Authorization(strict)
+        let echo = Workload(uid: "u", name: "echo-1", namespace: "demo", workloadIPs: ["10.244.0.5"])
+        #expect(![policy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 8080)).isAllowed)
+        #expect([policy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 9000)).isAllowed)
+        let client = try SPIFFEID("spiffe://cluster.local/ns/demo/sa/client")
+        #expect([policy].evaluate(L4Connection(source: client, destination: echo, destinationPort: 8080)).isAllowed)
     }
 
     @Test("waypoints: istio.io/use-waypoint on the namespace binds pods and services to an istio-waypoint Gateway by its waypoint-for")
@@ -199,6 +238,43 @@ struct ConversionTests {
         #expect(first.match.headers.map { [$0.name, $0.exactMatch] } == [[":method", "GET"], ["x-canary", "yes"]])
         #expect(first.route.weightedClusters.clusters.map { "\($0.name)=\($0.weight.value)" }
                 == ["outbound|80||echo.demo.svc.cluster.local=90", "outbound|80||echo-v2.demo.svc.cluster.local=10"])
+    }
+
+    @Test("an HTTP Gateway listener becomes a Listener on its port and a RouteConfiguration of the HTTPRoutes attached to it")
+    func gateway() throws {
+        let extra = [("gateway.yaml", """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: Gateway
+        metadata: {name: ingress, namespace: demo}
+        spec:
+          gatewayClassName: istio
+          listeners: [{name: web, port: 8080, protocol: HTTP}, {name: other, port: 9090, protocol: HTTP}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: shop, namespace: demo}
+        spec:
+          parentRefs: [{name: ingress, sectionName: web}]
+          hostnames: [shop.example.com]
+          rules: [{matches: [{path: {type: Exact, value: /cart}}], backendRefs: [{name: echo, port: 80}]}]
+        """)]
+        let state = try Manifests.load(extra)
+        let plan = try AddressAllocator().plan(for: state)
+        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let gateway = try #require(state.gateways.first)
+        let web = gateway.listeners[0], other = gateway.listeners[1]
+        let listener = try envoy.gatewayListener(gateway, web)
+        #expect(listener.name == "gateway/demo/ingress/web" && listener.address.socketAddress.portValue == 8080)
+        let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.filterChains[0].filters[0].typedConfig)
+        #expect(manager.rds.routeConfigName == "gateway/demo/ingress/web")
+        let routes = envoy.gatewayRouteConfiguration(gateway, web)
+        #expect(routes.virtualHosts.map(\.domains) == [["shop.example.com"]])
+        #expect(routes.virtualHosts.first?.routes.first?.match.path == "/cart")
+        #expect(routes.virtualHosts.first?.routes.first?.route.cluster == "outbound|80||echo.demo.svc.cluster.local")
+        // The route names its section: the other listener has no routes.
+        #expect(envoy.gatewayRouteConfiguration(gateway, other).virtualHosts.isEmpty)
+        let set = try MeshResourceSet(state: state)
+        #expect(set.snapshot.resources(ofType: XDSTypeURL.listener)["gateway/demo/ingress/web"] != nil)
     }
 
     @Test("the resource set holds every type, and the same manifests give the same versions in a new conversion")
