@@ -110,28 +110,22 @@ private struct DocumentReader {
             break
         case "Node":
             let node = try decoder.node(apiVersion: apiVersion)
-            try unique("Node//\(node.name)", doc)
-            state.nodes.append(node)
+            try add(node, to: \.nodes, key: "Node//\(node.name)", doc)
         case "ServiceAccount":
             let account = try decoder.serviceAccount(apiVersion: apiVersion)
-            try unique("ServiceAccount/\(account.namespace)/\(account.name)", doc)
-            state.serviceAccounts.append(account)
+            try add(account, to: \.serviceAccounts, key: "ServiceAccount/\(account.namespace)/\(account.name)", doc)
         case "EndpointSlice":
             let slice = try decoder.endpointSlice(apiVersion: apiVersion)
-            try unique("EndpointSlice/\(slice.namespace)/\(slice.name)", doc)
-            state.endpointSlices.append(slice)
+            try add(slice, to: \.endpointSlices, key: "EndpointSlice/\(slice.namespace)/\(slice.name)", doc)
         case "PeerAuthentication":
             let policy = try decoder.peerAuthentication(apiVersion: apiVersion)
-            try unique("PeerAuthentication/\(policy.namespace)/\(policy.name)", doc)
-            state.peerAuthentications.append(policy)
+            try add(policy, to: \.peerAuthentications, key: "PeerAuthentication/\(policy.namespace)/\(policy.name)", doc)
         case "Gateway":
             let gateway = try decoder.gateway(apiVersion: apiVersion)
-            try unique("Gateway/\(gateway.namespace)/\(gateway.name)", doc)
-            state.gateways.append(gateway)
+            try add(gateway, to: \.gateways, key: "Gateway/\(gateway.namespace)/\(gateway.name)", doc)
         case "HTTPRoute":
             let route = try decoder.httpRoute(apiVersion: apiVersion)
-            try unique("HTTPRoute/\(route.namespace)/\(route.name)", doc)
-            state.httpRoutes.append(route)
+            try add(route, to: \.httpRoutes, key: "HTTPRoute/\(route.namespace)/\(route.name)", doc)
         default:
             top.markAllConsumed()
             let name = (try? top.optional("metadata")?.mapping().optional("name")?.string()) ?? "?"
@@ -142,9 +136,11 @@ private struct DocumentReader {
         }
     }
 
-    private mutating func unique(_ key: String, _ doc: YAMLCursor) throws(PolicyLoadError) {
+    /// Appends `object` unless an object with the same `kind/namespace/name` key was read already.
+    private mutating func add<Object>(_ object: Object, to list: WritableKeyPath<ClusterState, [Object]>, key: String, _ doc: YAMLCursor) throws(PolicyLoadError) {
         guard existing.insert(key).inserted else {
             throw doc.error(.duplicate, "\(key) is defined twice", at: doc.path.isEmpty ? "metadata.name" : doc.path + ".metadata.name")
         }
+        state[keyPath: list].append(object)
     }
 }

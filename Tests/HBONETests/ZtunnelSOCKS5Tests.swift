@@ -12,28 +12,6 @@ enum ZtunnelBinary {
     }
 }
 
-/// A SOCKS5 client (Python, so not our code): CONNECT host:port, print the reply code,
-/// then send `payload`, half-close and print everything received.
-private func socksClient(socksPort: Int, host: String, port: Int, payload: String) async throws -> Interop.Output {
-    try await Interop.run("/usr/bin/env", ["python3", "-c", """
-        import socket, struct, sys
-        s = socket.create_connection(("127.0.0.1", \(socksPort))); s.settimeout(20)
-        s.sendall(b"\\x05\\x01\\x00")
-        assert s.recv(2) == b"\\x05\\x00"
-        s.sendall(b"\\x05\\x01\\x00\\x01" + socket.inet_aton("\(host)") + struct.pack("!H", \(port)))
-        reply = b""
-        while len(reply) < 10 and (chunk := s.recv(10 - len(reply))): reply += chunk
-        print("reply", reply[1])
-        if reply[1] == 0:
-            s.sendall(b"\(payload)"); s.shutdown(socket.SHUT_WR)
-            data = b""
-            while (chunk := s.recv(65536)): data += chunk
-            print(data.decode())
-        else:
-            print("closed" if s.recv(1) == b"" else "open")
-        """])
-}
-
 @Suite("ztunnel SOCKS5 outbound (example binary over real sockets)", .serialized)
 struct ZtunnelSOCKS5Tests {
     @Test("a TCP (non-HBONE) workload is passed through as plain TCP; unknown destinations and refused connects get SOCKS errors",
@@ -69,16 +47,16 @@ struct ZtunnelSOCKS5Tests {
         defer { ztunnel.stop() }
         #expect(await ztunnel.waitFor("ztunnel ready"), "\(ztunnel.text)")
 
-        let passed = try await socksClient(socksPort: socksPort, host: "127.0.0.1", port: upstream.port, payload: "plain tcp")
+        let passed = try await socks5Connect(socksPort: socksPort, host: "127.0.0.1", port: upstream.port, payload: "plain tcp")
         #expect(passed.stdout == "reply 0\nplain tcp\n", "\(passed.combined)\n\(ztunnel.text)")
         #expect(await ztunnel.waitFor("outbound passthrough closed"), "\(ztunnel.text)")
         #expect(ztunnel.text.contains("bytes_to_destination=9"))
 
         // Unknown destination: SOCKS5 reply 4 (host unreachable), then the connection is closed.
-        let unknown = try await socksClient(socksPort: socksPort, host: "127.0.0.99", port: 80, payload: "x")
+        let unknown = try await socks5Connect(socksPort: socksPort, host: "127.0.0.99", port: 80, payload: "x")
         #expect(unknown.stdout == "reply 4\nclosed\n", "\(unknown.combined)")
         // A TCP workload whose port refuses: SOCKS5 reply 5 (connection refused).
-        let refused = try await socksClient(socksPort: socksPort, host: "127.0.0.1", port: refusedPort, payload: "x")
+        let refused = try await socks5Connect(socksPort: socksPort, host: "127.0.0.1", port: refusedPort, payload: "x")
         #expect(refused.stdout == "reply 5\nclosed\n", "\(refused.combined)")
         await upstream.close()
         withExtendedLifetime(reserved) {}

@@ -38,7 +38,7 @@ struct LoaderTests {
         #expect(state.serviceAccounts.map(\.name).sorted() == ["batch", "client", "echo"])
     }
 
-    @Test("unknown kinds are skipped and listed")
+    @Test("documents of unknown kinds are left out and listed")
     func unknownKind() throws {
         let state = try Manifests.load([("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: demo}\nspec: {}\n")])
         #expect(state.skipped == ["deploy.yaml#0 Deployment web"])

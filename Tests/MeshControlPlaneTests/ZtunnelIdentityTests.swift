@@ -9,25 +9,6 @@ import Testing
 /// The ztunnel example binary built with the package (`swift build --build-tests` builds it).
 private let ztunnelPath = ProcessInfo.processInfo.environment["ZTUNNEL"] ?? Interop.packageRoot + "/.build/debug/ztunnel"
 
-/// A SOCKS5 client (Python, not our code) bound to `source`: CONNECT host:port, print the reply
-/// code, then send `payload`, half-close and print what came back.
-private func socks(from source: String, socksPort: Int, host: String, port: Int, payload: String) async throws -> Interop.Output {
-    try await Interop.run("/usr/bin/env", ["python3", "-c", """
-        import socket, struct
-        s = socket.socket(); s.settimeout(20); s.bind(("\(source)", 0)); s.connect(("127.0.0.1", \(socksPort)))
-        s.sendall(b"\\x05\\x01\\x00"); assert s.recv(2) == b"\\x05\\x00"
-        s.sendall(b"\\x05\\x01\\x00\\x01" + socket.inet_aton("\(host)") + struct.pack("!H", \(port)))
-        reply = b""
-        while len(reply) < 10 and (chunk := s.recv(10 - len(reply))): reply += chunk
-        print("reply", reply[1])
-        if reply[1] == 0:
-            s.sendall(b"\(payload)"); s.shutdown(socket.SHUT_WR)
-            data = b""
-            while (chunk := s.recv(65536)): data += chunk
-            print(data.decode())
-        """])
-}
-
 @Suite("ztunnel with per-workload identities from the control plane", .serialized)
 struct ZtunnelIdentityTests {
     static func manifests(echoPort: Int, withClient: Bool = true) -> [(file: String, text: String)] {
@@ -89,7 +70,7 @@ struct ZtunnelIdentityTests {
             // No connection yet, so no CSR yet: certificates are fetched on demand.
             #expect(harness.caCounters.snapshot().csrs == 0)
 
-            let ok = try await socks(from: "127.0.20.1", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "per-workload")
+            let ok = try await socks5Connect(socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "per-workload", from: "127.0.20.1")
             #expect(ok.stdout == "reply 0\nper-workload\n", "\(ok.combined)\n\(a.text)\n\(b.text)")
             // The destination saw the client pod's identity, not the node's; the source verified the echo pod's.
             #expect(await b.waitFor("peer=spiffe://cluster.local/ns/demo/sa/client"), "\(b.text)")
@@ -98,11 +79,11 @@ struct ZtunnelIdentityTests {
             #expect(harness.caCounters.snapshot().issued == 2)
 
             // Another pod of node-a, with another service account: its own certificate, denied by policy.
-            let denied = try await socks(from: "127.0.20.3", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x")
+            let denied = try await socks5Connect(socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x", from: "127.0.20.3")
             #expect(denied.stdout.hasPrefix("reply 2"), "\(denied.combined)\n\(a.text)")
             #expect(harness.caCounters.snapshot().issued == 3)
             // A source that is no workload of node-a gets no identity, and no tunnel.
-            let stranger = try await socks(from: "127.0.0.1", socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x")
+            let stranger = try await socks5Connect(socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "x", from: "127.0.0.1")
             #expect(stranger.stdout.hasPrefix("reply 2"), "\(stranger.combined)")
 
             // The client pod leaves the mesh: node-a drops its certificate.
