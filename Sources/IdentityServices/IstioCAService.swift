@@ -33,7 +33,7 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
             throw RPCError(code: .invalidArgument, message: "CSR rejected: \(error)")
         }
         configuration.counters.certificateIssued()
-        logger.info("issued certificate", metadata: ["caller": "\(caller)", "subject": "\(subject)", "ttl": "\(ttl)"])
+        logger.debug("issued certificate", metadata: ["caller": "\(caller)", "subject": "\(subject)", "ttl": "\(ttl)"])
         var response = Istio_V1_Auth_IstioCertificateResponse()
         response.certChain = chain
         return ServerResponse(message: response)

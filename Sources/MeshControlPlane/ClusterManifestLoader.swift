@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import PolicyEngine
 import Yams
 
@@ -19,41 +20,105 @@ public struct ClusterManifestLoader: Sendable {
         self.policyLoader = ManifestLoader(logger: logger)
     }
 
-    /// The YAML files of a directory tree, in path order. Hidden files and
-    /// directories (such as a mounted ConfigMap's `..data`) are left out.
-    public static func manifestFiles(in directory: String) throws(PolicyLoadError) -> [String] {
-        let root = URL(fileURLWithPath: directory)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw PolicyLoadError(file: directory, documentIndex: 0, fieldPath: "", kind: .io, message: "not a directory")
+    /// The YAML files of a directory tree with their sizes and modification
+    /// times. Hidden files and directories (such as a mounted ConfigMap's
+    /// `..data`) are left out; symbolic links to files are followed.
+    public static func scan(_ directory: String) throws(PolicyLoadError) -> [String: FileStamp] {
+        do { return try ManifestTree.scan(directory) } catch {
+            throw PolicyLoadError(file: directory, documentIndex: 0, fieldPath: "", kind: .io, message: error.message)
         }
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles]) else {
-            throw PolicyLoadError(file: directory, documentIndex: 0, fieldPath: "", kind: .io, message: "cannot list directory")
-        }
-        var files: [String] = []
-        for case let url as URL in walker where url.pathExtension == "yaml" || url.pathExtension == "yml" {
-            if (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { files.append(url.path) }
-        }
-        return files.sorted()
     }
 
-    /// Loads every manifest under `directory` and validates the result.
-    public func load(directory: String) throws(PolicyLoadError) -> ClusterState {
-        var sources: [(file: String, text: String)] = []
-        for path in try Self.manifestFiles(in: directory) {
-            do { sources.append((path, try String(contentsOfFile: path, encoding: .utf8))) } catch {
+    /// The YAML files of a directory tree, in path order.
+    public static func manifestFiles(in directory: String) throws(PolicyLoadError) -> [String] {
+        try scan(directory).keys.sorted()
+    }
+
+    /// Loads every manifest under `directory` and validates the result. With a
+    /// `cache`, only files whose size or modification time changed since the
+    /// cache saw them are read and decoded again.
+    public func load(directory: String, cache: ManifestCache? = nil) throws(PolicyLoadError) -> ClusterState {
+        let cache = cache ?? ManifestCache()
+        let stamps = try Self.scan(directory)
+        var fragments: [(file: String, objects: FileObjects)] = []
+        for path in stamps.keys.sorted() {
+            let stamp = stamps[path]!
+            if let cached = cache.objects(path: path, stamp: stamp) {
+                fragments.append((path, cached))
+                continue
+            }
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
                 throw PolicyLoadError(file: path, documentIndex: 0, fieldPath: "", kind: .io, message: "cannot read file: \(error.localizedDescription)")
             }
+            let objects = try decode(yaml: text, file: path)
+            cache.store(objects, path: path, stamp: stamp)
+            fragments.append((path, objects))
         }
-        return try load(sources)
+        cache.retain(Set(stamps.keys))
+        return try Self.merge(fragments)
     }
 
     /// Loads YAML texts (`file` labels errors) and validates the result.
     public func load(_ sources: [(file: String, text: String)]) throws(PolicyLoadError) -> ClusterState {
+        var fragments: [(file: String, objects: FileObjects)] = []
+        for source in sources { fragments.append((source.file, try decode(yaml: source.text, file: source.file))) }
+        return try Self.merge(fragments)
+    }
+
+    func decode(yaml: String, file: String) throws(PolicyLoadError) -> FileObjects {
         var reader = DocumentReader(policyLoader: policyLoader, logger: logger)
-        for source in sources { try reader.read(yaml: source.text, file: source.file) }
-        try reader.state.validate()
-        return reader.state
+        try reader.read(yaml: yaml, file: file)
+        return FileObjects(state: reader.state, keys: reader.existing)
+    }
+
+    /// Joins the files' objects in order, refusing an object defined in two files, and validates the whole.
+    static func merge(_ fragments: [(file: String, objects: FileObjects)]) throws(PolicyLoadError) -> ClusterState {
+        var state = ClusterState()
+        var owners: [String: String] = [:]
+        for (file, objects) in fragments {
+            for key in objects.keys {
+                if let other = owners.updateValue(file, forKey: key) {
+                    let origin = objects.state.origin(ofKey: key) ?? ObjectOrigin(file: file, document: 0)
+                    throw origin.error(.duplicate, "\(key) is also defined in \(other)", field: "metadata.name")
+                }
+            }
+            state.append(objects.state)
+        }
+        try state.validate()
+        return state
+    }
+}
+
+/// The objects decoded from one file, and their `kind/namespace/name` keys.
+struct FileObjects: Sendable {
+    let state: ClusterState
+    let keys: Set<String>
+}
+
+/// Decoded files by path, reused while a file's size and modification time
+/// are unchanged (``DirectoryClusterSource`` keeps one across reloads).
+public final class ManifestCache: Sendable {
+    private let entries = Mutex<[String: (stamp: FileStamp, objects: FileObjects)]>([:])
+    private let decoded = Mutex(0)
+
+    public init() {}
+
+    /// How many files were decoded and stored so far (the others were reused).
+    public var decodedFiles: Int { decoded.withLock { $0 } }
+
+    func objects(path: String, stamp: FileStamp) -> FileObjects? {
+        entries.withLock { entries in entries[path].flatMap { $0.stamp == stamp ? $0.objects : nil } }
+    }
+
+    func store(_ objects: FileObjects, path: String, stamp: FileStamp) {
+        entries.withLock { $0[path] = (stamp, objects) }
+        decoded.withLock { $0 += 1 }
+    }
+
+    /// Forgets files that are gone.
+    func retain(_ paths: Set<String>) {
+        entries.withLock { entries in entries = entries.filter { paths.contains($0.key) } }
     }
 }
 

@@ -24,6 +24,8 @@ public struct DirectoryClusterSource: ClusterSource {
     public let directory: String
     public let pollInterval: Duration
     public let loader: ClusterManifestLoader
+    /// Decoded files, reused while unchanged: a reload reads only what changed.
+    private let cache = ManifestCache()
 
     public init(directory: String, pollInterval: Duration = .milliseconds(200), loader: ClusterManifestLoader = ClusterManifestLoader()) {
         self.directory = directory
@@ -31,9 +33,9 @@ public struct DirectoryClusterSource: ClusterSource {
         self.loader = loader
     }
 
-    /// Reads the directory now.
+    /// Reads the directory now (only the files that changed since the last read are decoded).
     public func load() -> ClusterSourceEvent {
-        do { return .loaded(try loader.load(directory: directory)) } catch { return .refused(error) }
+        do { return .loaded(try loader.load(directory: directory, cache: cache)) } catch { return .refused(error) }
     }
 
     public func events() -> AsyncStream<ClusterSourceEvent> {
@@ -57,14 +59,8 @@ public struct DirectoryClusterSource: ClusterSource {
         return stream
     }
 
-    /// Path, size and modification time of every manifest file.
-    func fingerprint() -> [String] {
-        guard let files = try? ClusterManifestLoader.manifestFiles(in: directory) else { return ["<unreadable>"] }
-        return files.map { path in
-            let attributes = try? FileManager.default.attributesOfItem(atPath: path)
-            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            return "\(path)|\(size)|\(modified)"
-        }
+    /// Path, size, modification time and inode of every manifest file (nil when unreadable).
+    func fingerprint() -> [String: FileStamp]? {
+        try? ClusterManifestLoader.scan(directory)
     }
 }

@@ -38,6 +38,38 @@ public struct ClusterState: Sendable {
         self.skipped = skipped
     }
 
+    /// Appends the objects of `other` (another file's).
+    mutating func append(_ other: ClusterState) {
+        policies.merge(other.policies)
+        nodes += other.nodes
+        pods += other.pods
+        services += other.services
+        serviceAccounts += other.serviceAccounts
+        endpointSlices += other.endpointSlices
+        peerAuthentications += other.peerAuthentications
+        gateways += other.gateways
+        httpRoutes += other.httpRoutes
+        skipped += other.skipped
+    }
+
+    /// Where the object with key `kind/namespace/name` was read, for objects that record it.
+    func origin(ofKey key: String) -> ObjectOrigin? {
+        let parts = key.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3 else { return nil }
+        let (kind, namespace, name) = (parts[0], parts[1], parts[2])
+        switch kind {
+        case "Pod": return pods.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "Service": return services.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "Node": return nodes.first { $0.name == name }?.origin
+        case "ServiceAccount": return serviceAccounts.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "EndpointSlice": return endpointSlices.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "PeerAuthentication": return peerAuthentications.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "Gateway": return gateways.first { $0.namespace == namespace && $0.name == name }?.origin
+        case "HTTPRoute": return httpRoutes.first { $0.namespace == namespace && $0.name == name }?.origin
+        default: return nil
+        }
+    }
+
     /// The labels of namespace `name` (only `kubernetes.io/metadata.name` when it has no manifest).
     public func namespaceLabels(_ name: String) -> Labels {
         policies.namespaces.first { $0.name == name }?.labels ?? Namespace(name: name).labels

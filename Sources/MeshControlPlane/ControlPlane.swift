@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import MeshIdentity
 import IdentityServices
@@ -20,9 +21,14 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
     public nonisolated let allocator: AddressAllocator
     public nonisolated let metrics: ControlPlaneMetrics
     private let logger: Logger
-    private let rule: NodeImpersonationRule
+    private nonisolated let rule: NodeImpersonationRule
     /// The set being served.
-    public private(set) var current: MeshResourceSet?
+    public private(set) var current: MeshResourceSet? {
+        didSet { served.withLock { $0 = current } }
+    }
+    /// ``current``, readable without waiting for the actor (which is busy while a
+    /// large configuration converts): the CA's check and readiness read this.
+    private let served = Mutex<MeshResourceSet?>(nil)
     /// The last refusal, while it is not superseded by a good state.
     public private(set) var lastRefusal: String?
     /// Number of states applied (the first counts).
@@ -55,7 +61,7 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
             return false
         case .loaded(let state):
             let next: MeshResourceSet
-            do { next = try MeshResourceSet(state: state, options: options, allocator: allocator) } catch {
+            do { next = try MeshResourceSet(state: state, options: options, allocator: allocator, reusing: current) } catch {
                 refuse("\(error)", file: "", field: "")
                 return false
             }
@@ -108,7 +114,10 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
         return "\(keys.count) (\(parts.joined(separator: "; ")))"
     }
 
-    public func refusal(caller: SPIFFEID, requested: SPIFFEID) async -> String? {
-        rule.refusal(caller: caller, requested: requested, state: current?.state)
+    /// The set being served, without waiting for a conversion in progress.
+    public nonisolated var servedSet: MeshResourceSet? { served.withLock { $0 } }
+
+    public nonisolated func refusal(caller: SPIFFEID, requested: SPIFFEID) async -> String? {
+        rule.refusal(caller: caller, requested: requested, state: servedSet?.state)
     }
 }

@@ -17,6 +17,9 @@ public struct EnvoyResources: Sendable {
     public let plan: AddressPlan
     public let endpoints: ServiceEndpoints
     public let options: MeshOptions
+    private let podsByKey: [String: ClusterPod]
+    private let nodesByName: [String: ClusterNode]
+    private let servicesByKey: [String: ClusterService]
 
     static let routerFilterName = "envoy.filters.http.router"
     static let httpConnectionManagerName = "envoy.filters.network.http_connection_manager"
@@ -26,6 +29,9 @@ public struct EnvoyResources: Sendable {
         self.plan = plan
         self.endpoints = endpoints
         self.options = options
+        podsByKey = Dictionary(state.pods.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        nodesByName = Dictionary(state.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// `outbound|PORT||HOST`.
@@ -82,7 +88,7 @@ public struct EnvoyResources: Sendable {
 
     private func locality(of endpoint: ServiceEndpoint) -> Envoy_Config_Core_V3_Locality {
         var locality = Envoy_Config_Core_V3_Locality()
-        guard let pod = endpoint.pod.flatMap(state.pod), let node = pod.nodeName.flatMap(state.node) else { return locality }
+        guard let pod = endpoint.pod.flatMap({ podsByKey[$0] }), let node = pod.nodeName.flatMap({ nodesByName[$0] }) else { return locality }
         locality.region = node.labels["topology.kubernetes.io/region"] ?? ""
         locality.zone = node.labels["topology.kubernetes.io/zone"] ?? ""
         return locality
@@ -122,7 +128,7 @@ public struct EnvoyResources: Sendable {
         for (ruleIndex, rule) in route.rules.enumerated() {
             var action = Envoy_Config_Route_V3_RouteAction()
             let backends = rule.backends.compactMap { backend -> (String, UInt32)? in
-                guard let service = state.service(namespace: backend.namespace, name: backend.name),
+                guard let service = servicesByKey["\(backend.namespace)/\(backend.name)"],
                       service.ports.contains(where: { $0.port == backend.port }) else { return nil }
                 return (clusterName(service, port: backend.port), backend.weight)
             }

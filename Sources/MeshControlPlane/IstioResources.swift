@@ -14,12 +14,18 @@ public struct IstioResources: Sendable {
     public let plan: AddressPlan
     public let endpoints: ServiceEndpoints
     public let options: MeshOptions
+    private let servicesByKey: [String: ClusterService]
+    private let selectorPolicies: [String: [AuthorizationPolicy]]
+    private let selectorPeerAuthentications: [String: [ClusterPeerAuthentication]]
 
     public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
         self.state = state
         self.plan = plan
         self.endpoints = endpoints
         self.options = options
+        servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        selectorPolicies = Dictionary(grouping: state.policies.authorizationPolicies.filter { $0.targetRefs.isEmpty && $0.selector != nil }, by: \.namespace)
+        selectorPeerAuthentications = Dictionary(grouping: state.peerAuthentications.filter { $0.selector != nil }, by: \.namespace)
     }
 
     /// The workload uid of a pod, as istiod names it.
@@ -57,25 +63,18 @@ public struct IstioResources: Sendable {
         w.clusterID = options.clusterID
         w.tunnelProtocol = AmbientEnrollment.isEnrolled(pod, in: state) ? .hbone : .none
         if let waypoint = AmbientEnrollment.waypoint(for: pod, in: state) { w.waypoint = gatewayAddress(waypoint) }
-        for service in state.services {
-            var list = Istio_Workload_PortList()
-            for port in service.ports {
-                guard let target = endpoints.endpoints(service: service.key, port: port.port).first(where: { $0.pod == pod.key })?.targetPort else { continue }
-                var p = Istio_Workload_Port()
-                p.servicePort = UInt32(port.port)
-                p.targetPort = UInt32(target)
-                list.ports.append(p)
-            }
-            if !list.ports.isEmpty { w.services[addressName(of: service)] = list }
+        for membership in endpoints.byPod[pod.key] ?? [] {
+            guard let service = servicesByKey[membership.service] else { continue }
+            var p = Istio_Workload_Port()
+            p.servicePort = UInt32(membership.servicePort)
+            p.targetPort = UInt32(membership.targetPort)
+            w.services[addressName(of: service), default: Istio_Workload_PortList()].ports.append(p)
         }
-        let selected = state.policies.authorizationPolicies
-            .filter { policy in
-                guard policy.namespace == pod.namespace, policy.targetRefs.isEmpty, let selector = policy.selector else { return false }
-                return LabelSelector(matchLabels: selector).matches(pod.labels)
-            }
+        let selected = (selectorPolicies[pod.namespace] ?? [])
+            .filter { policy in policy.selector.map { LabelSelector(matchLabels: $0).matches(pod.labels) } ?? false }
             .map { "\($0.namespace)/\($0.name)" }
-        let strict = state.peerAuthentications
-            .filter { $0.namespace == pod.namespace && $0.selector?.matches(pod.labels) == true }
+        let strict = (selectorPeerAuthentications[pod.namespace] ?? [])
+            .filter { $0.selector?.matches(pod.labels) == true }
             .map { "\($0.namespace)/\(Self.peerAuthenticationPolicyName($0))" }
         w.authorizationPolicies = (selected + strict).sorted()
         return w

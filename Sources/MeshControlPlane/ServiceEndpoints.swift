@@ -20,14 +20,25 @@ public struct ServiceEndpoint: Hashable, Sendable {
 /// otherwise derived from its selector over the running pods of its namespace
 /// (what the EndpointSlice controller would write).
 public struct ServiceEndpoints: Sendable {
+    /// One service port a pod backs.
+    public struct Membership: Hashable, Sendable {
+        /// Service `namespace/name`.
+        public var service: String
+        public var servicePort: UInt16
+        public var targetPort: UInt16
+    }
+
     /// Service `namespace/name` → service port → endpoints, in pod order.
     public let byService: [String: [UInt16: [ServiceEndpoint]]]
+    /// Pod `namespace/name` → the service ports it backs, in service and port order.
+    public let byPod: [String: [Membership]]
 
     public init(state: ClusterState, plan: AddressPlan) {
         var result: [String: [UInt16: [ServiceEndpoint]]] = [:]
         var podByIP: [IPAddress: String] = [:]
         for (pod, ips) in plan.podIPs { for ip in ips { podByIP[ip] = pod } }
         let slicesByService = Dictionary(grouping: state.endpointSlices) { "\($0.namespace)/\($0.serviceName)" }
+        let podsByNamespace = Dictionary(grouping: state.pods, by: \.namespace).mapValues { $0.sorted { $0.name < $1.name } }
         for service in state.services {
             var ports: [UInt16: [ServiceEndpoint]] = [:]
             if let slices = slicesByService[service.key] {
@@ -45,9 +56,8 @@ public struct ServiceEndpoints: Sendable {
                     ports[port.port] = list
                 }
             } else if let selector = service.selector, !selector.isEmpty {
-                let backing = state.pods
-                    .filter { $0.namespace == service.namespace && LabelSelector(matchLabels: selector).matches($0.labels) }
-                    .sorted { $0.name < $1.name }
+                let matcher = LabelSelector(matchLabels: selector)
+                let backing = (podsByNamespace[service.namespace] ?? []).filter { matcher.matches($0.labels) }
                 for port in service.ports {
                     ports[port.port] = backing.compactMap { pod -> ServiceEndpoint? in
                         guard let address = plan.podIPs[pod.key]?.first, let target = Self.resolve(port, on: pod) else { return nil }
@@ -58,6 +68,16 @@ public struct ServiceEndpoints: Sendable {
             result[service.key] = ports
         }
         byService = result
+        var memberships: [String: [Membership]] = [:]
+        for service in state.services.sorted(by: { $0.key < $1.key }) {
+            for port in service.ports {
+                for endpoint in result[service.key]?[port.port] ?? [] {
+                    guard let pod = endpoint.pod else { continue }
+                    memberships[pod, default: []].append(Membership(service: service.key, servicePort: port.port, targetPort: endpoint.targetPort))
+                }
+            }
+        }
+        byPod = memberships
     }
 
     /// The target port of `port` on `pod`: the number, or the pod's container port of that name.

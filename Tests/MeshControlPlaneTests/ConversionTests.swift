@@ -287,5 +287,25 @@ struct ConversionTests {
         let again = try MeshResourceSet(state: try Manifests.load())
         #expect(again.snapshot == set.snapshot)
         #expect(again.snapshot.changes(to: set.snapshot).upserts.isEmpty)
+        #expect(again.encodedCount == set.snapshot.resources.values.map(\.count).reduce(0, +))
+    }
+
+    @Test("a build from the previous set encodes only what changed: nothing for the same manifests, one Workload for a relabelled pod")
+    func incremental() throws {
+        let first = try MeshResourceSet(state: state)
+        let same = try MeshResourceSet(state: try Manifests.load(), reusing: first)
+        #expect(same.encodedCount == 0 && same.snapshot == first.snapshot)
+        var relabelled = state
+        relabelled.pods = relabelled.pods.map { pod in
+            var pod = pod
+            if pod.name == "client" { pod.labels["version"] = "v9" }
+            return pod
+        }
+        let next = try MeshResourceSet(state: relabelled, reusing: first)
+        #expect(next.encodedCount == 1)
+        let (upserts, removals) = first.snapshot.changes(to: next.snapshot)
+        #expect(upserts.map(\.name) == ["Kubernetes//Pod/demo/client"] && removals.isEmpty)
+        // Equal to a build from scratch.
+        #expect(next.snapshot == (try MeshResourceSet(state: relabelled)).snapshot)
     }
 }

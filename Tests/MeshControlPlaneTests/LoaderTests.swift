@@ -38,6 +38,27 @@ struct LoaderTests {
         #expect(state.serviceAccounts.map(\.name).sorted() == ["batch", "client", "echo"])
     }
 
+    @Test("with a cache, a reload decodes only the files that changed; removed files take their objects with them")
+    func cachedReload() throws {
+        let dir = try Manifests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = ManifestCache()
+        let loader = ClusterManifestLoader()
+        #expect(try loader.load(directory: dir.path, cache: cache).pods.count == 4)
+        #expect(cache.decodedFiles == 4)
+        _ = try loader.load(directory: dir.path, cache: cache)
+        #expect(cache.decodedFiles == 4)
+        try Manifests.pod("echo-9", node: "node-a").write(to: dir.appendingPathComponent("more.yaml"), atomically: true, encoding: .utf8)
+        #expect(try loader.load(directory: dir.path, cache: cache).pods.count == 5)
+        #expect(cache.decodedFiles == 5)
+        // A cached file still takes part in the cross-file duplicate check.
+        try Manifests.pod("echo-1", node: "node-a").write(to: dir.appendingPathComponent("more.yaml"), atomically: true, encoding: .utf8)
+        #expect(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("more.yaml"))
+        #expect(try loader.load(directory: dir.path, cache: cache).pods.map(\.name).sorted() == ["client", "echo-1", "echo-2", "legacy"])
+        #expect(cache.decodedFiles == 6)
+    }
+
     @Test("documents of unknown kinds are left out and listed")
     func unknownKind() throws {
         let state = try Manifests.load([("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: demo}\nspec: {}\n")])

@@ -11,7 +11,7 @@ enum MonitoringRoutes {
         case "/metrics", "/stats/prometheus":
             return MonitoringReply(contentType: "text/plain; version=0.0.4", body: metrics.render(clients: clients, ca: ca.snapshot()))
         case "/ready":
-            return await controlPlane.current == nil ? MonitoringReply(status: .serviceUnavailable, body: "no configuration loaded\n") : MonitoringReply(body: "ready\n")
+            return controlPlane.servedSet == nil ? MonitoringReply(status: .serviceUnavailable, body: "no configuration loaded\n") : MonitoringReply(body: "ready\n")
         case "/debug/syncz":
             return MonitoringReply(contentType: "application/json", body: SyncStatus.json(clients))
         default:
