@@ -31,7 +31,7 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
     private let served = Mutex<MeshResourceSet?>(nil)
     /// The last refusal, while it is not superseded by a good state.
     public private(set) var lastRefusal: String?
-    /// Number of states applied (the first counts).
+    /// Number of states applied, the first and those that changed nothing included.
     public private(set) var generation = 0
 
     public init(cache: XDSSnapshotCache, options: MeshOptions = MeshOptions(), allocator: AddressAllocator = AddressAllocator(),
@@ -71,6 +71,7 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
                 // Re-read with the same outcome (a touched file, a refusal fixed back): nothing to push.
                 current = next
                 lastRefusal = nil
+                generation += 1
                 logger.debug("configuration re-read; no resource changed")
                 return true
             }
