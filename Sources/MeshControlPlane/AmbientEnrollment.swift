@@ -11,10 +11,15 @@ public enum AmbientEnrollment {
     /// True when the pod is captured: its own label says `ambient`, or its
     /// namespace's does and the pod does not opt out with `none`.
     public static func isEnrolled(_ pod: ClusterPod, in state: ClusterState) -> Bool {
+        isEnrolled(pod, namespaceLabels: state.namespaceLabels(pod.namespace))
+    }
+
+    /// ``isEnrolled(_:in:)`` with the labels of the pod's namespace at hand.
+    public static func isEnrolled(_ pod: ClusterPod, namespaceLabels: Labels) -> Bool {
         switch pod.labels[dataplaneModeLabel] {
         case "ambient": return true
         case "none": return false
-        default: return state.namespaceLabels(pod.namespace)[dataplaneModeLabel] == "ambient"
+        default: return namespaceLabels[dataplaneModeLabel] == "ambient"
         }
     }
 
@@ -22,19 +27,24 @@ public enum AmbientEnrollment {
     /// `istio.io/use-waypoint`, else its namespace's (`none` opts out), when
     /// that Gateway exists and is a waypoint for workloads (`workload` or `all`).
     public static func waypoint(for pod: ClusterPod, in state: ClusterState) -> ClusterGateway? {
-        let name = pod.labels[useWaypointLabel] ?? state.namespaceLabels(pod.namespace)[useWaypointLabel]
-        return gateway(named: name, namespace: pod.namespace, in: state, for: ["workload", "all"])
+        waypoint(for: pod, namespaceLabels: state.namespaceLabels(pod.namespace), gateways: state.gateways)
+    }
+
+    /// The pod waypoint of `waypoint(for:in:)`, with the namespace's labels and the Gateways at hand.
+    public static func waypoint(for pod: ClusterPod, namespaceLabels: Labels, gateways: [ClusterGateway]) -> ClusterGateway? {
+        let name = pod.labels[useWaypointLabel] ?? namespaceLabels[useWaypointLabel]
+        return gateway(named: name, namespace: pod.namespace, in: gateways, for: ["workload", "all"])
     }
 
     /// The waypoint serving `service`: the Service's label, else its namespace's,
     /// when that Gateway exists and is a waypoint for services (`service` or `all`).
     public static func waypoint(for service: ClusterService, in state: ClusterState) -> ClusterGateway? {
         let name = service.labels[useWaypointLabel] ?? state.namespaceLabels(service.namespace)[useWaypointLabel]
-        return gateway(named: name, namespace: service.namespace, in: state, for: ["service", "all"])
+        return gateway(named: name, namespace: service.namespace, in: state.gateways, for: ["service", "all"])
     }
 
-    private static func gateway(named name: String?, namespace: String, in state: ClusterState, for kinds: Set<String>) -> ClusterGateway? {
+    private static func gateway(named name: String?, namespace: String, in gateways: [ClusterGateway], for kinds: Set<String>) -> ClusterGateway? {
         guard let name, name != "none" else { return nil }
-        return state.gateways.first { $0.namespace == namespace && $0.name == name && $0.isWaypoint && kinds.contains($0.waypointFor) }
+        return gateways.first { $0.namespace == namespace && $0.name == name && $0.isWaypoint && kinds.contains($0.waypointFor) }
     }
 }

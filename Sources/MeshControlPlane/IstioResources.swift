@@ -17,6 +17,7 @@ public struct IstioResources: Sendable {
     private let servicesByKey: [String: ClusterService]
     private let selectorPolicies: [String: [AuthorizationPolicy]]
     private let selectorPeerAuthentications: [String: [ClusterPeerAuthentication]]
+    private let namespaceLabels: [String: Labels]
 
     public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
         self.state = state
@@ -26,6 +27,7 @@ public struct IstioResources: Sendable {
         servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         selectorPolicies = Dictionary(grouping: state.policies.authorizationPolicies.filter { $0.targetRefs.isEmpty && $0.selector != nil }, by: \.namespace)
         selectorPeerAuthentications = Dictionary(grouping: state.peerAuthentications.filter { $0.selector != nil }, by: \.namespace)
+        namespaceLabels = Dictionary(state.policies.namespaces.map { ($0.name, $0.labels) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// The workload uid of a pod, as istiod names it.
@@ -61,8 +63,9 @@ public struct IstioResources: Sendable {
         w.workloadName = pod.name
         w.workloadType = .pod
         w.clusterID = options.clusterID
-        w.tunnelProtocol = AmbientEnrollment.isEnrolled(pod, in: state) ? .hbone : .none
-        if let waypoint = AmbientEnrollment.waypoint(for: pod, in: state) { w.waypoint = gatewayAddress(waypoint) }
+        let labels = namespaceLabels[pod.namespace] ?? Namespace(name: pod.namespace).labels
+        w.tunnelProtocol = AmbientEnrollment.isEnrolled(pod, namespaceLabels: labels) ? .hbone : .none
+        if let waypoint = AmbientEnrollment.waypoint(for: pod, namespaceLabels: labels, gateways: state.gateways) { w.waypoint = gatewayAddress(waypoint) }
         for membership in endpoints.byPod[pod.key] ?? [] {
             guard let service = servicesByKey[membership.service] else { continue }
             var p = Istio_Workload_Port()
