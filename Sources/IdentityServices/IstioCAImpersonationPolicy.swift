@@ -2,8 +2,10 @@ import MeshIdentity
 import Synchronization
 
 /// Decides whether an authenticated caller of the Istio CA may obtain a
-/// certificate for another identity (`ImpersonatedIdentity`), as istiod lets a
-/// node's ztunnel ask for the identities of the pods on its node only.
+/// certificate for an identity: another one (`ImpersonatedIdentity`), as
+/// istiod lets a node's ztunnel ask for the identities of the pods on its node
+/// only, or its own (a renewal, `requested == caller`), which a policy may
+/// refuse once the identity is gone.
 public protocol IstioCAImpersonationPolicy: Sendable {
     /// Nil when `caller` may obtain a certificate for `requested`; otherwise
     /// the reason it may not, which is logged and returned to the caller.
@@ -19,7 +21,7 @@ public struct FixedImpersonators: IstioCAImpersonationPolicy {
     }
 
     public func refusal(caller: SPIFFEID, requested: SPIFFEID) async -> String? {
-        impersonators.contains(caller) ? nil : "\(caller) may not request certificates for other identities"
+        caller == requested || impersonators.contains(caller) ? nil : "\(caller) may not request certificates for other identities"
     }
 }
 

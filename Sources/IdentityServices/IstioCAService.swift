@@ -41,16 +41,17 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
 
     /// The identity to certify: the caller's own, or an impersonated one the caller may request.
     private func subjectIdentity(caller: SPIFFEID, metadata: Google_Protobuf_Struct) async throws -> SPIFFEID {
-        guard let value = metadata.fields[Self.impersonationKey], case .stringValue(let text)? = value.kind, !text.isEmpty else {
-            return caller
+        var requested = caller
+        if let value = metadata.fields[Self.impersonationKey], case .stringValue(let text)? = value.kind, !text.isEmpty {
+            do {
+                requested = try SPIFFEID(text)
+            } catch {
+                configuration.counters.csrRefused()
+                throw RPCError(code: .invalidArgument, message: "ImpersonatedIdentity '\(text)' is not a SPIFFE ID: \(error)")
+            }
         }
-        let requested: SPIFFEID
-        do {
-            requested = try SPIFFEID(text)
-        } catch {
-            configuration.counters.csrRefused()
-            throw RPCError(code: .invalidArgument, message: "ImpersonatedIdentity '\(text)' is not a SPIFFE ID: \(error)")
-        }
+        // A caller renewing its own identity is allowed unless a policy says otherwise.
+        if requested == caller && configuration.impersonationPolicy == nil { return caller }
         let policy = configuration.impersonationPolicy ?? FixedImpersonators(configuration.impersonators)
         if let reason = await policy.refusal(caller: caller, requested: requested) {
             configuration.counters.impersonationRefused()

@@ -25,6 +25,8 @@ public actor WorkloadCertificates: MeshTLSProvider {
         public var identity: SPIFFEID
         public var expiresAt: Date
         public var renewAt: Date
+        /// False once renewal has stopped (it stops only when the certificate is dropped).
+        public var renewing: Bool
     }
 
     private struct Entry {
@@ -40,7 +42,7 @@ public actor WorkloadCertificates: MeshTLSProvider {
     private let logger: Logger
     private var entries: [SPIFFEID: Entry] = [:]
     private var pending: [SPIFFEID: Task<Entry, any Error>] = [:]
-    private var wanted: Set<SPIFFEID>?
+    private var closed = false
 
     public init(trustDomain: TrustDomain, bundles: TrustBundleStore, configuration: MeshTLSConfiguration = MeshTLSConfiguration(),
                 logger: Logger = Logger(label: "swift-mesh.workload-certificates"), provider: @escaping ProviderFactory) {
@@ -56,48 +58,54 @@ public actor WorkloadCertificates: MeshTLSProvider {
     public nonisolated var trustDomain: TrustDomain { domain }
 
     /// The MeshTLS presenting `identity`'s SVID, fetching it first if this node has none yet.
-    /// Concurrent first uses of one identity share one CSR.
+    /// Concurrent first uses of one identity share one CSR and one renewal.
     public func meshTLS(for identity: SPIFFEID?) async throws -> MeshTLS {
         guard let identity else { throw WorkloadCertificatesError.noIdentity }
         if let entry = entries[identity] { return entry.tls }
+        guard !closed else { throw WorkloadCertificatesError.closed }
         guard identity.trustDomain == domain else { throw WorkloadCertificatesError.foreignTrustDomain(identity) }
-        if let wanted, !wanted.contains(identity) { throw WorkloadCertificatesError.notLocal(identity) }
-        let task = pending[identity] ?? Task { [makeProvider, bundles, configuration, logger] in
-            let provider = try makeProvider(identity)
-            let first = try await provider.fetchSVID()
-            let source = SVIDSource(provider: provider, logger: logger)
-            source.publish(first)
-            let renewal = Task<Void, Never> { _ = try? await source.run() }
-            return Entry(source: source, tls: MeshTLS(svids: source, bundles: bundles, configuration: configuration), renewal: renewal)
+        let task: Task<Entry, any Error>
+        if let inFlight = pending[identity] {
+            task = inFlight
+        } else {
+            task = Task { [makeProvider, bundles, configuration, logger] in
+                let provider = try makeProvider(identity)
+                let first = try await provider.fetchSVID()
+                let source = SVIDSource(provider: provider, logger: logger)
+                source.publish(first)
+                let renewal = Task<Void, Never> { _ = try? await source.run() }
+                return Entry(source: source, tls: MeshTLS(svids: source, bundles: bundles, configuration: configuration), renewal: renewal)
+            }
+            pending[identity] = task
         }
-        pending[identity] = task
+        let entry: Entry
         do {
-            let entry = try await task.value
-            pending[identity] = nil
-            // Released while it was being fetched: serve this connection, keep nothing.
-            if let wanted, !wanted.contains(identity) {
-                entry.renewal.cancel()
-                return entry.tls
-            }
-            if let existing = entries[identity] {
-                entry.renewal.cancel()
-                return existing.tls
-            }
-            entries[identity] = entry
-            logger.info("workload certificate issued", metadata: ["identity": "\(identity)", "expires": "\(entry.source.current?.expiresAt.description ?? "-")"])
-            return entry.tls
+            entry = try await task.value
         } catch {
-            pending[identity] = nil
-            logger.warning("workload certificate request failed", metadata: ["identity": "\(identity)", "error": "\(error)"])
+            if pending[identity] == task {
+                pending[identity] = nil
+                logger.warning("workload certificate request failed", metadata: ["identity": "\(identity)", "error": "\(error)"])
+            }
             throw error
         }
+        // Every waiter of one fetch gets the same entry; the first to resume keeps it.
+        if pending[identity] == task { pending[identity] = nil }
+        if let existing = entries[identity] {
+            if existing.source !== entry.source { entry.renewal.cancel() }
+            return existing.tls
+        }
+        guard !closed else {
+            entry.renewal.cancel()
+            throw WorkloadCertificatesError.closed
+        }
+        entries[identity] = entry
+        logger.info("workload certificate issued", metadata: ["identity": "\(identity)", "expires": "\(entry.source.current?.expiresAt.description ?? "-")"])
+        return entry.tls
     }
 
     /// Keeps the certificates of `identities` only (the local workloads'); the
-    /// others are dropped and their renewal stops. Until the first call every
-    /// identity of the trust domain may be fetched.
+    /// others are dropped and their renewal stops.
     public func retain(_ identities: Set<SPIFFEID>) {
-        wanted = identities
         for (identity, entry) in entries where !identities.contains(identity) {
             entry.renewal.cancel()
             entries[identity] = nil
@@ -108,12 +116,13 @@ public actor WorkloadCertificates: MeshTLSProvider {
     /// The certificates held, by identity.
     public func statuses() -> [Status] {
         entries.compactMap { identity, entry in
-            entry.source.current.map { Status(identity: identity, expiresAt: $0.expiresAt, renewAt: $0.renewAt) }
+            entry.source.current.map { Status(identity: identity, expiresAt: $0.expiresAt, renewAt: $0.renewAt, renewing: !entry.renewal.isCancelled) }
         }.sorted { $0.identity.description < $1.identity.description }
     }
 
     /// Stops every renewal and drops every certificate.
     public func close() {
+        closed = true
         for entry in entries.values { entry.renewal.cancel() }
         for task in pending.values { task.cancel() }
         entries = [:]
@@ -127,14 +136,14 @@ public enum WorkloadCertificatesError: Error, Hashable, Sendable, CustomStringCo
     case noIdentity
     /// The identity is outside the node's trust domain.
     case foreignTrustDomain(SPIFFEID)
-    /// No workload on this node has the identity.
-    case notLocal(SPIFFEID)
+    /// The cache was closed (the proxy is shutting down).
+    case closed
 
     public var description: String {
         switch self {
         case .noIdentity: return "no workload identity was named for this connection"
         case .foreignTrustDomain(let id): return "\(id) is outside this node's trust domain"
-        case .notLocal(let id): return "no workload on this node has the identity \(id)"
+        case .closed: return "workload certificates are closed (shutting down)"
         }
     }
 }

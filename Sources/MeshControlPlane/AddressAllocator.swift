@@ -74,7 +74,7 @@ public struct AddressAllocator: Sendable {
                 for (name, cidr) in plan.nodeCIDRs where cidr.contains(ip) { podSlots[name]?.reserve(hostIndex(ip, in: cidr)) }
             }
         }
-        for pod in state.pods.sorted(by: { $0.key < $1.key }) {
+        for pod in state.pods.sorted(by: { $0.key < $1.key }) where pod.isMeshCandidate {
             if !pod.podIPs.isEmpty { plan.podIPs[pod.key] = pod.podIPs; continue }
             guard let node = pod.nodeName, let cidr = plan.nodeCIDRs[node] else { continue }
             guard let slot = podSlots[node]?.take(preferring: pod.key) else { throw .exhausted(range: cidr.description, object: "Pod \(pod.key)") }

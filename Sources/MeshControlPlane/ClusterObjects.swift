@@ -98,10 +98,15 @@ public struct ClusterPod: Hashable, Sendable {
     /// `status.podIP` and `status.podIPs`, if the manifest gives them.
     public var podIPs: [IPAddress]
     public var containers: [ContainerSpec]
+    /// `spec.hostNetwork`: the pod uses its node's network; the mesh does not capture it.
+    public var hostNetwork: Bool
+    /// `status.phase`, if given (`Succeeded` and `Failed` pods are over).
+    public var phase: String?
     public var origin: ObjectOrigin
 
     public init(namespace: String, name: String, labels: Labels = [:], annotations: [String: String] = [:], serviceAccount: String = "default",
-                nodeName: String? = nil, podIPs: [IPAddress] = [], containers: [ContainerSpec] = [], origin: ObjectOrigin) {
+                nodeName: String? = nil, podIPs: [IPAddress] = [], containers: [ContainerSpec] = [], hostNetwork: Bool = false, phase: String? = nil,
+                origin: ObjectOrigin) {
         self.namespace = namespace
         self.name = name
         self.labels = labels
@@ -110,11 +115,19 @@ public struct ClusterPod: Hashable, Sendable {
         self.nodeName = nodeName
         self.podIPs = podIPs
         self.containers = containers
+        self.hostNetwork = hostNetwork
+        self.phase = phase
         self.origin = origin
     }
 
     /// `namespace/name`.
     public var key: String { "\(namespace)/\(name)" }
+
+    /// False once the pod has ended (`Succeeded` or `Failed`): it has no workload, endpoint or identity any more.
+    public var isRunning: Bool { phase != "Succeeded" && phase != "Failed" }
+
+    /// True for a pod the mesh serves: running, and on its own network (not `hostNetwork`).
+    public var isMeshCandidate: Bool { isRunning && !hostNetwork }
 
     /// The port a named container port resolves to, if any container declares it.
     public func containerPort(named name: String, protocol proto: TransportProtocol) -> UInt16? {

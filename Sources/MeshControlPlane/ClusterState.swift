@@ -104,7 +104,8 @@ public struct ClusterState: Sendable {
             if let node = pod.nodeName, !nodeNames.contains(node) {
                 throw pod.origin.error(.missingReference, "node '\(node)' is not defined by any Node manifest", field: "spec.nodeName")
             }
-            for ip in pod.podIPs {
+            // Pods on the node's network share its address, and ended pods keep theirs: neither claims it.
+            for ip in pod.podIPs where pod.isMeshCandidate {
                 if let other = podIPs[ip] {
                     throw pod.origin.error(.duplicate, "pod IP \(ip) is also claimed by pod \(other)", field: "status.podIP")
                 }

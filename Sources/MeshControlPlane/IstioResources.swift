@@ -48,7 +48,7 @@ public struct IstioResources: Sendable {
 
     /// The Workload of a pod; nil for a pending pod (no node or no address).
     public func workload(_ pod: ClusterPod) -> Istio_Workload_Workload? {
-        guard let node = pod.nodeName, let ips = plan.podIPs[pod.key], !ips.isEmpty else { return nil }
+        guard pod.isMeshCandidate, let node = pod.nodeName, let ips = plan.podIPs[pod.key], !ips.isEmpty else { return nil }
         var w = Istio_Workload_Workload()
         w.uid = uid(of: pod)
         w.name = pod.name
@@ -73,7 +73,9 @@ public struct IstioResources: Sendable {
             p.targetPort = UInt32(membership.targetPort)
             w.services[addressName(of: service), default: Istio_Workload_PortList()].ports.append(p)
         }
-        let selected = (selectorPolicies[pod.namespace] ?? [])
+        // A selector policy applies in its own namespace, or in every namespace from the root namespace.
+        let candidates = (selectorPolicies[pod.namespace] ?? []) + (pod.namespace == options.rootNamespace ? [] : selectorPolicies[options.rootNamespace] ?? [])
+        let selected = candidates
             .filter { policy in policy.selector.map { LabelSelector(matchLabels: $0).matches(pod.labels) } ?? false }
             .map { "\($0.namespace)/\($0.name)" }
         let strict = (selectorPeerAuthentications[pod.namespace] ?? [])

@@ -33,18 +33,32 @@ public struct NodeImpersonationRule: Sendable {
     }
 
     /// Nil when `caller` may obtain `requested` given `state`; otherwise why not.
+    ///
+    /// A caller asking for its own identity (a renewal) may have it while it
+    /// still exists: a node credential while its Node does, a workload identity
+    /// while a pod runs with that service account. Another identity may be
+    /// obtained only by a node credential, for a pod scheduled on that node.
     public func refusal(caller: SPIFFEID, requested: SPIFFEID, state: ClusterState?) -> String? {
+        guard caller.trustDomain.name == trustDomain else { return "\(caller) is outside trust domain \(trustDomain)" }
+        guard requested.trustDomain.name == trustDomain else { return "\(requested) is outside trust domain \(trustDomain)" }
+        guard let state else { return "no cluster state is loaded yet" }
+        if caller == requested {
+            if let node = NodeCredential.nodeName(of: caller) {
+                return state.node(node) == nil ? "node \(node) is not defined any more, so its credential is not renewed" : nil
+            }
+            guard let (namespace, account) = Self.istioIdentity(requested) else {
+                return "\(requested) is neither a node credential nor of the form spiffe://\(trustDomain)/ns/NAMESPACE/sa/SERVICE-ACCOUNT"
+            }
+            let running = state.pods.contains { $0.namespace == namespace && $0.serviceAccount == account && $0.isRunning }
+            return running ? nil : "no pod runs with service account \(namespace)/\(account) any more, so \(requested) is not renewed"
+        }
         guard let node = NodeCredential.nodeName(of: caller) else {
             return "\(caller) is not a node credential and may not request certificates for other identities"
-        }
-        guard requested.trustDomain.name == trustDomain else {
-            return "\(requested) is outside trust domain \(trustDomain)"
         }
         guard let (namespace, account) = Self.istioIdentity(requested) else {
             return "\(requested) is not of the form spiffe://\(trustDomain)/ns/NAMESPACE/sa/SERVICE-ACCOUNT"
         }
-        guard let state else { return "no cluster state is loaded yet" }
-        let local = state.pods.contains { $0.nodeName == node && $0.namespace == namespace && $0.serviceAccount == account }
+        let local = state.pods.contains { $0.nodeName == node && $0.namespace == namespace && $0.serviceAccount == account && $0.isRunning }
         return local ? nil : "node \(node) (\(caller)) runs no pod with service account \(namespace)/\(account), so it may not have \(requested)"
     }
 

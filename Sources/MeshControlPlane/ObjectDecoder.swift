@@ -81,12 +81,14 @@ struct ObjectDecoder {
             if let s = try spec.optional("serviceAccountName")?.string() { pod.serviceAccount = s }
             else if let s = try spec.optional("serviceAccount")?.string() { pod.serviceAccount = s }
             pod.nodeName = try spec.optional("nodeName")?.string()
+            pod.hostNetwork = try spec.optional("hostNetwork")?.bool() ?? false
             for c in try spec.optional("containers")?.sequence() ?? [] {
                 pod.containers.append(try container(c))
             }
         }
         if let status = try top.optional("status")?.mapping() {
             status.markAllConsumed()
+            pod.phase = try status.optional("phase")?.string()
             if let c = status.optional("podIP") { pod.podIPs.append(try Self.ip(c)) }
             for entry in try status.optional("podIPs")?.sequence() ?? [] {
                 let m = try entry.mapping()
@@ -299,7 +301,7 @@ struct ObjectDecoder {
                 bm.ignore("group")
                 try bm.rejectUnsupported("filters", reason: "backend filters are not implemented yet")
                 let weight = try bm.optional("weight")?.int() ?? 1
-                guard weight >= 0 else { throw b.error(.invalidValue, "weight must not be negative", at: b.path + ".weight") }
+                guard (0...1_000_000).contains(weight) else { throw b.error(.invalidValue, "weight \(weight) is outside 0-1000000", at: b.path + ".weight") }
                 rule.backends.append(.init(namespace: try bm.optional("namespace")?.string() ?? namespace, name: try bm.required("name").string(),
                                            port: try Self.port(try bm.required("port")), weight: UInt32(weight)))
                 try bm.finish()

@@ -38,7 +38,7 @@ public struct ServiceEndpoints: Sendable {
         var podByIP: [IPAddress: String] = [:]
         for (pod, ips) in plan.podIPs { for ip in ips { podByIP[ip] = pod } }
         let slicesByService = Dictionary(grouping: state.endpointSlices) { "\($0.namespace)/\($0.serviceName)" }
-        let podsByNamespace = Dictionary(grouping: state.pods, by: \.namespace).mapValues { $0.sorted { $0.name < $1.name } }
+        let podsByNamespace = Dictionary(grouping: state.pods.filter(\.isMeshCandidate), by: \.namespace).mapValues { $0.sorted { $0.name < $1.name } }
         for service in state.services {
             var ports: [UInt16: [ServiceEndpoint]] = [:]
             if let slices = slicesByService[service.key] {

@@ -20,8 +20,9 @@ public struct AddressRange: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `ADDRESS/LENGTH` or a bare address (a host range).
     public init(parsing text: String) throws(WorkloadStoreError) {
-        let parts = text.split(separator: "/", maxSplits: 1).map(String.init)
-        let bytes = try IPAddressText.bytes(parts[0])
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let address = parts.first, !address.isEmpty else { throw .invalidAddress(text) }
+        let bytes = try IPAddressText.bytes(address)
         guard parts.count == 1 || Int(parts[1]) != nil else { throw .invalidAddress(text) }
         try self.init(bytes: bytes, prefixLength: parts.count == 2 ? Int(parts[1])! : bytes.count * 8)
     }

@@ -90,6 +90,25 @@ struct CATests {
         }
     }
 
+    @Test("renewals: a caller gets its own identity while it exists (its Node, or a pod with its service account), not after")
+    func renewals() async throws {
+        try await withCA { harness, _, authority in
+            func renew(_ id: SPIFFEID) throws -> IstioCAClient {
+                let svid = try authority.issueSVID(for: id)
+                let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: svid), bundles: TrustBundleStore(authority.trustBundle),
+                                                             authorizer: .exactly(ControlPlaneHarness.serverID))
+                return IstioCAClient(host: "127.0.0.1", port: harness.port, identity: id, transportSecurity: security)
+            }
+            #expect(try await renew(Self.echo).fetchSVID().id == Self.echo)
+            let nodeA = try NodeCredential.identity(node: "node-a", trustDomain: "cluster.local")
+            #expect(try await renew(nodeA).fetchSVID().id == nodeA)
+            let ghost = try SPIFFEID("spiffe://cluster.local/ns/demo/sa/ghost")
+            #expect(await code { _ = try await renew(ghost).fetchSVID() } == .permissionDenied)
+            let gone = try NodeCredential.identity(node: "node-gone", trustDomain: "cluster.local")
+            #expect(await code { _ = try await renew(gone).fetchSVID() } == .permissionDenied)
+        }
+    }
+
     @Test("a CSR with two URI SANs and a malformed CSR are refused with INVALID_ARGUMENT")
     func badCSRs() async throws {
         try await withCA { harness, _, authority in

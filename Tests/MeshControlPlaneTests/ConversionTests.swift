@@ -56,10 +56,56 @@ struct ConversionTests {
         #expect(istio.workload(try pod("client"))?.services.isEmpty == true)
     }
 
-    @Test("a selector policy is named in the authorization_policies of the pods it selects only")
+    @Test("a selector policy is named in the authorization_policies of the pods it selects only; from the root namespace, in every namespace")
     func policyBinding() throws {
         #expect(istio.workload(try pod("echo-1"))?.authorizationPolicies == ["demo/echo-allow"])
         #expect(istio.workload(try pod("client"))?.authorizationPolicies == [])
+        let root = [("root.yaml", """
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: istio-system}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: mesh-echo, namespace: istio-system}
+        spec:
+          selector: {matchLabels: {app: echo}}
+          action: DENY
+          rules: [{from: [{source: {namespaces: [legacy]}}]}]
+        """)]
+        let state = try Manifests.load(root)
+        let plan = try AddressAllocator().plan(for: state)
+        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        #expect(istio.workload(try #require(state.pod("demo/echo-1")))?.authorizationPolicies == ["demo/echo-allow", "istio-system/mesh-echo"])
+        #expect(istio.workload(try #require(state.pod("demo/client")))?.authorizationPolicies == [])
+    }
+
+    @Test("pods on the node's network and pods that ended are not mesh workloads, and do not claim addresses")
+    func hostNetworkAndEnded() throws {
+        let extra = [("special.yaml", """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: agent-a, namespace: demo}
+        spec: {nodeName: node-a, hostNetwork: true, containers: [{name: c, image: x}]}
+        status: {podIP: 172.18.0.2}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: agent-b, namespace: demo}
+        spec: {nodeName: node-b, hostNetwork: true, containers: [{name: c, image: x}]}
+        status: {podIP: 172.18.0.2}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: job, namespace: demo, labels: {app: echo}}
+        spec: {nodeName: node-b, containers: [{name: c, image: x}]}
+        status: {phase: Succeeded, podIP: 10.244.7.50}
+        """)]
+        let state = try Manifests.load(extra)
+        let plan = try AddressAllocator().plan(for: state)
+        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        for name in ["agent-a", "agent-b", "job"] { #expect(istio.workload(try #require(state.pod("demo/\(name)"))) == nil, "\(name)") }
+        #expect(ServiceEndpoints(state: state, plan: plan).endpoints(service: "demo/echo", port: 80).map(\.pod) == ["demo/echo-1", "demo/echo-2"])
     }
 
     @Test("a Service becomes an Istio Service: hostname, allocated VIP from 10.96/16, ports (0 for a named target)")

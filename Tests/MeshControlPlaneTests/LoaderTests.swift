@@ -128,6 +128,13 @@ struct LoaderTests {
         #expect(port.fieldPath == "spec.ports[0].port" && port.kind == .invalidValue)
         let address = try #require(refusal([("node.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {addresses: [{type: InternalIP, address: 300.1.1.1}]}\n")]))
         #expect(address.fieldPath == "status.addresses[0].address")
+        let weight = try #require(refusal([("w.yaml", """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: r, namespace: demo}
+        spec: {rules: [{backendRefs: [{name: echo, port: 80, weight: 4294967296}]}]}
+        """)]))
+        #expect(weight.fieldPath == "spec.rules[0].backendRefs[0].weight" && weight.kind == .invalidValue)
     }
 }
 

@@ -1,4 +1,6 @@
 import Foundation
+import GRPCCore
+import IdentityServices
 import MeshControlPlane
 import MeshIdentity
 import MeshTestSupport
@@ -90,8 +92,15 @@ struct ZtunnelIdentityTests {
             try harness.remove("client.yaml")
             #expect(await a.waitFor("workload certificate dropped"), "\(a.text)")
             #expect(a.text.contains("identity=spiffe://cluster.local/ns/demo/sa/client"))
-            // And a node may not obtain it any more (the CA's impersonation check).
-            #expect(harness.caCounters.snapshot().impersonationRefusals == 0)
+            // And node-a may not obtain it any more (the CA's impersonation check).
+            let credential = try X509SVID(chainFile: work.appendingPathComponent("node-a/svid.pem").path,
+                                          privateKeyFile: work.appendingPathComponent("node-a/svid.key").path)
+            let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: TrustBundleStore(authority.trustBundle),
+                                                         authorizer: .exactly(ControlPlaneHarness.serverID))
+            let client = try SPIFFEID("spiffe://cluster.local/ns/demo/sa/client")
+            let again = IstioCAClient(host: "127.0.0.1", port: harness.port, identity: credential.id, impersonate: client, transportSecurity: security)
+            await #expect(throws: RPCError.self) { _ = try await again.fetchSVID() }
+            #expect(harness.caCounters.snapshot().impersonationRefusals == 1)
         }
     }
 }

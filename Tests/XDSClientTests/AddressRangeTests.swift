@@ -15,7 +15,9 @@ struct AddressRangeTests {
         let v6 = try AddressRange(parsing: "2001:db8::/33")
         #expect(v6.contains("2001:db8:7fff::1") && !v6.contains("2001:db8:8000::1"))
         #expect(try AddressRange(parsing: "10.0.0.1").description == "10.0.0.1/32")
-        #expect(throws: WorkloadStoreError.self) { try AddressRange(parsing: "10.0.0.0/40") }
+        for bad in ["10.0.0.0/40", "", "/8", "10.0.0.0/", "10.0.0.0/x"] {
+            #expect(throws: WorkloadStoreError.self, "\(bad)") { try AddressRange(parsing: bad) }
+        }
     }
 
     @Test("an ALLOW on source_ips admits only sources inside; not_source_ips in a DENY refuses those outside; an unknown source fails the positive list")
