@@ -53,8 +53,30 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
     }
 
     /// Applies one event; returns true when a new state is being served.
+    /// Calls are applied one at a time, in the order they arrive.
     @discardableResult
     public func apply(_ event: ClusterSourceEvent) async -> Bool {
+        await acquireApply()
+        defer { releaseApply() }
+        return await applyExclusively(event)
+    }
+
+    private var applying = false
+    private var applyWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private func acquireApply() async {
+        guard applying else {
+            applying = true
+            return
+        }
+        await withCheckedContinuation { applyWaiters.append($0) }
+    }
+
+    private func releaseApply() {
+        if applyWaiters.isEmpty { applying = false } else { applyWaiters.removeFirst().resume() }
+    }
+
+    private func applyExclusively(_ event: ClusterSourceEvent) async -> Bool {
         switch event {
         case .refused(let error):
             refuse("\(error)", file: error.file, field: error.fieldPath)

@@ -1,4 +1,5 @@
 import NIOCore
+import Synchronization
 import NIOHTTP1
 import NIOPosix
 
@@ -25,33 +26,51 @@ public final class MonitoringServer: Sendable {
     public typealias Route = @Sendable (_ path: String) async -> MonitoringReply
 
     private let channel: any Channel
+    private let connections: ConnectionSet
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, connections: ConnectionSet) {
         self.channel = channel
+        self.connections = connections
     }
 
     /// Binds `host:port` (port 0 picks a free one) and serves `route`.
     public static func start(host: String, port: Int, route: @escaping Route) async throws -> MonitoringServer {
+        let connections = ConnectionSet()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MonitoringHandler(route: route))
                 }
             }
             .bind(host: host, port: port)
             .get()
-        return MonitoringServer(channel: channel)
+        return MonitoringServer(channel: channel, connections: connections)
     }
 
     /// The bound port.
     public var port: Int { channel.localAddress?.port ?? 0 }
 
-    /// Stops listening.
+    /// Stops listening and closes the open (keep-alive) connections.
     public func close() async {
         try? await channel.close()
+        for connection in connections.all() { try? await connection.close() }
     }
+}
+
+/// The accepted connections still open.
+private final class ConnectionSet: Sendable {
+    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [weak self] _ in _ = self?.channels.withLock { $0.removeValue(forKey: id) } }
+    }
+
+    func all() -> [any Channel] { channels.withLock { Array($0.values) } }
 }
 
 private final class MonitoringHandler: ChannelInboundHandler, Sendable {

@@ -76,9 +76,13 @@ final class XDSConnectionTable: Sendable {
 
     func sent(_ id: UInt64, typeURL: String, version: String, nonce: String) {
         entries.withLock { all in
-            all[id]?.status.types[typeURL, default: .init()].sentVersion = version
-            all[id]?.status.types[typeURL, default: .init()].sentNonce = nonce
-            all[id]?.pending[nonce] = Pending(typeURL: typeURL, version: version, sentAt: .now)
+            guard var entry = all[id] else { return }
+            entry.status.types[typeURL, default: .init()].sentVersion = version
+            entry.status.types[typeURL, default: .init()].sentNonce = nonce
+            // Keep the newest unanswered response per type only, so a client that never answers costs nothing more.
+            entry.pending = entry.pending.filter { $0.value.typeURL != typeURL }
+            entry.pending[nonce] = Pending(typeURL: typeURL, version: version, sentAt: .now)
+            all[id] = entry
         }
     }
 

@@ -20,7 +20,8 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
 
     var perWorkload: Bool { certificates != nil }
 
-    static func load(svid: String?, nodeCredential: String?, caAddress: String?, store: WorkloadStore, node: String, logger: Logger) throws -> ZtunnelIdentity {
+    static func load(svid: String?, nodeCredential: String?, caAddress: String?, controlPlaneIdentity: String?, store: WorkloadStore, node: String,
+                     logger: Logger) throws -> ZtunnelIdentity {
         if let svid {
             let loaded = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
             let bundle = try TrustBundle(trustDomain: loaded.id.trustDomain, pem: String(contentsOfFile: svid + "/bundle.pem", encoding: .utf8))
@@ -32,8 +33,10 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         let trustDomain = credential.id.trustDomain
         let bundles = TrustBundleStore(try TrustBundle(trustDomain: trustDomain, pem: String(contentsOfFile: directory + "/bundle.pem", encoding: .utf8)))
         let nodeSVIDs = SVIDSource(svid: credential)
+        // Only the control plane's own identity may serve xDS and sign certificates for this node.
+        let controlPlane = try SPIFFEID(controlPlaneIdentity ?? "spiffe://\(trustDomain.name)/ns/istio-system/sa/istiod")
         let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
-            try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .memberOf(trustDomain), logger: logger)
+            try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
         }
         let (caHost, caPort) = try HostPort.parse(caAddress)
         let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in

@@ -20,7 +20,11 @@ struct StoreInboundHandler: HBONEInboundHandler {
         guard let workload = store.workload(address: request.authority.host), let port = UInt16(exactly: request.authority.port) else {
             return .deny(reason: "unknown destination")
         }
-        let source = request.forwarding.source.flatMap { try? HBONEAuthority(parsing: $0).host } ?? request.peerAddress?.ipAddress
+        // The `forwarded` source is the peer's word: it counts only when the workload at that
+        // address has the peer's own verified identity; otherwise the connection's address does.
+        let claimed = request.forwarding.source.flatMap { try? HBONEAuthority(parsing: $0).host }
+        let source = claimed.flatMap { ip in store.workload(address: ip).flatMap { try? $0.identity() } == request.peerID ? ip : nil }
+            ?? request.peerAddress?.ipAddress
         switch store.authorize(L4Connection(source: request.peerID, destination: workload, destinationPort: port,
                                             sourceAddress: source, destinationAddress: request.authority.host)) {
         case .allow: return .allow

@@ -44,6 +44,9 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Istio CA host:port (mesh-controlplane's 15012) that signs each local workload's certificate, with --node-credential.")
     var caAddress: String?
 
+    @Option(help: "The SPIFFE ID the control plane must present, with --node-credential (default: spiffe://TRUST-DOMAIN/ns/istio-system/sa/istiod).")
+    var controlPlaneIdentity: String?
+
     @Option(help: "HBONE listen address.")
     var hboneListen: String = "0.0.0.0:15008"
 
@@ -75,7 +78,8 @@ struct Ztunnel: AsyncParsableCommand {
         bootstrapLogging(logLevel)
         let logger = Logger(label: "ztunnel")
         let store = try config.map { try WorkloadStore(LocalConfig.load(path: $0)) } ?? WorkloadStore()
-        let identity = try ZtunnelIdentity.load(svid: svid, nodeCredential: nodeCredential, caAddress: caAddress, store: store, node: node, logger: logger)
+        let identity = try ZtunnelIdentity.load(svid: svid, nodeCredential: nodeCredential, caAddress: caAddress, controlPlaneIdentity: controlPlaneIdentity,
+                                                store: store, node: node, logger: logger)
         var xds: ADSClient?
         if let address = xdsAddress {
             let (host, port) = try HostPort.parse(address)
