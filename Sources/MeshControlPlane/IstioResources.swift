@@ -16,8 +16,10 @@ public struct IstioResources: Sendable {
     public let options: MeshOptions
     private let servicesByKey: [String: ClusterService]
     private let selectorPolicies: [String: [AuthorizationPolicy]]
-    private let selectorPeerAuthentications: [String: [ClusterPeerAuthentication]]
     private let namespaceLabels: [String: Labels]
+    /// Pod key → the converted PeerAuthentication that applies to it (by `namespace/name`), and those policies.
+    private let peerAuthenticationOfPod: [String: String]
+    private let convertedPeerAuthentications: [String: Istio_Security_Authorization]
 
     public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
         self.state = state
@@ -26,8 +28,17 @@ public struct IstioResources: Sendable {
         self.options = options
         servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         selectorPolicies = Dictionary(grouping: state.policies.authorizationPolicies.filter { $0.targetRefs.isEmpty && $0.selector != nil }, by: \.namespace)
-        selectorPeerAuthentications = Dictionary(grouping: state.peerAuthentications.filter { $0.selector != nil }, by: \.namespace)
         namespaceLabels = Dictionary(state.policies.namespaces.map { ($0.name, $0.labels) }, uniquingKeysWith: { first, _ in first })
+        let byNamespace = Dictionary(grouping: state.peerAuthentications.sorted { $0.name < $1.name }, by: \.namespace)
+        var ofPod: [String: String] = [:]
+        var converted: [String: Istio_Security_Authorization] = [:]
+        for pod in state.pods where pod.isMeshCandidate {
+            guard let (key, policy) = Self.effectivePeerAuthentication(pod, byNamespace: byNamespace, rootNamespace: options.rootNamespace) else { continue }
+            ofPod[pod.key] = key
+            converted[key] = policy
+        }
+        peerAuthenticationOfPod = ofPod
+        convertedPeerAuthentications = converted
     }
 
     /// The workload uid of a pod, as istiod names it.
@@ -78,9 +89,7 @@ public struct IstioResources: Sendable {
         let selected = candidates
             .filter { policy in policy.selector.map { LabelSelector(matchLabels: $0).matches(pod.labels) } ?? false }
             .map { "\($0.namespace)/\($0.name)" }
-        let strict = (selectorPeerAuthentications[pod.namespace] ?? [])
-            .filter { $0.selector?.matches(pod.labels) == true }
-            .map { "\($0.namespace)/\(Self.peerAuthenticationPolicyName($0))" }
+        let strict = peerAuthenticationOfPod[pod.key].map { [$0] } ?? []
         w.authorizationPolicies = (selected + strict).sorted()
         return w
     }
@@ -120,47 +129,57 @@ public struct IstioResources: Sendable {
         return result
     }
 
+    /// PeerAuthentication as ztunnel enforces it, the way istiod converts it:
+    /// each pod's effective mode is its workload policy's (a selector in its
+    /// namespace), else its namespace's, else the mesh's (root namespace), else
+    /// PERMISSIVE; port-level modes come from the workload policy. Where the
+    /// result refuses plaintext somewhere, a DENY `Authorization` of connections
+    /// without a peer identity (on every port less the PERMISSIVE/DISABLE ones,
+    /// or only on the STRICT ones) is listed in the pod's `authorization_policies`.
+    /// It is named `istio_converted_peer_authentication_NAME` after the policy that decides.
+    public func peerAuthentications() -> [(name: String, authorization: Istio_Security_Authorization)] {
+        convertedPeerAuthentications.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    static func effectivePeerAuthentication(_ pod: ClusterPod, byNamespace: [String: [ClusterPeerAuthentication]], rootNamespace: String)
+        -> (key: String, authorization: Istio_Security_Authorization)? {
+        let local = byNamespace[pod.namespace] ?? []
+        let workload = local.first { $0.selector?.matches(pod.labels) == true }
+        let namespace = local.first { $0.selector == nil }
+        let mesh = pod.namespace == rootNamespace ? namespace : (byNamespace[rootNamespace] ?? []).first { $0.selector == nil }
+        let levels = [workload, namespace, mesh].compactMap { $0 }
+        let decider = levels.first { $0.mode != .unset }
+        let mode = decider?.mode ?? .permissive
+        let portModes = (workload?.portLevelModes ?? [:]).filter { $0.value != .unset }
+        var match = Istio_Security_Match()
+        var present = Istio_Security_StringMatch()
+        present.presence = .init()
+        match.notPrincipals = [present]
+        if mode == .strict {
+            match.notDestinationPorts = portModes.filter { $0.value != .strict }.keys.sorted().map(UInt32.init)
+        } else {
+            let strictPorts = portModes.filter { $0.value == .strict }.keys.sorted()
+            guard !strictPorts.isEmpty else { return nil }
+            match.destinationPorts = strictPorts.map(UInt32.init)
+        }
+        // Named after the workload policy when it shapes the result, else after the policy whose mode decides.
+        guard let owner = (workload.flatMap { $0.mode != .unset || !portModes.isEmpty ? $0 : nil }) ?? decider else { return nil }
+        var rules = Istio_Security_Rules()
+        rules.matches = [match]
+        var group = Istio_Security_Group()
+        group.rules = [rules]
+        var authorization = Istio_Security_Authorization()
+        authorization.name = peerAuthenticationPolicyName(owner)
+        authorization.namespace = owner.namespace
+        authorization.scope = .workloadSelector
+        authorization.action = .deny
+        authorization.groups = [group]
+        return ("\(owner.namespace)/\(authorization.name)", authorization)
+    }
+
     /// The name of the Authorization a PeerAuthentication becomes.
     public static func peerAuthenticationPolicyName(_ policy: ClusterPeerAuthentication) -> String {
         "istio_converted_peer_authentication_\(policy.name)"
-    }
-
-    /// PeerAuthentication as ztunnel enforces it, the way istiod converts it: a
-    /// STRICT mode becomes a DENY Authorization of connections that carry no
-    /// peer identity (plaintext), on every port or only on the STRICT ones of
-    /// `portLevelMtls`; PERMISSIVE, DISABLE and UNSET ports are left out.
-    /// Scope: mesh-wide in the root namespace, namespace-wide without selector,
-    /// the selected workloads otherwise.
-    public func peerAuthentications() -> [(name: String, authorization: Istio_Security_Authorization)] {
-        state.peerAuthentications.compactMap { policy in
-            let strictPorts = policy.portLevelModes.filter { $0.value == .strict }.keys.sorted()
-            let lenientPorts = policy.portLevelModes.filter { $0.value != .strict && $0.value != .unset }.keys.sorted()
-            guard policy.mode == .strict || !strictPorts.isEmpty else { return nil }
-            var match = Istio_Security_Match()
-            var present = Istio_Security_StringMatch()
-            present.presence = .init()
-            match.notPrincipals = [present]
-            if policy.mode == .strict {
-                match.notDestinationPorts = lenientPorts.map(UInt32.init)
-            } else {
-                match.destinationPorts = strictPorts.map(UInt32.init)
-            }
-            var rules = Istio_Security_Rules()
-            rules.matches = [match]
-            var group = Istio_Security_Group()
-            group.rules = [rules]
-            var authorization = Istio_Security_Authorization()
-            authorization.name = Self.peerAuthenticationPolicyName(policy)
-            authorization.namespace = policy.namespace
-            authorization.action = .deny
-            authorization.groups = [group]
-            if policy.selector != nil {
-                authorization.scope = .workloadSelector
-            } else {
-                authorization.scope = policy.namespace == options.rootNamespace ? .global : .namespace
-            }
-            return ("\(policy.namespace)/\(authorization.name)", authorization)
-        }
     }
 
     private func gatewayAddress(_ gateway: ClusterGateway) -> Istio_Workload_GatewayAddress {

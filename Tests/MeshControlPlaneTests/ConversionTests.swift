@@ -139,41 +139,67 @@ struct ConversionTests {
         #expect(decoded.groups == lowered.groups)
     }
 
-    @Test("PeerAuthentication STRICT becomes a DENY of connections without a peer identity, except on PERMISSIVE ports; ztunnel's model enforces it")
+    @Test("PeerAuthentication: the workload's policy, else its namespace's, else the mesh's decides; STRICT becomes a DENY without a peer identity")
     func peerAuthentication() throws {
         let extra = [("pa.yaml", """
-        apiVersion: security.istio.io/v1
-        kind: PeerAuthentication
-        metadata: {name: strict, namespace: demo}
-        spec:
-          mtls: {mode: STRICT}
-          portLevelMtls: {"9000": {mode: PERMISSIVE}}
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: istio-system}
+        ---
+        apiVersion: v1
+        kind: Namespace
+        metadata: {name: other}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: lone, namespace: other}
+        spec: {nodeName: node-a, containers: [{name: c, image: x}]}
         ---
         apiVersion: security.istio.io/v1
         kind: PeerAuthentication
-        metadata: {name: echo-only, namespace: demo}
+        metadata: {name: mesh, namespace: istio-system}
+        spec: {mtls: {mode: STRICT}}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: relaxed, namespace: demo}
+        spec: {mtls: {mode: PERMISSIVE}}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: echo-admin, namespace: demo}
         spec:
           selector: {matchLabels: {app: echo}}
-          mtls: {mode: PERMISSIVE}
           portLevelMtls: {"8443": {mode: STRICT}}
         """)]
         let state = try Manifests.load(extra)
         let plan = try AddressAllocator().plan(for: state)
         let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        func policies(_ key: String) throws -> [String] {
+            let pod = try #require(state.pod(key))
+            return try #require(istio.workload(pod)).authorizationPolicies
+        }
+        // The namespace's PERMISSIVE overrides the mesh's STRICT.
+        #expect(try policies("demo/client") == [])
+        // The workload policy adds a STRICT port on top of the namespace's PERMISSIVE.
+        #expect(try policies("demo/echo-1") == ["demo/echo-allow", "demo/istio_converted_peer_authentication_echo-admin"])
+        // No namespace or workload policy: the mesh's STRICT.
+        #expect(try policies("other/lone") == ["istio-system/istio_converted_peer_authentication_mesh"])
         let converted = Dictionary(uniqueKeysWithValues: istio.peerAuthentications().map { ($0.name, $0.authorization) })
-        let strict = try #require(converted["demo/istio_converted_peer_authentication_strict"])
-        #expect(strict.action == .deny && strict.scope == .namespace)
-        let echoOnly = try #require(converted["demo/istio_converted_peer_authentication_echo-only"])
-        #expect(echoOnly.scope == .workloadSelector)
-        #expect(istio.workload(try #require(state.pod("demo/echo-1")))?.authorizationPolicies.contains("demo/istio_converted_peer_authentication_echo-only") == true)
-        #expect(istio.workload(try #require(state.pod("demo/client")))?.authorizationPolicies.isEmpty == true)
-        // Enforced by XDSClient's L4 model as ztunnel would: plaintext denied except on the PERMISSIVE port.
-        let policy = try Authorization(strict)
-        let echo = Workload(uid: "u", name: "echo-1", namespace: "demo", workloadIPs: ["10.244.0.5"])
-        #expect(![policy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 8080)).isAllowed)
-        #expect([policy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 9000)).isAllowed)
+        #expect(Set(converted.keys) == ["demo/istio_converted_peer_authentication_echo-admin", "istio-system/istio_converted_peer_authentication_mesh"])
+        // Enforced by XDSClient's L4 model as ztunnel would.
+        let echoPolicy = try Authorization(try #require(converted["demo/istio_converted_peer_authentication_echo-admin"]))
+        #expect(echoPolicy.scope == .workloadSelector && echoPolicy.action == .deny)
+        let echo = Workload(uid: "u", name: "echo-1", namespace: "demo", workloadIPs: ["10.244.0.5"],
+                            authorizationPolicies: ["demo/istio_converted_peer_authentication_echo-admin"])
+        #expect(![echoPolicy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 8443)).isAllowed)
+        #expect([echoPolicy].evaluate(L4Connection(source: nil, destination: echo, destinationPort: 8080)).isAllowed)
         let client = try SPIFFEID("spiffe://cluster.local/ns/demo/sa/client")
-        #expect([policy].evaluate(L4Connection(source: client, destination: echo, destinationPort: 8080)).isAllowed)
+        #expect([echoPolicy].evaluate(L4Connection(source: client, destination: echo, destinationPort: 8443)).isAllowed)
+        let meshPolicy = try Authorization(try #require(converted["istio-system/istio_converted_peer_authentication_mesh"]))
+        let lone = Workload(uid: "v", name: "lone", namespace: "other", workloadIPs: ["10.244.0.6"],
+                            authorizationPolicies: ["istio-system/istio_converted_peer_authentication_mesh"])
+        #expect(![meshPolicy].evaluate(L4Connection(source: nil, destination: lone, destinationPort: 80)).isAllowed)
     }
 
     @Test("waypoints: istio.io/use-waypoint on the namespace binds pods and services to an istio-waypoint Gateway by its waypoint-for")
