@@ -22,8 +22,9 @@ public struct AddressPlan: Hashable, Sendable {
 /// The result is a pure function of the manifests, so the control plane and
 /// the lab compute the same plan independently and across restarts. Each
 /// object's preferred slot is a hash of its name, so adding or removing one
-/// object moves no other (unless two hash to the same slot, when name order
-/// decides). Addresses the manifests give are reserved first.
+/// object moves no other unless its slot collides with theirs (then name
+/// order decides; give `status.podIP` where an address must never move).
+/// Addresses the manifests give are reserved first. IPv4 only.
 public struct AddressAllocator: Sendable {
     /// Where node pod CIDRs are carved from.
     public var podRange: CIDR
@@ -44,13 +45,24 @@ public struct AddressAllocator: Sendable {
 
     /// Computes the plan; throws when a range is exhausted.
     public func plan(for state: ClusterState) throws(AddressAllocationError) -> AddressPlan {
+        for range in [podRange, serviceRange, nodeRange] where range.address.family != .v4 {
+            throw .unsupportedRange(range.description)
+        }
+        guard nodeCIDRPrefixLength >= podRange.prefixLength, nodeCIDRPrefixLength - podRange.prefixLength <= 16, nodeCIDRPrefixLength <= 30 else {
+            throw .unsupportedRange("/\(nodeCIDRPrefixLength) node CIDRs in \(podRange)")
+        }
         var plan = AddressPlan()
-        // Node pod CIDRs: slots of /prefix inside podRange.
+        // Node pod CIDRs: slots of /prefix inside podRange; every slot a given podCIDR overlaps is taken.
         let subnetCount = 1 << (nodeCIDRPrefixLength - podRange.prefixLength)
         var subnets = SlotPool(count: subnetCount, firstUsable: 0)
         for node in state.nodes {
-            if let cidr = node.podCIDR, podRange.contains(cidr), cidr.prefixLength == nodeCIDRPrefixLength {
-                subnets.reserve(subnetIndex(cidr.address))
+            guard let cidr = node.podCIDR, cidr.address.family == .v4 else { continue }
+            if podRange.contains(cidr) {
+                let first = subnetIndex(cidr.address)
+                let covered = cidr.prefixLength >= nodeCIDRPrefixLength ? 1 : 1 << (nodeCIDRPrefixLength - cidr.prefixLength)
+                for slot in first..<min(subnetCount, first + covered) { subnets.reserve(slot) }
+            } else if cidr.contains(podRange) {
+                for slot in 0..<subnetCount { subnets.reserve(slot) }
             }
         }
         for node in state.nodes.sorted(by: { $0.name < $1.name }) {
@@ -121,10 +133,13 @@ public struct AddressAllocator: Sendable {
 public enum AddressAllocationError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Every address of `range` is taken.
     case exhausted(range: String, object: String)
+    /// The allocator works on IPv4 ranges with node CIDRs of at most 2^16 per range.
+    case unsupportedRange(String)
 
     public var description: String {
         switch self {
         case .exhausted(let range, let object): return "no free address left in \(range) for \(object)"
+        case .unsupportedRange(let range): return "cannot allocate from \(range): only IPv4 ranges are supported"
         }
     }
 }

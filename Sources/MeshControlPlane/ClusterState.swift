@@ -123,6 +123,14 @@ public struct ClusterState: Sendable {
             }
             clusterIPs[ip] = service.key
         }
+        var cidrs: [(CIDR, String)] = []
+        for node in nodes {
+            guard let cidr = node.podCIDR else { continue }
+            if let other = cidrs.first(where: { $0.0.contains(cidr) || cidr.contains($0.0) }) {
+                throw node.origin.error(.duplicate, "pod CIDR \(cidr) overlaps node \(other.1)'s \(other.0)", field: "spec.podCIDR")
+            }
+            cidrs.append((cidr, node.name))
+        }
         var nodeIPs: [IPAddress: String] = [:]
         for node in nodes {
             guard let ip = node.internalIP else { continue }

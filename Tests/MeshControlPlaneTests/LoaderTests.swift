@@ -154,7 +154,7 @@ struct AllocationTests {
         #expect(Set(plan.nodeIPs.values).count == 2)
     }
 
-    @Test("the plan is a function of the manifests: recomputed, it is the same; adding a pod moves no other")
+    @Test("the plan is a function of the manifests: recomputed, it is the same; adding a pod whose slot is free moves no other")
     func stable() throws {
         let state = try Manifests.load()
         let plan = try AddressAllocator().plan(for: state)
@@ -162,6 +162,23 @@ struct AllocationTests {
         let grown = try AddressAllocator().plan(for: try Manifests.load([("more.yaml", Manifests.pod("echo-9", node: "node-a"))]))
         for (pod, ips) in plan.podIPs { #expect(grown.podIPs[pod] == ips, "\(pod) moved") }
         #expect(grown.nodeCIDRs == plan.nodeCIDRs && grown.serviceIPs == plan.serviceIPs)
+    }
+
+    @Test("a node's wider podCIDR takes every /24 it overlaps; overlapping podCIDRs and IPv6 ranges are refused")
+    func podCIDRs() throws {
+        // Where node-a's /24 goes on its own, then a node-c whose /23 covers that place.
+        let alone = try #require(try AddressAllocator().plan(for: try Manifests.load()).nodeCIDRs["node-a"])
+        let wide = CIDR(address: alone.address.masked(to: 23), prefixLength: 23)
+        try #require(!wide.contains(CIDR("10.244.7.0/24")!), "node-a's slot sits next to node-b's given CIDR; pick another fixture")
+        let state = try Manifests.load([("nodes.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: node-c}\nspec: {podCIDR: \(wide)}\n")])
+        let plan = try AddressAllocator().plan(for: state)
+        #expect(!wide.contains(try #require(plan.nodeCIDRs["node-a"])), "node-a was given a /24 inside node-c's \(wide)")
+        #expect(Set(state.pods.compactMap { plan.podIPs[$0.key]?.first }).count == state.pods.count)
+        let overlapping = [("nodes.yaml", "apiVersion: v1\nkind: Node\nmetadata: {name: node-c}\nspec: {podCIDR: 10.244.7.128/25}\n")]
+        #expect(throws: PolicyLoadError.self) { try Manifests.load(overlapping) }
+        #expect(throws: AddressAllocationError.unsupportedRange("fd00::/48")) {
+            try AddressAllocator(podRange: CIDR("fd00::/48")!).plan(for: state)
+        }
     }
 
     @Test("pods of one node get distinct addresses even when their hashes collide, until the range is exhausted")
