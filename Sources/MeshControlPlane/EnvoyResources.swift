@@ -110,7 +110,7 @@ public struct EnvoyResources: Sendable {
                 route.parentRefs.contains { $0.kind == "Service" && $0.namespace == service.namespace && $0.name == service.name && ($0.port == nil || $0.port == port) }
             }
             .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
-        for route in attached { virtualHost.routes += routes(route) }
+        virtualHost.routes = Self.byPrecedence(attached.flatMap(routes))
         var fallback = Envoy_Config_Route_V3_Route()
         fallback.name = "default"
         fallback.match.prefix = "/"
@@ -122,14 +122,17 @@ public struct EnvoyResources: Sendable {
         return config
     }
 
-    /// The routes of one HTTPRoute; backends that name no known Service port are left out.
+    /// The routes of one HTTPRoute. Backends that name no Service port with a
+    /// cluster (unknown, headless, not TCP) or have weight 0 are left out; a
+    /// rule left without backends gets no route. `PathPrefix /a` matches `/a`
+    /// and `/a/...` but not `/ab`, as Gateway API says.
     public func routes(_ route: ClusterHTTPRoute) -> [Envoy_Config_Route_V3_Route] {
         var result: [Envoy_Config_Route_V3_Route] = []
         for (ruleIndex, rule) in route.rules.enumerated() {
             var action = Envoy_Config_Route_V3_RouteAction()
             let backends = rule.backends.compactMap { backend -> (String, UInt32)? in
-                guard let service = servicesByKey["\(backend.namespace)/\(backend.name)"],
-                      service.ports.contains(where: { $0.port == backend.port }) else { return nil }
+                guard backend.weight > 0, let service = servicesByKey["\(backend.namespace)/\(backend.name)"], !service.headless,
+                      service.ports.contains(where: { $0.port == backend.port && $0.protocol == .tcp }) else { return nil }
                 return (clusterName(service, port: backend.port), backend.weight)
             }
             guard !backends.isEmpty else { continue }
@@ -146,19 +149,58 @@ public struct EnvoyResources: Sendable {
                 action.weightedClusters = weighted
             }
             for (matchIndex, match) in rule.matches.enumerated() {
-                var r = Envoy_Config_Route_V3_Route()
-                r.name = "\(route.namespace)/\(route.name)/\(ruleIndex)/\(matchIndex)"
-                switch match.pathType {
-                case .exact: r.match.path = match.path
-                case .prefix, .regularExpression: r.match.prefix = match.path
+                var headers: [Envoy_Config_Route_V3_HeaderMatcher] = []
+                if let method = match.method { headers.append(Self.exactHeader(":method", method)) }
+                for (name, value) in match.headers.sorted(by: { $0.key < $1.key }) { headers.append(Self.exactHeader(name, value)) }
+                let name = "\(route.namespace)/\(route.name)/\(ruleIndex)/\(matchIndex)"
+                for (suffix, path) in Self.pathMatches(match) {
+                    var r = Envoy_Config_Route_V3_Route()
+                    r.name = name + suffix
+                    r.match = path
+                    r.match.headers = headers
+                    r.route = action
+                    result.append(r)
                 }
-                if let method = match.method { r.match.headers.append(Self.exactHeader(":method", method)) }
-                for (name, value) in match.headers.sorted(by: { $0.key < $1.key }) { r.match.headers.append(Self.exactHeader(name, value)) }
-                r.route = action
-                result.append(r)
             }
         }
         return result
+    }
+
+    /// Envoy path matches for a Gateway API path match: Exact is `path`; PathPrefix `/`
+    /// is `prefix /`; PathPrefix `/a` (or `/a/`) is `path /a` plus `prefix /a/`.
+    static func pathMatches(_ match: ClusterHTTPRoute.Match) -> [(String, Envoy_Config_Route_V3_RouteMatch)] {
+        var exact = Envoy_Config_Route_V3_RouteMatch()
+        switch match.pathType {
+        case .exact, .regularExpression:
+            exact.path = match.path
+            return [("", exact)]
+        case .prefix:
+            var trimmed = match.path
+            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+            var prefix = Envoy_Config_Route_V3_RouteMatch()
+            if trimmed == "/" {
+                prefix.prefix = "/"
+                return [("", prefix)]
+            }
+            exact.path = trimmed
+            prefix.prefix = trimmed + "/"
+            return [("", exact), ("/subpath", prefix)]
+        }
+    }
+
+    /// Gateway API's precedence within a host: exact paths first, then longer
+    /// prefixes, then more header and method matches; ties keep route order.
+    static func byPrecedence(_ routes: [Envoy_Config_Route_V3_Route]) -> [Envoy_Config_Route_V3_Route] {
+        func rank(_ route: Envoy_Config_Route_V3_Route, _ order: Int) -> (Int, Int, Int, Int) {
+            switch route.match.pathSpecifier {
+            case .path(let path)?: return (0, -path.count, -route.match.headers.count, order)
+            case .prefix(let prefix)?: return (1, -prefix.count, -route.match.headers.count, order)
+            case nil: return (2, 0, -route.match.headers.count, order)
+            }
+        }
+        return routes.enumerated()
+            .sorted { rank($0.element, $0.offset) < rank($1.element, $1.offset) }
+            .map(\.element)
     }
 
     /// The API listener of a Service port (gRPC's `xds:///HOST:PORT`).
@@ -172,9 +214,14 @@ public struct EnvoyResources: Sendable {
 
     // MARK: Gateways (ingress)
 
-    /// `gateway/NAMESPACE/NAME/LISTENER`: the Listener and RouteConfiguration of a Gateway listener.
-    public func gatewayListenerName(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) -> String {
-        "gateway/\(gateway.namespace)/\(gateway.name)/\(listener.name)"
+    /// `gateway/NAMESPACE/NAME/PORT`: the Listener and RouteConfiguration of a Gateway's HTTP listeners on one port.
+    public func gatewayListenerName(_ gateway: ClusterGateway, port: UInt16) -> String {
+        "gateway/\(gateway.namespace)/\(gateway.name)/\(port)"
+    }
+
+    /// The ports of a Gateway's HTTP listeners.
+    public func httpPorts(_ gateway: ClusterGateway) -> [UInt16] {
+        Array(Set(gateway.listeners.filter { $0.protocol == "HTTP" }.map(\.port))).sorted()
     }
 
     /// The HTTPRoutes attached to a Gateway listener (by name, and section name or port when given).
@@ -189,30 +236,51 @@ public struct EnvoyResources: Sendable {
             .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
     }
 
-    /// The routes of an HTTP Gateway listener: one virtual host per set of
-    /// hostnames (a route's `hostnames`, else the listener's, else `*`).
-    public func gatewayRouteConfiguration(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) -> Envoy_Config_Route_V3_RouteConfiguration {
-        var hosts: [[String]: [Envoy_Config_Route_V3_Route]] = [:]
-        for route in attachedRoutes(gateway, listener) {
-            let domains = route.hostnames.isEmpty ? [listener.hostname ?? "*"] : route.hostnames.sorted()
-            hosts[domains, default: []] += routes(route)
+    /// The routes of a Gateway's HTTP listeners on `port`: one virtual host per
+    /// hostname (a route's `hostnames` that its listener's hostname admits, else
+    /// the listener's, else `*`), so every domain is in exactly one virtual host
+    /// and every route in it once; routes in Gateway API precedence.
+    public func gatewayRouteConfiguration(_ gateway: ClusterGateway, port: UInt16) -> Envoy_Config_Route_V3_RouteConfiguration {
+        var attached: [String: [String: ClusterHTTPRoute]] = [:]
+        for listener in gateway.listeners where listener.protocol == "HTTP" && listener.port == port {
+            for route in attachedRoutes(gateway, listener) {
+                for domain in Self.hostnames(route: route.hostnames, listener: listener.hostname) {
+                    attached[domain, default: [:]]["\(route.namespace)/\(route.name)"] = route
+                }
+            }
+        }
+        var hosts: [String: [Envoy_Config_Route_V3_Route]] = [:]
+        for (domain, byKey) in attached {
+            hosts[domain] = byKey.keys.sorted().flatMap { routes(byKey[$0]!) }
         }
         var config = Envoy_Config_Route_V3_RouteConfiguration()
-        config.name = gatewayListenerName(gateway, listener)
-        config.virtualHosts = hosts.keys.sorted { $0.joined(separator: ",") < $1.joined(separator: ",") }.map { domains in
+        config.name = gatewayListenerName(gateway, port: port)
+        config.virtualHosts = hosts.keys.sorted().map { domain in
             var host = Envoy_Config_Route_V3_VirtualHost()
-            host.name = "\(config.name)/\(domains.joined(separator: ","))"
-            host.domains = domains
-            host.routes = hosts[domains] ?? []
+            host.name = "\(config.name)/\(domain)"
+            host.domains = [domain]
+            host.routes = Self.byPrecedence(hosts[domain] ?? [])
             return host
         }
         return config
     }
 
-    /// The Listener of an HTTP Gateway listener: its port on every address, an
-    /// HttpConnectionManager that takes ``gatewayRouteConfiguration(_:_:)`` over RDS.
-    public func gatewayListener(_ gateway: ClusterGateway, _ listener: ClusterGateway.Listener) throws -> Envoy_Config_Listener_V3_Listener {
-        let name = gatewayListenerName(gateway, listener)
+    /// The hostnames a route serves on a listener: its own that the listener's
+    /// admits (equal, or under a `*.` wildcard), or the listener's when the
+    /// route names none, or `*` when neither does.
+    static func hostnames(route: [String], listener: String?) -> Set<String> {
+        guard let listener else { return route.isEmpty ? ["*"] : Set(route) }
+        guard !route.isEmpty else { return [listener] }
+        let admitted = route.filter { host in
+            host == listener || (listener.hasPrefix("*.") && host.hasSuffix(String(listener.dropFirst())))
+        }
+        return Set(admitted)
+    }
+
+    /// The Listener of a Gateway's HTTP listeners on `port`: every address, an
+    /// HttpConnectionManager that takes ``gatewayRouteConfiguration(_:port:)`` over RDS.
+    public func gatewayListener(_ gateway: ClusterGateway, port: UInt16) throws -> Envoy_Config_Listener_V3_Listener {
+        let name = gatewayListenerName(gateway, port: port)
         var filter = Envoy_Config_Listener_V3_Filter()
         filter.name = Self.httpConnectionManagerName
         filter.typedConfig = try Google_Protobuf_Any(message: httpConnectionManager(routeConfigName: name, statPrefix: name))
@@ -222,7 +290,7 @@ public struct EnvoyResources: Sendable {
         var result = Envoy_Config_Listener_V3_Listener()
         result.name = name
         result.address.socketAddress.address = "0.0.0.0"
-        result.address.socketAddress.portValue = UInt32(listener.port)
+        result.address.socketAddress.portValue = UInt32(port)
         result.filterChains = [chain]
         return result
     }

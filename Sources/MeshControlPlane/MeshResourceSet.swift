@@ -53,10 +53,10 @@ public struct MeshResourceSet: Sendable {
                 }
             }
             for gateway in state.gateways where !gateway.isWaypoint {
-                for listener in gateway.listeners where listener.protocol == "HTTP" {
-                    let name = envoy.gatewayListenerName(gateway, listener)
-                    try builder.add(name, envoy.gatewayListener(gateway, listener))
-                    try builder.add(name, envoy.gatewayRouteConfiguration(gateway, listener))
+                for port in envoy.httpPorts(gateway) {
+                    let name = envoy.gatewayListenerName(gateway, port: port)
+                    try builder.add(name, envoy.gatewayListener(gateway, port: port))
+                    try builder.add(name, envoy.gatewayRouteConfiguration(gateway, port: port))
                 }
             }
             for (name, authorization) in try istio.authorizations() + istio.peerAuthentications() {

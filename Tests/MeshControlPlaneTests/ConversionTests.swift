@@ -304,49 +304,70 @@ struct ConversionTests {
         let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
         let service = try #require(state.service(namespace: "demo", name: "echo"))
         let routes = try #require(envoy.routeConfiguration(service, port: 80).virtualHosts.first?.routes)
-        #expect(routes.map(\.name) == ["demo/split/0/0", "default"])
+        // PathPrefix /api is /api itself and /api/..., not /apix.
+        #expect(routes.map(\.name) == ["demo/split/0/0", "demo/split/0/0/subpath", "default"])
+        #expect(routes[0].match.path == "/api" && routes[1].match.prefix == "/api/")
         let first = routes[0]
-        #expect(first.match.prefix == "/api")
         #expect(first.match.headers.map { [$0.name, $0.exactMatch] } == [[":method", "GET"], ["x-canary", "yes"]])
         #expect(first.route.weightedClusters.clusters.map { "\($0.name)=\($0.weight.value)" }
                 == ["outbound|80||echo.demo.svc.cluster.local=90", "outbound|80||echo-v2.demo.svc.cluster.local=10"])
     }
 
-    @Test("an HTTP Gateway listener becomes a Listener on its port and a RouteConfiguration of the HTTPRoutes attached to it")
+    @Test("HTTP Gateway listeners become one Listener per port; one virtual host per hostname; routes in Gateway API precedence")
     func gateway() throws {
         let extra = [("gateway.yaml", """
+        apiVersion: v1
+        kind: Service
+        metadata: {name: headless, namespace: demo}
+        spec: {clusterIP: None, selector: {app: echo}, ports: [{port: 80}]}
+        ---
         apiVersion: gateway.networking.k8s.io/v1
         kind: Gateway
         metadata: {name: ingress, namespace: demo}
         spec:
           gatewayClassName: istio
-          listeners: [{name: web, port: 8080, protocol: HTTP}, {name: other, port: 9090, protocol: HTTP}]
+          listeners:
+          - {name: web, port: 8080, protocol: HTTP, hostname: shop.example.com}
+          - {name: web2, port: 8080, protocol: HTTP, hostname: blog.example.com}
+          - {name: other, port: 9090, protocol: HTTP}
         ---
         apiVersion: gateway.networking.k8s.io/v1
         kind: HTTPRoute
-        metadata: {name: shop, namespace: demo}
+        metadata: {name: a-catchall, namespace: demo}
         spec:
           parentRefs: [{name: ingress, sectionName: web}]
-          hostnames: [shop.example.com]
-          rules: [{matches: [{path: {type: Exact, value: /cart}}], backendRefs: [{name: echo, port: 80}]}]
+          rules: [{backendRefs: [{name: echo, port: 80}]}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: b-cart, namespace: demo}
+        spec:
+          parentRefs: [{name: ingress, port: 8080}]
+          hostnames: [shop.example.com, blog.example.com]
+          rules:
+          - matches: [{path: {type: Exact, value: /cart}}]
+            backendRefs: [{name: echo, port: 80}, {name: headless, port: 80}, {name: echo, port: 9000, weight: 0}]
         """)]
         let state = try Manifests.load(extra)
         let plan = try AddressAllocator().plan(for: state)
         let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
         let gateway = try #require(state.gateways.first)
-        let web = gateway.listeners[0], other = gateway.listeners[1]
-        let listener = try envoy.gatewayListener(gateway, web)
-        #expect(listener.name == "gateway/demo/ingress/web" && listener.address.socketAddress.portValue == 8080)
+        #expect(envoy.httpPorts(gateway) == [8080, 9090])
+        let listener = try envoy.gatewayListener(gateway, port: 8080)
+        #expect(listener.name == "gateway/demo/ingress/8080" && listener.address.socketAddress.portValue == 8080)
         let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.filterChains[0].filters[0].typedConfig)
-        #expect(manager.rds.routeConfigName == "gateway/demo/ingress/web")
-        let routes = envoy.gatewayRouteConfiguration(gateway, web)
-        #expect(routes.virtualHosts.map(\.domains) == [["shop.example.com"]])
-        #expect(routes.virtualHosts.first?.routes.first?.match.path == "/cart")
-        #expect(routes.virtualHosts.first?.routes.first?.route.cluster == "outbound|80||echo.demo.svc.cluster.local")
-        // The route names its section: the other listener has no routes.
-        #expect(envoy.gatewayRouteConfiguration(gateway, other).virtualHosts.isEmpty)
+        #expect(manager.rds.routeConfigName == "gateway/demo/ingress/8080")
+        let hosts = envoy.gatewayRouteConfiguration(gateway, port: 8080).virtualHosts
+        #expect(hosts.map(\.domains) == [["blog.example.com"], ["shop.example.com"]])
+        // The exact /cart route (from b) comes before a's catch-all, though a is older; the
+        // headless and zero-weight backends are left out.
+        let shop = try #require(hosts.last?.routes)
+        #expect(shop.map(\.name) == ["demo/b-cart/0/0", "demo/a-catchall/0/0"])
+        #expect(shop.first?.match.path == "/cart" && shop.first?.route.cluster == "outbound|80||echo.demo.svc.cluster.local")
+        #expect(hosts.first?.routes.map(\.name) == ["demo/b-cart/0/0"])
+        #expect(envoy.gatewayRouteConfiguration(gateway, port: 9090).virtualHosts.isEmpty)
         let set = try MeshResourceSet(state: state)
-        #expect(set.snapshot.resources(ofType: XDSTypeURL.listener)["gateway/demo/ingress/web"] != nil)
+        #expect(set.snapshot.resources(ofType: XDSTypeURL.listener)["gateway/demo/ingress/8080"] != nil)
     }
 
     @Test("the resource set holds every type, and the same manifests give the same versions in a new conversion")
