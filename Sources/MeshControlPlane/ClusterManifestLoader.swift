@@ -38,8 +38,12 @@ public struct ClusterManifestLoader: Sendable {
     /// `cache`, only files whose size or modification time changed since the
     /// cache saw them are read and decoded again.
     public func load(directory: String, cache: ManifestCache? = nil) throws(PolicyLoadError) -> ClusterState {
+        try load(directory: directory, stamps: try Self.scan(directory), cache: cache)
+    }
+
+    /// Loads the files `stamps` lists (from ``scan(_:)`` of `directory`), reusing `cache`.
+    public func load(directory: String, stamps: [String: FileStamp], cache: ManifestCache? = nil) throws(PolicyLoadError) -> ClusterState {
         let cache = cache ?? ManifestCache()
-        let stamps = try Self.scan(directory)
         var fragments: [(file: String, objects: FileObjects)] = []
         for path in stamps.keys.sorted() {
             let stamp = stamps[path]!

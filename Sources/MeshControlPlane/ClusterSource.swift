@@ -38,6 +38,11 @@ public struct DirectoryClusterSource: ClusterSource {
         do { return .loaded(try loader.load(directory: directory, cache: cache)) } catch { return .refused(error) }
     }
 
+    /// Reads the files of a scan just made.
+    private func load(_ stamps: [String: FileStamp]) -> ClusterSourceEvent {
+        do { return .loaded(try loader.load(directory: directory, stamps: stamps, cache: cache)) } catch { return .refused(error) }
+    }
+
     public func events() -> AsyncStream<ClusterSourceEvent> {
         let (stream, continuation) = AsyncStream<ClusterSourceEvent>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let task = Task {
@@ -51,7 +56,7 @@ public struct DirectoryClusterSource: ClusterSource {
                 // Changed since the last read, and unchanged since the last poll.
                 guard now != applied, now == seen else { continue }
                 applied = now
-                continuation.yield(load())
+                continuation.yield(now.map(load) ?? load())
             }
             continuation.finish()
         }

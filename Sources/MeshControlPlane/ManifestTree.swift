@@ -39,9 +39,14 @@ enum ManifestTree {
             }
             guard !name.hasPrefix(".") else { continue }
             let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-            var link = stat()
-            guard lstat(path, &link) == 0 else { continue }
-            if link.st_mode & S_IFMT == S_IFDIR {
+            // The entry's type from readdir saves a system call per file; only an unknown type needs lstat.
+            var type = entry.pointee.d_type
+            if type == UInt8(DT_UNKNOWN) {
+                var link = stat()
+                guard lstat(path, &link) == 0 else { continue }
+                type = link.st_mode & S_IFMT == S_IFDIR ? UInt8(DT_DIR) : UInt8(DT_REG)
+            }
+            if type == UInt8(DT_DIR) {
                 subdirectories.append(path)
                 continue
             }

@@ -38,7 +38,10 @@ public struct ServiceEndpoints: Sendable {
         var podByIP: [IPAddress: String] = [:]
         for (pod, ips) in plan.podIPs { for ip in ips { podByIP[ip] = pod } }
         let slicesByService = Dictionary(grouping: state.endpointSlices) { "\($0.namespace)/\($0.serviceName)" }
-        let podsByNamespace = Dictionary(grouping: state.pods.filter(\.isMeshCandidate), by: \.namespace).mapValues { $0.sorted { $0.name < $1.name } }
+        // Indexes into state.pods, by namespace, in name order (no copies of the pods).
+        var podsByNamespace: [String: [Int]] = [:]
+        for (index, pod) in state.pods.enumerated() where pod.isMeshCandidate { podsByNamespace[pod.namespace, default: []].append(index) }
+        for (namespace, indexes) in podsByNamespace { podsByNamespace[namespace] = indexes.sorted { state.pods[$0].name < state.pods[$1].name } }
         for service in state.services {
             var ports: [UInt16: [ServiceEndpoint]] = [:]
             if let slices = slicesByService[service.key] {
@@ -57,11 +60,12 @@ public struct ServiceEndpoints: Sendable {
                 }
             } else if let selector = service.selector, !selector.isEmpty {
                 let matcher = LabelSelector(matchLabels: selector)
-                let backing = (podsByNamespace[service.namespace] ?? []).filter { matcher.matches($0.labels) }
+                let backing = (podsByNamespace[service.namespace] ?? []).filter { matcher.matches(state.pods[$0].labels) }
                 for port in service.ports {
-                    ports[port.port] = backing.compactMap { pod -> ServiceEndpoint? in
-                        guard let address = plan.podIPs[pod.key]?.first, let target = Self.resolve(port, on: pod) else { return nil }
-                        return ServiceEndpoint(pod: pod.key, address: address, targetPort: target)
+                    ports[port.port] = backing.compactMap { index -> ServiceEndpoint? in
+                        let key = state.pods[index].key
+                        guard let address = plan.podIPs[key]?.first, let target = Self.resolve(port, on: state.pods[index]) else { return nil }
+                        return ServiceEndpoint(pod: key, address: address, targetPort: target)
                     }
                 }
             }
