@@ -15,6 +15,8 @@ public final class ControlPlaneMetrics: XDSServerObserver, Sendable {
     private let csrCount: Counter
     private let issuedCount: Counter
     private let caSeen = CounterMirror()
+    /// Every proxy type reported so far, so a type whose last client left reads 0.
+    private let proxyTypes = Mutex<Set<String>>(["ztunnel", "waypoint", "proxyless", "sidecar"])
 
     public init() {
         convergence = registry.makeDurationHistogram(
@@ -60,11 +62,12 @@ public final class ControlPlaneMetrics: XDSServerObserver, Sendable {
 
     /// Brings the gauges sampled from elsewhere up to date and renders the exposition text.
     public func render(clients: [XDSConnectionStatus], ca: IstioCACounters.Values) -> String {
-        var byType: [String: Int] = ["ztunnel": 0, "waypoint": 0, "proxyless": 0, "sidecar": 0]
+        var byType: [String: Int] = [:]
         for client in clients {
             let type = client.nodeID.split(separator: "~", maxSplits: 1).first.map(String.init) ?? ""
             byType[type.isEmpty ? "unknown" : type, default: 0] += 1
         }
+        for type in proxyTypes.withLock({ $0.formUnion(byType.keys); return $0 }) where byType[type] == nil { byType[type] = 0 }
         for (type, count) in byType {
             registry.makeGauge(descriptor: Self.name("pilot_xds", "Number of endpoints connected to this pilot using XDS."), labels: [("type", type)]).set(Double(count))
         }

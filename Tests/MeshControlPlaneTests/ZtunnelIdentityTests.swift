@@ -103,6 +103,32 @@ struct ZtunnelIdentityTests {
             #expect(harness.caCounters.snapshot().impersonationRefusals == 1)
         }
     }
+
+    @Test("the node credential renews itself at the CA at half its lifetime",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: ztunnelPath), "ztunnel not built at \(ztunnelPath)"))
+    func nodeCredentialRenewal() async throws {
+        let dir = try Manifests.directory()
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("ztunnel-renewal-\(UUID().uuidString)")
+        defer {
+            try? FileManager.default.removeItem(at: dir)
+            try? FileManager.default.removeItem(at: work)
+        }
+        let ca = CADirectory(path: work.appendingPathComponent("ca").path)
+        let authority = try ca.create(trustDomain: TrustDomain("cluster.local"))
+        // A credential this short is past half its life at once: the ztunnel renews it right away.
+        try ca.writeCredential(id: NodeCredential.identity(node: "node-a", trustDomain: "cluster.local"), ttl: 4, to: work.appendingPathComponent("node-a").path)
+        try await ControlPlaneHarness.run(directory: dir, authority: authority) { harness in
+            let a = try PeerProcess(ztunnelPath, [
+                "--node", "node-a", "--node-credential", work.appendingPathComponent("node-a").path,
+                "--xds-address", "127.0.0.1:\(harness.port)", "--ca-address", "127.0.0.1:\(harness.port)",
+                "--hbone-listen", "127.0.20.9:15008", "--socks5", "127.0.0.1:0", "--readiness", "127.0.0.1:0",
+            ])
+            defer { a.stop() }
+            #expect(await a.waitFor("ztunnel ready"), "\(a.text)")
+            #expect(await eventually { harness.caCounters.snapshot().issued >= 1 }, "\(a.text)")
+            #expect(await eventually { a.text.components(separatedBy: "spiffe_id=spiffe://cluster.local/node/node-a").count - 1 >= 2 }, "\(a.text)")
+        }
+    }
 }
 
 /// A TCP echo server on `host` (port 0) that echoes until the client half-closes.

@@ -74,7 +74,9 @@ struct Serve: AsyncParsableCommand {
         }
 
         let serverID = try SPIFFEID("spiffe://\(trust.name)/ns/istio-system/sa/istiod")
-        let svids = SVIDSource(svid: try ca.issueSVID(for: serverID, ttl: 30 * 86400))
+        // The control plane's own serving certificate, renewed at half of its 24 h lifetime.
+        let svids = SVIDSource(provider: LocalCAProvider(authority: ca, id: serverID, ttl: 24 * 3600), logger: logger)
+        svids.publish(try ca.issueSVID(for: serverID, ttl: 24 * 3600))
         let bundles = TrustBundleStore(ca.trustBundle)
         let security = try SPIFFEGRPCSecurity.server(svids: svids, bundles: bundles, authorizer: .memberOf(trust))
         let caCounters = IstioCACounters()
@@ -103,9 +105,11 @@ struct Serve: AsyncParsableCommand {
             }
         }
         services.append(ClosureService {
+            let renewing = Task { _ = try? await svids.run() }
             let watching = Task { await controlPlane.run(source: source) }
             try? await gracefulShutdown()
             watching.cancel()
+            renewing.cancel()
             await watching.value
             await monitoring.close()
         })

@@ -6,6 +6,7 @@ import IdentityServices
 import Logging
 import MeshIdentity
 import NIOCore
+import Synchronization
 import XDSClient
 
 /// Which SVIDs this ztunnel presents: one for every tunnel (`--svid`), or each
@@ -14,6 +15,8 @@ import XDSClient
 struct ZtunnelIdentity: Sendable, CustomStringConvertible {
     let tls: any MeshTLSProvider
     let certificates: WorkloadCertificates?
+    /// Renews the node credential at half its lifetime (in memory), with the node credential mode.
+    let renewal: Task<Void, Never>?
     /// How to reach the control plane: plaintext, or mTLS with the node credential.
     let controlPlaneSecurity: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity
     let description: String
@@ -25,25 +28,28 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         if let svid {
             let loaded = try X509SVID(chainFile: svid + "/svid.pem", privateKeyFile: svid + "/svid.key")
             let bundle = try TrustBundle(trustDomain: loaded.id.trustDomain, pem: String(contentsOfFile: svid + "/bundle.pem", encoding: .utf8))
-            return ZtunnelIdentity(tls: MeshTLS(svids: SVIDSource(svid: loaded), bundles: TrustBundleStore(bundle)), certificates: nil,
+            return ZtunnelIdentity(tls: MeshTLS(svids: SVIDSource(svid: loaded), bundles: TrustBundleStore(bundle)), certificates: nil, renewal: nil,
                                    controlPlaneSecurity: { .plaintext }, description: "\(loaded.id) (every tunnel)")
         }
         guard let directory = nodeCredential, let caAddress else { throw ValidationError("give --svid, or --node-credential with --ca-address") }
         let credential = try X509SVID(chainFile: directory + "/svid.pem", privateKeyFile: directory + "/svid.key")
         let trustDomain = credential.id.trustDomain
         let bundles = TrustBundleStore(try TrustBundle(trustDomain: trustDomain, pem: String(contentsOfFile: directory + "/bundle.pem", encoding: .utf8)))
-        let nodeSVIDs = SVIDSource(svid: credential)
         // Only the control plane's own identity may serve xDS and sign certificates for this node.
         let controlPlane = try SPIFFEID(controlPlaneIdentity ?? "spiffe://\(trustDomain.name)/ns/istio-system/sa/istiod")
+        let (caHost, caPort) = try HostPort.parse(caAddress)
+        // The node credential renews itself at the CA (allowed while its Node exists), with the credential it holds.
+        let nodeSVIDs = SVIDSource(provider: NodeCredentialRenewal(credential: credential, host: caHost, port: caPort, bundles: bundles,
+                                                                   controlPlane: controlPlane, logger: logger), logger: logger)
+        nodeSVIDs.publish(credential)
         let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
             try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
         }
-        let (caHost, caPort) = try HostPort.parse(caAddress)
         let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in
             IstioCAClient(host: caHost, port: caPort, identity: credential.id, impersonate: id, transportSecurity: try security())
         }
-        return ZtunnelIdentity(tls: certificates, certificates: certificates, controlPlaneSecurity: security,
-                               description: "per workload, node credential \(credential.id)")
+        return ZtunnelIdentity(tls: certificates, certificates: certificates, renewal: Task { _ = try? await nodeSVIDs.run() },
+                               controlPlaneSecurity: security, description: "per workload, node credential \(credential.id)")
     }
 
     /// The identity of the workload of this node at `address`, if any.
@@ -63,6 +69,35 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
     }
 
     func close() async {
+        renewal?.cancel()
         await certificates?.close()
+    }
+}
+
+/// Renews a node credential at the Istio CA, authenticated by the newest
+/// credential it holds (a renewal the CA allows while the Node exists).
+private final class NodeCredentialRenewal: SVIDProvider, Sendable {
+    let host: String
+    let port: Int
+    let bundles: TrustBundleStore
+    let controlPlane: SPIFFEID
+    let logger: Logger
+    private let latest: Mutex<X509SVID>
+
+    init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, controlPlane: SPIFFEID, logger: Logger) {
+        self.latest = Mutex(credential)
+        self.host = host
+        self.port = port
+        self.bundles = bundles
+        self.controlPlane = controlPlane
+        self.logger = logger
+    }
+
+    func fetchSVID() async throws -> X509SVID {
+        let credential = latest.withLock { $0 }
+        let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
+        let renewed = try await IstioCAClient(host: host, port: port, identity: credential.id, transportSecurity: security).fetchSVID()
+        latest.withLock { $0 = renewed }
+        return renewed
     }
 }
