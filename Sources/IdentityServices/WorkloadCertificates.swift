@@ -88,12 +88,15 @@ public actor WorkloadCertificates: MeshTLSProvider {
             }
             throw error
         }
-        // Every waiter of one fetch gets the same entry; the first to resume keeps it.
-        if pending[identity] == task { pending[identity] = nil }
+        // Every waiter of one fetch gets the same entry; only the first to resume may keep it,
+        // and only while its renewal runs (a retain in between may have dropped and stopped it).
+        let owner = pending[identity] == task
+        if owner { pending[identity] = nil }
         if let existing = entries[identity] {
-            if existing.source !== entry.source { entry.renewal.cancel() }
+            if owner && existing.source !== entry.source { entry.renewal.cancel() }
             return existing.tls
         }
+        guard owner, !entry.renewal.isCancelled else { return entry.tls }
         guard !closed else {
             entry.renewal.cancel()
             throw WorkloadCertificatesError.closed

@@ -110,7 +110,7 @@ public struct EnvoyResources: Sendable {
                 route.parentRefs.contains { $0.kind == "Service" && $0.namespace == service.namespace && $0.name == service.name && ($0.port == nil || $0.port == port) }
             }
             .sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
-        virtualHost.routes = Self.byPrecedence(attached.flatMap(routes))
+        virtualHost.routes = Self.byPrecedence(attached.flatMap(rankedRoutes))
         var fallback = Envoy_Config_Route_V3_Route()
         fallback.name = "default"
         fallback.match.prefix = "/"
@@ -127,7 +127,31 @@ public struct EnvoyResources: Sendable {
     /// rule left without backends gets no route. `PathPrefix /a` matches `/a`
     /// and `/a/...` but not `/ab`, as Gateway API says.
     public func routes(_ route: ClusterHTTPRoute) -> [Envoy_Config_Route_V3_Route] {
-        var result: [Envoy_Config_Route_V3_Route] = []
+        rankedRoutes(route).map(\.route)
+    }
+
+    /// Gateway API's precedence of a match: exact paths before prefixes, longer
+    /// paths first, a method match before none, more header matches first.
+    struct Rank: Comparable {
+        var pathKind: Int
+        var negativePathLength: Int
+        var noMethod: Int
+        var negativeHeaders: Int
+
+        init(_ match: ClusterHTTPRoute.Match) {
+            pathKind = match.pathType == .prefix ? 1 : 0
+            negativePathLength = -match.path.count
+            noMethod = match.method == nil ? 1 : 0
+            negativeHeaders = -match.headers.count
+        }
+
+        static func < (a: Rank, b: Rank) -> Bool {
+            (a.pathKind, a.negativePathLength, a.noMethod, a.negativeHeaders) < (b.pathKind, b.negativePathLength, b.noMethod, b.negativeHeaders)
+        }
+    }
+
+    func rankedRoutes(_ route: ClusterHTTPRoute) -> [(route: Envoy_Config_Route_V3_Route, rank: Rank)] {
+        var result: [(route: Envoy_Config_Route_V3_Route, rank: Rank)] = []
         for (ruleIndex, rule) in route.rules.enumerated() {
             var action = Envoy_Config_Route_V3_RouteAction()
             let backends = rule.backends.compactMap { backend -> (String, UInt32)? in
@@ -159,7 +183,7 @@ public struct EnvoyResources: Sendable {
                     r.match = path
                     r.match.headers = headers
                     r.route = action
-                    result.append(r)
+                    result.append((r, Rank(match)))
                 }
             }
         }
@@ -188,19 +212,12 @@ public struct EnvoyResources: Sendable {
         }
     }
 
-    /// Gateway API's precedence within a host: exact paths first, then longer
-    /// prefixes, then more header and method matches; ties keep route order.
-    static func byPrecedence(_ routes: [Envoy_Config_Route_V3_Route]) -> [Envoy_Config_Route_V3_Route] {
-        func rank(_ route: Envoy_Config_Route_V3_Route, _ order: Int) -> (Int, Int, Int, Int) {
-            switch route.match.pathSpecifier {
-            case .path(let path)?: return (0, -path.count, -route.match.headers.count, order)
-            case .prefix(let prefix)?: return (1, -prefix.count, -route.match.headers.count, order)
-            case nil: return (2, 0, -route.match.headers.count, order)
-            }
-        }
-        return routes.enumerated()
-            .sorted { rank($0.element, $0.offset) < rank($1.element, $1.offset) }
-            .map(\.element)
+    /// Routes in Gateway API precedence (ranked on each match as written, before
+    /// a PathPrefix is split into its Envoy forms); ties keep their order.
+    static func byPrecedence(_ routes: [(route: Envoy_Config_Route_V3_Route, rank: Rank)]) -> [Envoy_Config_Route_V3_Route] {
+        routes.enumerated()
+            .sorted { ($0.element.rank, $0.offset) < ($1.element.rank, $1.offset) }
+            .map(\.element.route)
     }
 
     /// The API listener of a Service port (gRPC's `xds:///HOST:PORT`).
@@ -249,9 +266,9 @@ public struct EnvoyResources: Sendable {
                 }
             }
         }
-        var hosts: [String: [Envoy_Config_Route_V3_Route]] = [:]
+        var hosts: [String: [(route: Envoy_Config_Route_V3_Route, rank: Rank)]] = [:]
         for (domain, byKey) in attached {
-            hosts[domain] = byKey.keys.sorted().flatMap { routes(byKey[$0]!) }
+            hosts[domain] = byKey.keys.sorted().flatMap { rankedRoutes(byKey[$0]!) }
         }
         var config = Envoy_Config_Route_V3_RouteConfiguration()
         config.name = gatewayListenerName(gateway, port: port)
@@ -271,10 +288,15 @@ public struct EnvoyResources: Sendable {
     static func hostnames(route: [String], listener: String?) -> Set<String> {
         guard let listener else { return route.isEmpty ? ["*"] : Set(route) }
         guard !route.isEmpty else { return [listener] }
-        let admitted = route.filter { host in
-            host == listener || (listener.hasPrefix("*.") && host.hasSuffix(String(listener.dropFirst())))
+        var admitted = Set<String>()
+        for host in route {
+            if host == listener || (listener.hasPrefix("*.") && host.hasSuffix(String(listener.dropFirst()))) {
+                admitted.insert(host)  // the route's own name, at or under the listener's
+            } else if host.hasPrefix("*.") && listener.hasSuffix(String(host.dropFirst())) {
+                admitted.insert(listener)  // a wider route wildcard serves the listener's name
+            }
         }
-        return Set(admitted)
+        return admitted
     }
 
     /// The Listener of a Gateway's HTTP listeners on `port`: every address, an

@@ -25,11 +25,12 @@ enum ManifestTree {
             throw ScanError(message: "not a directory")
         }
         var found: [String: FileStamp] = [:]
-        try walk(directory, into: &found)
+        var visited: Set<[UInt64]> = [[UInt64(info.st_dev), UInt64(info.st_ino)]]
+        try walk(directory, into: &found, visited: &visited)
         return found
     }
 
-    private static func walk(_ directory: String, into found: inout [String: FileStamp]) throws(ScanError) {
+    private static func walk(_ directory: String, into found: inout [String: FileStamp], visited: inout Set<[UInt64]>) throws(ScanError) {
         guard let handle = opendir(directory) else { throw ScanError(message: "cannot list \(directory): \(String(cString: strerror(errno)))") }
         defer { closedir(handle) }
         var subdirectories: [String] = []
@@ -46,16 +47,26 @@ enum ManifestTree {
                 guard lstat(path, &link) == 0 else { continue }
                 type = link.st_mode & S_IFMT == S_IFDIR ? UInt8(DT_DIR) : UInt8(DT_REG)
             }
-            if type == UInt8(DT_DIR) {
-                subdirectories.append(path)
-                continue
+            if type == UInt8(DT_DIR) || type == UInt8(DT_LNK) {
+                // A directory, or a link to one (a mounted ConfigMap's nested items), walked once.
+                var target = stat()
+                if stat(path, &target) == 0, target.st_mode & S_IFMT == S_IFDIR {
+                    if visited.insert([UInt64(target.st_dev), UInt64(target.st_ino)]).inserted { subdirectories.append(path) }
+                    continue
+                }
+                if type == UInt8(DT_DIR) { continue }
             }
             guard name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
             var info = stat()
             guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            found[path] = FileStamp(size: Int64(info.st_size), modified: Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            #if canImport(Darwin)
+            let modified = info.st_mtimespec
+            #else
+            let modified = info.st_mtim
+            #endif
+            found[path] = FileStamp(size: Int64(info.st_size), modified: Int64(modified.tv_sec) * 1_000_000_000 + Int64(modified.tv_nsec),
                                     inode: UInt64(info.st_ino))
         }
-        for subdirectory in subdirectories { try walk(subdirectory, into: &found) }
+        for subdirectory in subdirectories { try walk(subdirectory, into: &found, visited: &visited) }
     }
 }

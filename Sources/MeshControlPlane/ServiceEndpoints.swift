@@ -76,7 +76,8 @@ public struct ServiceEndpoints: Sendable {
         for service in state.services.sorted(by: { $0.key < $1.key }) {
             for port in service.ports {
                 for endpoint in result[service.key]?[port.port] ?? [] {
-                    guard let pod = endpoint.pod else { continue }
+                    // One membership per service port, even with an address per family.
+                    guard let pod = endpoint.pod, memberships[pod]?.last.map({ $0.service == service.key && $0.servicePort == port.port }) != true else { continue }
                     memberships[pod, default: []].append(Membership(service: service.key, servicePort: port.port, targetPort: endpoint.targetPort))
                 }
             }

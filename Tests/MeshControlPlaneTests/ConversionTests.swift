@@ -1,9 +1,9 @@
 import Foundation
-import MeshControlPlane
 import MeshProto
 import PolicyEngine
 import SwiftProtobuf
 import Testing
+@testable import MeshControlPlane
 import XDSClient
 import XDSServer
 import MeshIdentity
@@ -368,6 +368,49 @@ struct ConversionTests {
         #expect(envoy.gatewayRouteConfiguration(gateway, port: 9090).virtualHosts.isEmpty)
         let set = try MeshResourceSet(state: state)
         #expect(set.snapshot.resources(ofType: XDSTypeURL.listener)["gateway/demo/ingress/8080"] != nil)
+    }
+
+    @Test("precedence is judged on the matches as written: an Exact path beats a PathPrefix of the same path; a method beats more headers")
+    func precedence() throws {
+        let extra = [("routes.yaml", """
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: a-prefix, namespace: demo}
+        spec:
+          parentRefs: [{group: "", kind: Service, name: echo}]
+          rules:
+          - matches: [{path: {type: PathPrefix, value: /a}, headers: [{name: x, value: "1"}]}]
+            backendRefs: [{name: echo, port: 80}]
+          - matches: [{path: {type: Exact, value: /m}, headers: [{name: x, value: "1"}, {name: y, value: "2"}]}]
+            backendRefs: [{name: echo, port: 80}]
+        ---
+        apiVersion: gateway.networking.k8s.io/v1
+        kind: HTTPRoute
+        metadata: {name: b-exact, namespace: demo}
+        spec:
+          parentRefs: [{group: "", kind: Service, name: echo}]
+          rules:
+          - matches: [{path: {type: Exact, value: /a}}]
+            backendRefs: [{name: echo, port: 80}]
+          - matches: [{path: {type: Exact, value: /m}, method: GET}]
+            backendRefs: [{name: echo, port: 80}]
+        """)]
+        let state = try Manifests.load(extra)
+        let plan = try AddressAllocator().plan(for: state)
+        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let service = try #require(state.service(namespace: "demo", name: "echo"))
+        let names = try #require(envoy.routeConfiguration(service, port: 80).virtualHosts.first?.routes).map(\.name)
+        func position(_ name: String) throws -> Int { try #require(names.firstIndex(of: name), "\(name) missing from \(names)") }
+        // Exact /a (b) before PathPrefix /a with a header (a), although a is older and has more matches.
+        #expect(try position("demo/b-exact/0/0") < position("demo/a-prefix/0/0"))
+        #expect(try position("demo/a-prefix/0/0") < position("demo/a-prefix/0/0/subpath"))
+        // Exact /m with a method (b) before Exact /m with two headers (a).
+        #expect(try position("demo/b-exact/1/0") < position("demo/a-prefix/1/0"))
+        #expect(names.last == "default")
+        // A wider route wildcard serves a listener's specific name; a narrower listener wildcard admits its own names.
+        #expect(EnvoyResources.hostnames(route: ["*.example.com"], listener: "foo.example.com") == ["foo.example.com"])
+        #expect(EnvoyResources.hostnames(route: ["a.example.com", "other.org"], listener: "*.example.com") == ["a.example.com"])
+        #expect(EnvoyResources.hostnames(route: [], listener: nil) == ["*"])
     }
 
     @Test("the resource set holds every type, and the same manifests give the same versions in a new conversion")

@@ -38,6 +38,19 @@ struct LoaderTests {
         #expect(state.serviceAccounts.map(\.name).sorted() == ["batch", "client", "echo"])
     }
 
+    @Test("a linked directory (a mounted ConfigMap's nested items) is read once; a link loop does not hang")
+    func linkedDirectories() throws {
+        let dir = try Manifests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("..data/apps")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try Manifests.pod("linked", node: "node-a").write(to: data.appendingPathComponent("linked.yaml"), atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("apps").path, withDestinationPath: "..data/apps")
+        try FileManager.default.createSymbolicLink(atPath: data.appendingPathComponent("loop").path, withDestinationPath: "..")
+        let state = try ClusterManifestLoader().load(directory: dir.path)
+        #expect(state.pods.filter { $0.name == "linked" }.count == 1)
+    }
+
     @Test("with a cache, a reload decodes only the files that changed; removed files take their objects with them")
     func cachedReload() throws {
         let dir = try Manifests.directory()
