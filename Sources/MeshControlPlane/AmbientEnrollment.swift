@@ -26,11 +26,6 @@ public enum AmbientEnrollment {
     /// The waypoint Gateway serving `pod`'s traffic as a workload: the pod's
     /// `istio.io/use-waypoint`, else its namespace's (`none` opts out), when
     /// that Gateway exists and is a waypoint for workloads (`workload` or `all`).
-    public static func waypoint(for pod: ClusterPod, in state: ClusterState) -> ClusterGateway? {
-        waypoint(for: pod, namespaceLabels: state.namespaceLabels(pod.namespace), gateways: state.gateways)
-    }
-
-    /// The pod waypoint of `waypoint(for:in:)`, with the namespace's labels and the Gateways at hand.
     public static func waypoint(for pod: ClusterPod, namespaceLabels: Labels, gateways: [ClusterGateway]) -> ClusterGateway? {
         let name = pod.labels[useWaypointLabel] ?? namespaceLabels[useWaypointLabel]
         return gateway(named: name, namespace: pod.namespace, in: gateways, for: ["workload", "all"])

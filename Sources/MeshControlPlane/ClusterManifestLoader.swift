@@ -177,24 +177,12 @@ private struct DocumentReader {
             state.services.append(try decoder.service(apiVersion: apiVersion))
         case "Namespace", "AuthorizationPolicy", "NetworkPolicy", "CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy":
             break
-        case "Node":
-            let node = try decoder.node(apiVersion: apiVersion)
-            try add(node, to: \.nodes, key: "Node//\(node.name)", doc)
-        case "ServiceAccount":
-            let account = try decoder.serviceAccount(apiVersion: apiVersion)
-            try add(account, to: \.serviceAccounts, key: "ServiceAccount/\(account.namespace)/\(account.name)", doc)
-        case "EndpointSlice":
-            let slice = try decoder.endpointSlice(apiVersion: apiVersion)
-            try add(slice, to: \.endpointSlices, key: "EndpointSlice/\(slice.namespace)/\(slice.name)", doc)
-        case "PeerAuthentication":
-            let policy = try decoder.peerAuthentication(apiVersion: apiVersion)
-            try add(policy, to: \.peerAuthentications, key: "PeerAuthentication/\(policy.namespace)/\(policy.name)", doc)
-        case "Gateway":
-            let gateway = try decoder.gateway(apiVersion: apiVersion)
-            try add(gateway, to: \.gateways, key: "Gateway/\(gateway.namespace)/\(gateway.name)", doc)
-        case "HTTPRoute":
-            let route = try decoder.httpRoute(apiVersion: apiVersion)
-            try add(route, to: \.httpRoutes, key: "HTTPRoute/\(route.namespace)/\(route.name)", doc)
+        case "Node": try add(try decoder.node(apiVersion: apiVersion), to: \.nodes, doc)
+        case "ServiceAccount": try add(try decoder.serviceAccount(apiVersion: apiVersion), to: \.serviceAccounts, doc)
+        case "EndpointSlice": try add(try decoder.endpointSlice(apiVersion: apiVersion), to: \.endpointSlices, doc)
+        case "PeerAuthentication": try add(try decoder.peerAuthentication(apiVersion: apiVersion), to: \.peerAuthentications, doc)
+        case "Gateway": try add(try decoder.gateway(apiVersion: apiVersion), to: \.gateways, doc)
+        case "HTTPRoute": try add(try decoder.httpRoute(apiVersion: apiVersion), to: \.httpRoutes, doc)
         default:
             top.markAllConsumed()
             let name = (try? top.optional("metadata")?.mapping().optional("name")?.string()) ?? "?"
@@ -205,10 +193,10 @@ private struct DocumentReader {
         }
     }
 
-    /// Appends `object` unless an object with the same `kind/namespace/name` key was read already.
-    private mutating func add<Object>(_ object: Object, to list: WritableKeyPath<ClusterState, [Object]>, key: String, _ doc: YAMLCursor) throws(PolicyLoadError) {
-        guard existing.insert(key).inserted else {
-            throw doc.error(.duplicate, "\(key) is defined twice", at: doc.path.isEmpty ? "metadata.name" : doc.path + ".metadata.name")
+    /// Appends `object` unless an object with the same `Kind/namespace/name` key was read already.
+    private mutating func add<Object: ClusterObject>(_ object: Object, to list: WritableKeyPath<ClusterState, [Object]>, _ doc: YAMLCursor) throws(PolicyLoadError) {
+        guard existing.insert(object.objectKey).inserted else {
+            throw doc.error(.duplicate, "\(object.objectKey) is defined twice", at: doc.path.isEmpty ? "metadata.name" : doc.path + ".metadata.name")
         }
         state[keyPath: list].append(object)
     }

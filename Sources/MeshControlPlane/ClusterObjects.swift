@@ -23,6 +23,35 @@ public struct ObjectOrigin: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(file)#\(document)\(path.isEmpty ? "" : " \(path)")" }
 }
 
+/// An object read from a manifest, keyed `Kind/namespace/name` (the namespace
+/// is empty for cluster-scoped kinds), as duplicates are detected.
+public protocol ClusterObject: Sendable {
+    /// The Kubernetes kind, e.g. `Pod`.
+    static var kind: String { get }
+    var namespace: String { get }
+    var name: String { get }
+    var origin: ObjectOrigin { get }
+}
+
+extension ClusterObject {
+    /// `Kind/namespace/name`.
+    public var objectKey: String { "\(Self.kind)/\(namespace)/\(name)" }
+}
+
+extension ClusterNode: ClusterObject {
+    public static let kind = "Node"
+    /// Nodes are cluster-scoped.
+    public var namespace: String { "" }
+}
+
+extension ClusterPod: ClusterObject { public static let kind = "Pod" }
+extension ClusterService: ClusterObject { public static let kind = "Service" }
+extension ClusterServiceAccount: ClusterObject { public static let kind = "ServiceAccount" }
+extension ClusterEndpointSlice: ClusterObject { public static let kind = "EndpointSlice" }
+extension ClusterPeerAuthentication: ClusterObject { public static let kind = "PeerAuthentication" }
+extension ClusterGateway: ClusterObject { public static let kind = "Gateway" }
+extension ClusterHTTPRoute: ClusterObject { public static let kind = "HTTPRoute" }
+
 /// A `v1 Node`: where pods run. Its pod CIDR and internal IP are allocated by
 /// ``AddressAllocator`` when the manifest leaves them out.
 public struct ClusterNode: Hashable, Sendable {

@@ -52,22 +52,11 @@ public struct ClusterState: Sendable {
         skipped += other.skipped
     }
 
-    /// Where the object with key `kind/namespace/name` was read, for objects that record it.
+    /// Where the object with key `Kind/namespace/name` was read (nil for the policy kinds, which record no origin).
     func origin(ofKey key: String) -> ObjectOrigin? {
-        let parts = key.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false).map(String.init)
-        guard parts.count == 3 else { return nil }
-        let (kind, namespace, name) = (parts[0], parts[1], parts[2])
-        switch kind {
-        case "Pod": return pods.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "Service": return services.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "Node": return nodes.first { $0.name == name }?.origin
-        case "ServiceAccount": return serviceAccounts.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "EndpointSlice": return endpointSlices.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "PeerAuthentication": return peerAuthentications.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "Gateway": return gateways.first { $0.namespace == namespace && $0.name == name }?.origin
-        case "HTTPRoute": return httpRoutes.first { $0.namespace == namespace && $0.name == name }?.origin
-        default: return nil
-        }
+        func find<Object: ClusterObject>(_ list: [Object]) -> ObjectOrigin? { list.first { $0.objectKey == key }?.origin }
+        return find(pods) ?? find(services) ?? find(nodes) ?? find(serviceAccounts) ?? find(endpointSlices)
+            ?? find(peerAuthentications) ?? find(gateways) ?? find(httpRoutes)
     }
 
     /// The labels of namespace `name` (only `kubernetes.io/metadata.name` when it has no manifest).

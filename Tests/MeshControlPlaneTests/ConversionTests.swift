@@ -8,6 +8,21 @@ import XDSClient
 import XDSServer
 import MeshIdentity
 
+/// The converters of one cluster state, wired as MeshResourceSet wires them.
+struct Converters {
+    let plan: AddressPlan
+    let endpoints: ServiceEndpoints
+    let istio: IstioResources
+    let envoy: EnvoyResources
+
+    init(_ state: ClusterState) throws {
+        plan = try AddressAllocator().plan(for: state)
+        endpoints = ServiceEndpoints(state: state, plan: plan)
+        istio = IstioResources(state: state, plan: plan, endpoints: endpoints)
+        envoy = EnvoyResources(state: state, plan: plan, endpoints: endpoints)
+    }
+}
+
 @Suite("Conversion: manifests to Istio and Envoy resources, object by object")
 struct ConversionTests {
     let state: ClusterState
@@ -17,10 +32,10 @@ struct ConversionTests {
 
     init() throws {
         state = try Manifests.load()
-        plan = try AddressAllocator().plan(for: state)
-        let endpoints = ServiceEndpoints(state: state, plan: plan)
-        istio = IstioResources(state: state, plan: plan, endpoints: endpoints)
-        envoy = EnvoyResources(state: state, plan: plan, endpoints: endpoints)
+        let converters = try Converters(state)
+        plan = converters.plan
+        istio = converters.istio
+        envoy = converters.envoy
     }
 
     private func pod(_ name: String) throws -> ClusterPod { try #require(state.pod("demo/\(name)")) }
@@ -74,8 +89,7 @@ struct ConversionTests {
           rules: [{from: [{source: {namespaces: [legacy]}}]}]
         """)]
         let state = try Manifests.load(root)
-        let plan = try AddressAllocator().plan(for: state)
-        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let istio = try Converters(state).istio
         #expect(istio.workload(try #require(state.pod("demo/echo-1")))?.authorizationPolicies == ["demo/echo-allow", "istio-system/mesh-echo"])
         #expect(istio.workload(try #require(state.pod("demo/client")))?.authorizationPolicies == [])
     }
@@ -102,10 +116,9 @@ struct ConversionTests {
         status: {phase: Succeeded, podIP: 10.244.7.50}
         """)]
         let state = try Manifests.load(extra)
-        let plan = try AddressAllocator().plan(for: state)
-        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
-        for name in ["agent-a", "agent-b", "job"] { #expect(istio.workload(try #require(state.pod("demo/\(name)"))) == nil, "\(name)") }
-        #expect(ServiceEndpoints(state: state, plan: plan).endpoints(service: "demo/echo", port: 80).map(\.pod) == ["demo/echo-1", "demo/echo-2"])
+        let converters = try Converters(state)
+        for name in ["agent-a", "agent-b", "job"] { #expect(converters.istio.workload(try #require(state.pod("demo/\(name)"))) == nil, "\(name)") }
+        #expect(converters.endpoints.endpoints(service: "demo/echo", port: 80).map(\.pod) == ["demo/echo-1", "demo/echo-2"])
     }
 
     @Test("a Service becomes an Istio Service: hostname, allocated VIP from 10.96/16, ports (0 for a named target)")
@@ -173,8 +186,7 @@ struct ConversionTests {
           portLevelMtls: {"8443": {mode: STRICT}}
         """)]
         let state = try Manifests.load(extra)
-        let plan = try AddressAllocator().plan(for: state)
-        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let istio = try Converters(state).istio
         func policies(_ key: String) throws -> [String] {
             let pod = try #require(state.pod(key))
             return try #require(istio.workload(pod)).authorizationPolicies
@@ -221,8 +233,7 @@ struct ConversionTests {
             if ns.name == "demo" { ns.labels["istio.io/use-waypoint"] = "waypoint" }
             return ns
         }
-        let plan = try AddressAllocator().plan(for: state)
-        let istio = IstioResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let istio = try Converters(state).istio
         let service = try #require(state.service(namespace: "demo", name: "echo"))
         let echo1 = try #require(state.pod("demo/echo-1"))
         let w = try #require(istio.workload(echo1))
@@ -253,9 +264,7 @@ struct ConversionTests {
           conditions: {ready: false}
           targetRef: {kind: Pod, name: echo-2}
         """)]
-        let sliced = try Manifests.load(slice)
-        let slicedPlan = try AddressAllocator().plan(for: sliced)
-        let fromSlice = ServiceEndpoints(state: sliced, plan: slicedPlan).endpoints(service: "demo/echo", port: 80)
+        let fromSlice = try Converters(try Manifests.load(slice)).endpoints.endpoints(service: "demo/echo", port: 80)
         #expect(fromSlice == [ServiceEndpoint(pod: "demo/echo-2", address: IPAddress("10.244.7.50")!, targetPort: 8443, ready: false)])
     }
 
@@ -300,8 +309,7 @@ struct ConversionTests {
             backendRefs: [{name: echo, port: 80, weight: 90}, {name: echo-v2, port: 80, weight: 10}]
         """)]
         let state = try Manifests.load(extra)
-        let plan = try AddressAllocator().plan(for: state)
-        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let envoy = try Converters(state).envoy
         let service = try #require(state.service(namespace: "demo", name: "echo"))
         let routes = try #require(envoy.routeConfiguration(service, port: 80).virtualHosts.first?.routes)
         // PathPrefix /api is /api itself and /api/..., not /apix.
@@ -349,8 +357,7 @@ struct ConversionTests {
             backendRefs: [{name: echo, port: 80}, {name: headless, port: 80}, {name: echo, port: 9000, weight: 0}]
         """)]
         let state = try Manifests.load(extra)
-        let plan = try AddressAllocator().plan(for: state)
-        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let envoy = try Converters(state).envoy
         let gateway = try #require(state.gateways.first)
         #expect(envoy.httpPorts(gateway) == [8080, 9090])
         let listener = try envoy.gatewayListener(gateway, port: 8080)
@@ -396,8 +403,7 @@ struct ConversionTests {
             backendRefs: [{name: echo, port: 80}]
         """)]
         let state = try Manifests.load(extra)
-        let plan = try AddressAllocator().plan(for: state)
-        let envoy = EnvoyResources(state: state, plan: plan, endpoints: ServiceEndpoints(state: state, plan: plan))
+        let envoy = try Converters(state).envoy
         let service = try #require(state.service(namespace: "demo", name: "echo"))
         let names = try #require(envoy.routeConfiguration(service, port: 80).virtualHosts.first?.routes).map(\.name)
         func position(_ name: String) throws -> Int { try #require(names.firstIndex(of: name), "\(name) missing from \(names)") }
