@@ -6,7 +6,6 @@ import IdentityServices
 import Logging
 import MeshIdentity
 import NIOCore
-import Synchronization
 import XDSClient
 
 /// Which SVIDs this ztunnel presents: one for every tunnel (`--svid`), or each
@@ -39,8 +38,8 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         let controlPlane = try SPIFFEID(controlPlaneIdentity ?? "spiffe://\(trustDomain.name)/ns/istio-system/sa/istiod")
         let (caHost, caPort) = try HostPort.parse(caAddress)
         // The node credential renews itself at the CA (allowed while its Node exists), with the credential it holds.
-        let nodeSVIDs = SVIDSource(provider: NodeCredentialRenewal(credential: credential, host: caHost, port: caPort, bundles: bundles,
-                                                                   controlPlane: controlPlane, logger: logger), logger: logger)
+        let nodeSVIDs = SVIDSource(provider: IstioCARenewal(credential: credential, host: caHost, port: caPort, bundles: bundles,
+                                                            server: .exactly(controlPlane), logger: logger), logger: logger)
         nodeSVIDs.publish(credential)
         let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
             try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
@@ -71,33 +70,5 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
     func close() async {
         renewal?.cancel()
         await certificates?.close()
-    }
-}
-
-/// Renews a node credential at the Istio CA, authenticated by the newest
-/// credential it holds (a renewal the CA allows while the Node exists).
-private final class NodeCredentialRenewal: SVIDProvider, Sendable {
-    let host: String
-    let port: Int
-    let bundles: TrustBundleStore
-    let controlPlane: SPIFFEID
-    let logger: Logger
-    private let latest: Mutex<X509SVID>
-
-    init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, controlPlane: SPIFFEID, logger: Logger) {
-        self.latest = Mutex(credential)
-        self.host = host
-        self.port = port
-        self.bundles = bundles
-        self.controlPlane = controlPlane
-        self.logger = logger
-    }
-
-    func fetchSVID() async throws -> X509SVID {
-        let credential = latest.withLock { $0 }
-        let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
-        let renewed = try await IstioCAClient(host: host, port: port, identity: credential.id, transportSecurity: security).fetchSVID()
-        latest.withLock { $0 = renewed }
-        return renewed
     }
 }
