@@ -24,6 +24,9 @@ let package = Package(
         .executable(name: "meshctl", targets: ["meshctl"]),
         .executable(name: "ztunnel", targets: ["ztunnel"]),
         .library(name: "MeshControlPlane", targets: ["MeshControlPlane"]),
+        .library(name: "NodeProxy", targets: ["NodeProxy"]),
+        .library(name: "MeshLab", targets: ["MeshLab"]),
+        .executable(name: "mesh-lab", targets: ["mesh-lab"]),
         .executable(name: "mesh-controlplane", targets: ["mesh-controlplane"]),
     ],
     dependencies: [
@@ -188,6 +191,45 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Node proxy
+        // setns(2), SCM_RIGHTS descriptor passing and poll: the C-only parts of in-pod capture.
+        .target(
+            name: "CNodeSockets",
+            path: "Sources/CNodeSockets"
+        ),
+        // ztunnel's data plane as a library: outbound routing, inbound decisions,
+        // in-pod capture (listeners and connections inside pod namespaces), the
+        // capture rules, and both ends of the ZDS enrollment protocol.
+        .target(
+            name: "NodeProxy",
+            dependencies: [
+                "CNodeSockets",
+                "HBONE",
+                "MeshIdentity",
+                "MeshProto",
+                "XDSClient",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Lab
+        // The multi-node lab (scripts/lab and the lab tests): topology from manifests,
+        // namespaces and links, processes, the per-node agent that enrolls pods over ZDS.
+        .target(
+            name: "MeshLab",
+            dependencies: [
+                "MeshControlPlane",
+                "NodeProxy",
+                "PolicyEngine",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Examples
         // Flag parsing, logging set-up and signal handling shared by the example executables.
         .target(
@@ -214,6 +256,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "mesh-lab",
+            dependencies: [
+                "ExampleSupport",
+                "MeshLab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Examples/mesh-lab",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "meshctl",
             dependencies: [
                 "MeshIdentity",
@@ -234,6 +287,7 @@ let package = Package(
             name: "ztunnel",
             dependencies: [
                 "ExampleSupport",
+                "NodeProxy",
                 "MeshIdentity",
                 "IdentityServices",
                 "HBONE",

@@ -81,6 +81,8 @@ public struct HBONEServerConfiguration: Sendable {
     public var drainDeadline: TimeAmount
     /// Server-initiated keepalive PINGs (nil disables them).
     public var keepalive: HBONEKeepalive?
+    /// Connects upstreams from inside the destination workload's network namespace when it holds it (in-pod capture).
+    public var connector: (any WorkloadConnector)?
 
     public init(
         host: String = "0.0.0.0",
@@ -88,8 +90,10 @@ public struct HBONEServerConfiguration: Sendable {
         http2: HBONEHTTP2Settings = HBONEHTTP2Settings(),
         upstreamConnectTimeout: TimeAmount = .seconds(10),
         drainDeadline: TimeAmount = .seconds(5),
-        keepalive: HBONEKeepalive? = HBONEKeepalive()
+        keepalive: HBONEKeepalive? = HBONEKeepalive(),
+        connector: (any WorkloadConnector)? = nil
     ) {
+        self.connector = connector
         self.host = host
         self.port = port
         self.http2 = http2
@@ -129,6 +133,9 @@ public struct HBONEClientConfiguration: Sendable {
     /// ztunnel binds the source workload's address. The IP must be an address of this host; when it is
     /// not, opening a stream fails with ``HBONEError/sourceUnavailable(_:)``. `false` connects from any address.
     public var bindsSourceAddress: Bool
+    /// Dials each connection from inside the source workload's network namespace (by the pool
+    /// key's source address) when it holds it (in-pod capture); otherwise as `bindsSourceAddress` says.
+    public var connector: (any WorkloadConnector)?
 
     public init(
         http2: HBONEHTTP2Settings = HBONEHTTP2Settings(maxConcurrentStreams: 100),
@@ -136,8 +143,10 @@ public struct HBONEClientConfiguration: Sendable {
         connectTimeout: TimeAmount = .seconds(10),
         keepalive: HBONEKeepalive? = HBONEKeepalive(),
         idleTimeout: TimeAmount = .minutes(5),
-        bindsSourceAddress: Bool = true
+        bindsSourceAddress: Bool = true,
+        connector: (any WorkloadConnector)? = nil
     ) {
+        self.connector = connector
         self.http2 = http2
         self.maxStreamsPerConnection = maxStreamsPerConnection
         self.connectTimeout = connectTimeout

@@ -140,7 +140,8 @@ public actor HBONEConnectionPool {
                     dialed.set(DialResult(connection: connection, peer: identity.verifiedPeer, ready: ready.futureResult))
                 }
             }
-        let channel = try await SourceBinding.connect(connecting, to: key.destination, from: local)
+        let channel = try await SourceBinding.connect(connecting, to: key.destination, from: local, connector: configuration.connector,
+                                                      workload: key.sourceAddress, timeout: configuration.connectTimeout)
         do {
             // Taken from the initializer, not looked up in the pipeline: a failed handshake may already have torn it down.
             guard let dial = dialed.get() else { throw HBONEError.closedBeforeResponse }

@@ -75,6 +75,27 @@ public final class HBONEServer: Sendable {
     /// Binds and starts accepting; returns the bound address.
     @discardableResult
     public func start() async throws -> SocketAddress {
+        let channel = try await bootstrap(connections: nil)
+            .bind(host: configuration.host, port: configuration.port)
+            .get()
+        listener.withLock { $0 = channel }
+        guard let address = channel.localAddress else { throw HBONEError.shutDown }
+        logger.info("HBONE server listening", metadata: ["address": "\(address)"])
+        return address
+    }
+
+    /// Accepts on `socket` too, a TCP socket already bound and listening (for example one made
+    /// inside a pod's network namespace for in-pod capture). NIO owns the descriptor from here;
+    /// closing the returned listener stops accepting on it and closes the connections it accepted.
+    public func listen(boundSocket socket: NIOBSDSocket.Handle) async throws -> HBONEListener {
+        let connections = ConnectionTracker()
+        let channel = try await bootstrap(connections: connections).withBoundSocket(socket).get()
+        return HBONEListener(channel: channel, connections: connections)
+    }
+
+    /// The server bootstrap every listener shares; accepted connections join the server's
+    /// tracker and, for an extra listener, that listener's own.
+    private func bootstrap(connections: ConnectionTracker?) throws -> ServerBootstrap {
         let authorizer = try peerAuthorizer ?? .memberOf(identities.trustDomain)
         let identities = self.identities
         let serverIdentity = self.serverIdentity
@@ -83,12 +104,12 @@ public final class HBONEServer: Sendable {
         let handler = self.handler
         let metrics = self.metrics
         let logger = self.logger
-        let channel = try await ServerBootstrap(group: group)
+        return ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 1024)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                guard tracker.add(channel) else {
+                guard tracker.add(channel), connections?.add(channel) ?? true else {
                     return channel.close()
                 }
                 // One SVID for every connection: set up synchronously, as the hot path.
@@ -108,12 +129,6 @@ public final class HBONEServer: Sendable {
                     try Self.configure(channel: channel, tls: tls, authorizer: authorizer, configuration: configuration, handler: handler, metrics: metrics, logger: logger)
                 }
             }
-            .bind(host: configuration.host, port: configuration.port)
-            .get()
-        listener.withLock { $0 = channel }
-        guard let address = channel.localAddress else { throw HBONEError.shutDown }
-        logger.info("HBONE server listening", metadata: ["address": "\(address)"])
-        return address
     }
 
     private static func configure(
@@ -176,6 +191,32 @@ public final class HBONEServer: Sendable {
         }
         for connection in connections {
             try? await connection.closeFuture.get()
+        }
+    }
+}
+
+/// An extra listener of an ``HBONEServer`` (``HBONEServer/listen(boundSocket:)``), for
+/// example one per captured pod; its connections also drain with the server's shutdown.
+public final class HBONEListener: Sendable {
+    private let channel: any Channel
+    private let connections: ConnectionTracker
+
+    init(channel: any Channel, connections: ConnectionTracker) {
+        self.channel = channel
+        self.connections = connections
+    }
+
+    /// The bound address.
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    /// Open connections accepted on this listener.
+    public var connectionCount: Int { connections.count }
+
+    /// Stops accepting and closes every connection accepted here (their streams are reset).
+    public func close() async {
+        try? await channel.close()
+        for connection in connections.close() {
+            try? await connection.close()
         }
     }
 }

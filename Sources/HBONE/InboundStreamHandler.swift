@@ -120,12 +120,18 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
 
     private func connect(context: ChannelHandlerContext, request: HBONEInboundRequest, upstream: HBONEUpstream) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        ClientBootstrap(group: context.eventLoop)
-            .connectTimeout(configuration.upstreamConnectTimeout)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.autoRead, value: false)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(to: upstream.address)
+        let configuration = self.configuration
+        let loop = context.eventLoop
+        // Inside the destination workload's namespace when the connector holds it.
+        loop.makeFutureWithTask {
+            let bootstrap = ClientBootstrap(group: loop)
+                .connectTimeout(configuration.upstreamConnectTimeout)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .channelOption(.autoRead, value: false)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            return try await SourceBinding.connect(bootstrap, to: upstream.address, from: nil, connector: configuration.connector,
+                                                   workload: upstream.address.ipAddress, timeout: configuration.upstreamConnectTimeout)
+        }
             .whenComplete { result in
                 let (this, context) = bound.value
                 this.upstreamConnected(result, context: context, request: request, upstream: upstream)

@@ -22,9 +22,14 @@ enum SourceBinding {
         }
     }
 
-    /// Connects `bootstrap` to `destination`, bound to `local` when given.
+    /// Connects `bootstrap` to `destination`: inside the namespace of `workload` when `connector`
+    /// holds it, otherwise from this namespace, bound to `local` when given.
     /// A source that is not an address of this host (or of the wrong family) is ``HBONEError/sourceUnavailable(_:)``.
-    static func connect(_ bootstrap: ClientBootstrap, to destination: SocketAddress, from local: SocketAddress?) async throws -> any Channel {
+    static func connect(_ bootstrap: ClientBootstrap, to destination: SocketAddress, from local: SocketAddress?,
+                        connector: (any WorkloadConnector)? = nil, workload: String? = nil, timeout: TimeAmount = .seconds(10)) async throws -> any Channel {
+        if let connector, let workload, let socket = try await connector.connectedSocket(to: destination, forWorkload: workload, timeout: timeout) {
+            return try await bootstrap.withConnectedSocket(socket).get()
+        }
         guard let local else { return try await bootstrap.connect(to: destination).get() }
         let ip = local.ipAddress ?? "\(local)"
         guard local.protocol == destination.protocol else { throw HBONEError.sourceUnavailable(ip) }

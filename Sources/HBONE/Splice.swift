@@ -335,23 +335,25 @@ public enum TCPPassthrough {
     /// to `socket`, then splices the two; returns once bytes flow both ways.
     /// `onClose` gets the byte counts (to the destination, from it) when both sides ended.
     /// A failed connect throws ``TCPPassthroughError/connectFailed(destination:reason:)`` and leaves `socket` open.
+    /// With a `connector` that holds the namespace of `workload` (the source), the connection is made from inside it.
     public static func splice(
         _ socket: any Channel,
         to destination: SocketAddress,
         prelude: ByteBuffer? = nil,
         connectTimeout: TimeAmount = .seconds(10),
+        connector: (any WorkloadConnector)? = nil,
+        workload: String? = nil,
         onClose: @escaping @Sendable (_ sent: UInt64, _ received: UInt64) -> Void = { _, _ in }
     ) async throws {
         try await HBONEHoldingHandler.ensure(on: socket)
         let upstream: any Channel
         do {
-            upstream = try await ClientBootstrap(group: socket.eventLoop)
+            let bootstrap = ClientBootstrap(group: socket.eventLoop)
                 .connectTimeout(connectTimeout)
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(to: destination)
-                .get()
+            upstream = try await SourceBinding.connect(bootstrap, to: destination, from: nil, connector: connector, workload: workload, timeout: connectTimeout)
         } catch {
             throw TCPPassthroughError.connectFailed(destination: "\(destination)", reason: "\(error)")
         }

@@ -42,7 +42,7 @@ public struct IstioResources: Sendable {
     }
 
     /// The workload uid of a pod, as istiod names it.
-    public func uid(of pod: ClusterPod) -> String { "\(options.clusterID)//Pod/\(pod.namespace)/\(pod.name)" }
+    public func uid(of pod: ClusterPod) -> String { options.workloadUID(of: pod) }
 
     /// The resource name of a Service's Address: `namespace/hostname`.
     public func addressName(of service: ClusterService) -> String { "\(service.namespace)/\(service.hostname(domain: options.domainSuffix))" }

@@ -22,4 +22,7 @@ public struct MeshOptions: Hashable, Sendable {
         self.rootNamespace = rootNamespace
         self.hbonePort = hbonePort
     }
+
+    /// The workload uid of a pod, as istiod names it (`<cluster>//Pod/<ns>/<name>`).
+    public func workloadUID(of pod: ClusterPod) -> String { "\(clusterID)//Pod/\(pod.namespace)/\(pod.name)" }
 }

@@ -1,5 +1,6 @@
 import HBONE
 import Logging
+import NodeProxy
 import NIOCore
 import NIOPosix
 
@@ -123,7 +124,9 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
             promise.completeWithTask {
                 // The reply must precede any tunnelled byte, so the tunnel is opened first
                 // and the success reply is written before the splice starts reading.
-                try await router.connect(host: host, port: port, source: channel.remoteAddress, socket: channel)
+                // SOCKS5 success reply (bound address 0.0.0.0:0), written before any forwarded byte.
+                let success = ByteBuffer(bytes: [5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
+                _ = try await router.connect(host: host, port: port, source: channel.remoteAddress, socket: channel, prelude: success)
             }
             promise.futureResult.whenComplete { result in
                 let (this, context) = bound.value

@@ -6,6 +6,7 @@ import Logging
 import MeshIdentity
 import NIOCore
 import NIOPosix
+import NodeProxy
 import XDSClient
 
 /// `ztunnel`: a first Istio-ambient-style L4 node proxy in local-config mode.
@@ -62,6 +63,9 @@ struct Ztunnel: AsyncParsableCommand {
     @Flag(help: "Carry tunnelled bytes through NIOHTTP2's stream channels instead of HBONE's data path (same frames on the wire; for comparison or as a fallback).")
     var nioHTTP2DataPath = false
 
+    @Option(help: "In-pod capture: the node agent's ZDS socket (Istio's default is /var/run/ztunnel/ztunnel.sock). ztunnel connects to it and captures each pod the agent enrolls, with listeners inside the pod's network namespace.")
+    var zdsSocket: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -109,32 +113,45 @@ struct Ztunnel: AsyncParsableCommand {
             localIdentity = { address in identity.localIdentity(address, store: store, node: node) }
         }
         let (hboneHost, hbonePortNumber) = try HostPort.parse(hboneListen)
+        // In-pod capture: listeners and connections inside the namespaces of the pods the node agent enrolls.
+        let workers = NamespaceWorkers()
+        let capture = zdsSocket.map { _ in InPodCapture(workers: workers, logger: logger) }
         let server = HBONEServer(
             identities: identity.tls,
             serverIdentity: localIdentity,
-            handler: StoreInboundHandler(store: store, node: node, logger: logger),
-            configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber, http2: HBONEHTTP2Settings(fastDataPath: !nioHTTP2DataPath)),
+            handler: WorkloadInboundHandler(store: store, node: node, logger: logger),
+            configuration: HBONEServerConfiguration(host: hboneHost, port: hbonePortNumber, http2: HBONEHTTP2Settings(fastDataPath: !nioHTTP2DataPath),
+                                                    connector: capture),
             metrics: metrics,
             logger: logger
         )
         let hboneAddress = try await server.start()
         let client = HBONEClient(
             tls: identity.tls,
-            configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath)),
+            configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath), connector: capture),
             metrics: metrics,
             logger: logger
         )
         let outbound = OutboundRouter(
             store: store, client: client, hbonePort: hbonePort,
-            sourceIdentity: localIdentity,
+            sourceIdentity: localIdentity, connector: capture,
             logger: logger)
+        var enrolling: Task<Void, Never>?
+        if let capture, let zdsSocket {
+            capture.attach(server: server, router: outbound, store: store, node: node, observer: AccessLog(logger: logger))
+            let zds = ZDSClient(path: zdsSocket, handler: capture, workers: workers, logger: logger)
+            enrolling = Task { await zds.run() }
+        }
         let socks = try await SOCKS5Server.start(address: HostPort.parse(socks5), router: outbound, logger: logger)
-        let ready = try await ReadinessServer.start(address: HostPort.parse(readiness))
+        // Ready once the mesh state arrived (at once with a local config).
+        let fromControlPlane = xdsAddress != nil
+        let ready = try await ReadinessServer.start(address: HostPort.parse(readiness)) { !fromControlPlane || store.version > 0 }
         logger.info("ztunnel ready", metadata: [
             "node": "\(node)", "identity": "\(identity.description)", "hbone": "\(hboneAddress)",
             "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(ready.localAddress.map { "\($0)" } ?? "-")",
             "workloads": "\(store.counts.workloads)", "policies": "\(store.counts.policies)",
             "mesh_state": "\(xdsAddress.map { "xds \($0) (\(xdsVariant))" } ?? "local config")",
+            "capture": "\(zdsSocket.map { "in-pod (ZDS \($0))" } ?? "none (SOCKS5 only)")",
         ])
 
         await waitForTermination()
@@ -142,11 +159,15 @@ struct Ztunnel: AsyncParsableCommand {
         xds?.shutdown()
         await syncing?.value
         retaining?.cancel()
+        enrolling?.cancel()
+        await enrolling?.value
+        await capture?.close()
         try? await socks.close()
         try? await ready.close()
         await server.shutdown()
         await client.close()
         await identity.close()
+        await workers.shutdown()
     }
 }
 

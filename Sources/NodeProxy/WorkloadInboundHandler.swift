@@ -5,18 +5,24 @@ import XDSClient
 
 /// Inbound HBONE decisions from the WorkloadStore: the destination must be a
 /// workload on this node; its policies decide; the upstream is the workload's ip:port.
-struct StoreInboundHandler: HBONEInboundHandler {
-    let store: WorkloadStore
-    let node: String
-    let logger: Logger
+public struct WorkloadInboundHandler: HBONEInboundHandler {
+    public let store: WorkloadStore
+    public let node: String
+    public let logger: Logger
 
-    func resolve(_ request: HBONEInboundRequest) async -> HBONEUpstream? {
+    public init(store: WorkloadStore, node: String, logger: Logger) {
+        self.store = store
+        self.node = node
+        self.logger = logger
+    }
+
+    public func resolve(_ request: HBONEInboundRequest) async -> HBONEUpstream? {
         guard let workload = store.workload(address: request.authority.host), workload.node == node,
               let address = request.authority.socketAddress else { return nil }
         return HBONEUpstream(address: address, name: workload.uid)
     }
 
-    func authorize(_ request: HBONEInboundRequest, upstream: HBONEUpstream) async -> HBONEAuthorization {
+    public func authorize(_ request: HBONEInboundRequest, upstream: HBONEUpstream) async -> HBONEAuthorization {
         guard let workload = store.workload(address: request.authority.host), let port = UInt16(exactly: request.authority.port) else {
             return .deny(reason: "unknown destination")
         }

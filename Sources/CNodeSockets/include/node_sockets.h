@@ -1,0 +1,35 @@
+#ifndef SWIFT_MESH_NODE_SOCKETS_H
+#define SWIFT_MESH_NODE_SOCKETS_H
+/*
+ * CNodeSockets: the few C-only constructs the node proxy's capture needs:
+ * setns(2) for network namespaces, SCM_RIGHTS descriptor passing over a Unix
+ * socket (CMSG_* are macros Swift cannot call) and poll.
+ * Every function returns 0 or a length on success and -errno on failure.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+/* Enters the network namespace open at `fd` (calling thread only). */
+int swiftmesh_node_setns_net(int fd);
+
+/* Sends one message of `length` bytes, with `fd` as SCM_RIGHTS when fd >= 0. */
+long swiftmesh_node_send_with_fd(int socket, const void *bytes, size_t length, int fd);
+
+/*
+ * Receives one message into `bytes` (capacity `capacity`). A passed descriptor
+ * is stored in `*fd` (-1 when none; extra descriptors are closed). `*truncated`
+ * is set when the message or its ancillary data did not fit (MSG_TRUNC or
+ * MSG_CTRUNC). Returns the message length (0 when the peer closed).
+ */
+long swiftmesh_node_receive_with_fd(int socket, void *bytes, size_t capacity, int *fd, int *truncated);
+
+/* Creates a socket of `domain`/`type` (close-on-exec) in the calling thread's namespace. */
+int swiftmesh_node_socket(int domain, int type);
+
+/* Accepts a connection on `socket` (close-on-exec), retrying on EINTR. */
+int swiftmesh_node_accept(int socket);
+
+/* Polls `fd` for `events` up to `timeout_ms`; returns the revents, 0 on timeout. */
+int swiftmesh_node_poll(int fd, short events, int timeout_ms);
+
+#endif

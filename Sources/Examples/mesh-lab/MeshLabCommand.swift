@@ -1,0 +1,118 @@
+import ArgumentParser
+import ExampleSupport
+import Foundation
+import Logging
+import MeshLab
+
+/// `mesh-lab`: the whole mesh on one Linux host, from Kubernetes manifests
+/// (`scripts/lab` runs it). Nodes and pods are network namespaces; the
+/// control plane, ztunnels and node agents are the real binaries.
+@main
+struct MeshLabCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mesh-lab",
+        abstract: "A multi-node mesh on one host: nodes and pods as network namespaces, from Kubernetes manifests.",
+        subcommands: [Up.self, Apply.self, Down.self, Status.self, Exec.self, Logs.self, NodeAgent.self]
+    )
+}
+
+/// Options every subcommand shares.
+struct LabOptions: ParsableArguments {
+    @Option(help: "State directory (default $MESH_LAB_STATE or /run/swift-mesh-lab).")
+    var state: String?
+
+    @Option(help: "Directory with ztunnel, mesh-controlplane and mesh-lab (default: this program's own).")
+    var binaries: String?
+
+    func lab() -> Lab {
+        let layout = state.map { LabLayout(root: $0) } ?? LabLayout()
+        let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        return Lab(layout: layout, binaries: binaries ?? own) { line in print("==> \(line)") }
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Build the lab from a manifests directory and start everything.")
+    @OptionGroup var options: LabOptions
+    @Argument(help: "Directory of Kubernetes YAML manifests.") var manifests: String
+
+    func run() async throws {
+        let lab = options.lab()
+        try await lab.up(manifests: manifests)
+        print(try lab.table())
+    }
+}
+
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Re-read the manifests into the running lab (pods, labels, policies; live).")
+    @OptionGroup var options: LabOptions
+    @Argument(help: "Directory of Kubernetes YAML manifests.") var manifests: String
+
+    func run() async throws {
+        let lab = options.lab()
+        try await lab.apply(manifests: manifests)
+        print(try lab.table())
+    }
+}
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop every process and remove every namespace, link and rule of the lab.")
+    @OptionGroup var options: LabOptions
+
+    func run() async throws {
+        try Lab.checkHost()
+        try options.lab().down()
+        print("==> lab removed")
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Nodes, pods, addresses, identities and capture state.")
+    @OptionGroup var options: LabOptions
+
+    func run() async throws {
+        print(try options.lab().table())
+    }
+}
+
+struct Exec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a command in a pod's network namespace (its exit status is passed through).")
+    @OptionGroup var options: LabOptions
+    @Argument(help: "NAMESPACE/POD") var pod: String
+    @Argument(parsing: .captureForPassthrough, help: "-- CMD...") var command: [String] = []
+
+    func run() async throws {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let status = try options.lab().exec(pod: pod, argv)
+        throw ExitCode(status)
+    }
+}
+
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the output of a pod (NAMESPACE/POD) or a component (controlplane, ztunnel-NODE, agent-NODE).")
+    @OptionGroup var options: LabOptions
+    @Argument(help: "NAMESPACE/POD or a component name.") var name: String
+
+    func run() async throws {
+        print(try options.lab().logs(name), terminator: "")
+    }
+}
+
+struct NodeAgent: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "node-agent",
+                                                    abstract: "(Started by `up` in a node's namespace.) Serve ZDS and install pods' capture rules.")
+    @OptionGroup var options: LabOptions
+    @Option(help: "This node's name.") var node: String
+    @Option(help: "Log level.") var logLevel: String = "info"
+
+    func run() async throws {
+        unblockShutdownSignals()
+        bootstrapLogging(logLevel)
+        let layout = options.state.map { LabLayout(root: $0) } ?? LabLayout()
+        let agent = LabNodeAgent(layout: layout, node: node, logger: Logger(label: "mesh-lab.agent"))
+        let running = Task { try await agent.run() }
+        await waitForTermination()
+        running.cancel()
+        _ = await running.result
+    }
+}

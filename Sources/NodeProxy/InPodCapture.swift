@@ -1,0 +1,278 @@
+#if os(Linux)
+import Glibc
+import HBONE
+import Logging
+import MeshIdentity
+import NIOCore
+import NIOPosix
+import Synchronization
+import XDSClient
+
+/// Captures ambient pods the way Istio's ztunnel does in its in-pod mode: for
+/// each pod the node agent enrolls (``ZDSWorkloadHandler``), it opens the pod's
+/// listeners inside the pod's network namespace (15001 outbound, 15006 inbound
+/// plaintext, 15008 inbound HBONE) and makes every connection on the pod's
+/// behalf from inside that namespace with SO_MARK 0x539 (``WorkloadConnector``),
+/// so that the pod's capture rules (``InPodRules``) let it pass and peers see
+/// the pod's own address.
+///
+/// Removing a pod closes its listeners and ends its connections; a pod that
+/// cannot be captured (no address, a port taken by the application) is
+/// refused with the reason and leaves nothing behind.
+public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
+    /// Ports opened in each pod.
+    public struct Ports: Sendable, Hashable {
+        public var outbound = 15001
+        public var inboundPlaintext = 15006
+        public var inboundHBONE = 15008
+        public init() {}
+    }
+
+    /// A captured pod.
+    final class Pod: Sendable {
+        let workload: ZDSWorkload
+        let namespace: NetworkNamespace
+        let addresses: [String]
+        let listeners: [any Channel]
+        let hbone: HBONEListener
+        let connections: ChannelSet
+
+        init(workload: ZDSWorkload, namespace: NetworkNamespace, addresses: [String], listeners: [any Channel], hbone: HBONEListener, connections: ChannelSet) {
+            self.workload = workload
+            self.namespace = namespace
+            self.addresses = addresses
+            self.listeners = listeners
+            self.hbone = hbone
+            self.connections = connections
+        }
+
+        func close() async {
+            for listener in listeners { try? await listener.close() }
+            await hbone.close()
+            await connections.closeAll()
+            namespace.close()
+        }
+    }
+
+    private struct State {
+        var pods: [String: Pod] = [:]
+        var byAddress: [String: Pod] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let operations = Mutex<Task<Void, Never>?>(nil)
+    private let ports: Ports
+    private let workers: NamespaceWorkers
+    private let group: any EventLoopGroup
+    private let connectTimeout: TimeAmount
+    private let logger: Logger
+    private let handlers = Mutex<Handlers?>(nil)
+
+    /// What captured connections are handed to (set once with ``attach(server:router:store:node:)``).
+    struct Handlers: Sendable {
+        let server: HBONEServer
+        let router: OutboundRouter
+        let store: WorkloadStore
+        let node: String
+        let observer: (any CaptureObserver)?
+    }
+
+    public init(ports: Ports = Ports(), workers: NamespaceWorkers, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                connectTimeout: TimeAmount = .seconds(10), logger: Logger) {
+        self.ports = ports
+        self.workers = workers
+        self.group = group
+        self.connectTimeout = connectTimeout
+        self.logger = logger
+    }
+
+    /// Wires the proxy's parts in: `server` accepts on each pod's 15008, `router` carries
+    /// what the pod sends, `store` decides inbound plaintext. Call before pods are added.
+    public func attach(server: HBONEServer, router: OutboundRouter, store: WorkloadStore, node: String, observer: (any CaptureObserver)? = nil) {
+        handlers.withLock { $0 = Handlers(server: server, router: router, store: store, node: node, observer: observer) }
+    }
+
+    /// The captured pods' uids.
+    public var capturedUIDs: Set<String> { state.withLock { Set($0.pods.keys) } }
+
+    /// Captured pods as `namespace/name` → their addresses (for the admin page).
+    public var capturedPods: [String: [String]] {
+        state.withLock { Dictionary($0.pods.values.map { ($0.workload.key, $0.addresses) }, uniquingKeysWith: { first, _ in first }) }
+    }
+
+    // MARK: ZDSWorkloadHandler
+
+    public func addWorkload(_ workload: ZDSWorkload, namespace: NetworkNamespace) async throws {
+        guard let handlers = handlers.withLock({ $0 }) else { throw CaptureError.shutDown }
+        // A second add for a uid replaces the first (its namespace may be a new one).
+        await removeWorkload(uid: workload.uid)
+        let ports = self.ports
+        let addresses = try await workers.run { try namespace.ipv4Addresses() }
+        guard !addresses.isEmpty else { throw CaptureError.noPodAddress(pod: workload.key) }
+        let sockets = try await workers.run { () throws -> [CInt] in
+            var made: [CInt] = []
+            do {
+                for port in [ports.outbound, ports.inboundPlaintext, ports.inboundHBONE] {
+                    made.append(try namespace.tcpListener(port: port))
+                }
+                return made
+            } catch {
+                for socket in made { closeDescriptor(socket) }
+                throw error
+            }
+        }
+        let connections = ChannelSet()
+        var listeners: [any Channel] = []
+        var hbone: HBONEListener?
+        do {
+            listeners.append(try await listen(sockets[0], connections: connections) { channel in
+                await self.outbound(channel, workload: workload, handlers: handlers)
+            })
+            listeners.append(try await listen(sockets[1], connections: connections) { channel in
+                await self.inboundPlaintext(channel, workload: workload, handlers: handlers)
+            })
+            hbone = try await handlers.server.listen(boundSocket: sockets[2])
+        } catch {
+            for listener in listeners { try? await listener.close() }
+            for socket in sockets.dropFirst(listeners.count + (hbone == nil ? 0 : 1)) { closeDescriptor(socket) }
+            throw error
+        }
+        let pod = Pod(workload: workload, namespace: namespace, addresses: addresses, listeners: listeners, hbone: hbone!, connections: connections)
+        state.withLock { state in
+            state.pods[workload.uid] = pod
+            for address in addresses { state.byAddress[address] = pod }
+        }
+        logger.info("pod captured", metadata: ["pod": "\(workload.key)", "uid": "\(workload.uid)", "addresses": "\(addresses.joined(separator: ","))"])
+    }
+
+    public func removeWorkload(uid: String) async {
+        let pod = state.withLock { state -> Pod? in
+            guard let pod = state.pods.removeValue(forKey: uid) else { return nil }
+            for address in pod.addresses where state.byAddress[address] === pod { state.byAddress[address] = nil }
+            return pod
+        }
+        guard let pod else { return }
+        await pod.close()
+        logger.info("pod released", metadata: ["pod": "\(pod.workload.key)", "uid": "\(uid)"])
+    }
+
+    public func hasWorkload(uid: String) async -> Bool { state.withLock { $0.pods[uid] != nil } }
+
+    public func snapshotComplete(keeping uids: Set<String>) async {
+        for uid in capturedUIDs.subtracting(uids) { await removeWorkload(uid: uid) }
+    }
+
+    /// Releases every pod.
+    public func close() async {
+        for uid in capturedUIDs { await removeWorkload(uid: uid) }
+        handlers.withLock { $0 = nil }
+    }
+
+    // MARK: WorkloadConnector
+
+    public func connectedSocket(to destination: SocketAddress, forWorkload workload: String, timeout: TimeAmount) async throws -> NIOBSDSocket.Handle? {
+        guard let pod = state.withLock({ $0.byAddress[workload] }) else { return nil }
+        let namespace = pod.namespace
+        return try await workers.run { try namespace.connectedSocket(to: destination, mark: InPodRules.ztunnelMark, timeout: timeout) }
+    }
+
+    // MARK: Listeners
+
+    private func listen(_ socket: CInt, connections: ChannelSet, _ accepted: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                guard connections.add(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
+                    // Keeps bytes that arrive before the connection's other side is up.
+                    try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
+                }.map {
+                    Task { await accepted(channel) }
+                }
+            }
+            .withBoundSocket(socket)
+            .get()
+    }
+
+    /// A connection the pod opened (redirected to 15001): to its original destination through the mesh.
+    private func outbound(_ channel: any Channel, workload: ZDSWorkload, handlers: Handlers) async {
+        let started = ContinuousClock.now
+        guard let destination = try? await OriginalDestination.of(channel), let host = destination.ipAddress, let port = destination.port else {
+            logger.warning("captured connection without an original destination; closing", metadata: ["pod": "\(workload.key)"])
+            channel.close(promise: nil)
+            return
+        }
+        let source = channel.remoteAddress
+        let observer = handlers.observer
+        do {
+            let route = try await handlers.router.connect(host: host, port: port, source: source, socket: channel, passthroughUnknown: true) { route, sent, received in
+                observer?.outboundClosed(CapturedConnection(pod: workload, source: source, destination: destination, route: route,
+                                                            duration: ContinuousClock.now - started), sent: sent, received: received)
+            }
+            observer?.outboundOpened(CapturedConnection(pod: workload, source: source, destination: destination, route: route, duration: .zero))
+        } catch {
+            logger.info("captured outbound connection refused", metadata: [
+                "pod": "\(workload.key)", "destination": "\(host):\(port)", "error": "\(error)", "flag": "\(error.responseFlag)",
+            ])
+            observer?.outboundFailed(pod: workload, source: source, destination: destination, error: error)
+            channel.close(promise: nil)
+        }
+    }
+
+    /// A plaintext connection to the pod (redirected to 15006): the pod's policies decide
+    /// without a peer identity (STRICT PeerAuthentication denies it), then it is passed on.
+    private func inboundPlaintext(_ channel: any Channel, workload: ZDSWorkload, handlers: Handlers) async {
+        guard let destination = try? await OriginalDestination.of(channel), let host = destination.ipAddress, let port = destination.port,
+              let target = handlers.store.workload(address: host), target.node == handlers.node, let port16 = UInt16(exactly: port) else {
+            logger.info("plaintext inbound connection to no local workload; closing", metadata: ["pod": "\(workload.key)"])
+            channel.close(promise: nil)
+            return
+        }
+        let source = channel.remoteAddress
+        let decision = handlers.store.authorize(L4Connection(source: nil, destination: target, destinationPort: port16,
+                                                             sourceAddress: source?.ipAddress, destinationAddress: host))
+        if case .deny(let reason) = decision {
+            logger.info("plaintext inbound connection denied", metadata: [
+                "pod": "\(workload.key)", "source": "\(source.map { "\($0)" } ?? "-")", "port": "\(port)", "reason": "\(reason)",
+            ])
+            handlers.observer?.inboundPlaintextDenied(pod: workload, source: source, destination: destination, reason: reason)
+            channel.close(promise: nil)
+            return
+        }
+        let started = ContinuousClock.now
+        let observer = handlers.observer
+        do {
+            try await TCPPassthrough.splice(channel, to: destination, connectTimeout: connectTimeout, connector: self, workload: host) { sent, received in
+                observer?.inboundPlaintextClosed(pod: workload, source: source, destination: destination, duration: ContinuousClock.now - started,
+                                                 sent: sent, received: received)
+            }
+        } catch {
+            logger.info("plaintext inbound connect to the pod failed", metadata: ["pod": "\(workload.key)", "error": "\(error)"])
+            channel.close(promise: nil)
+        }
+    }
+}
+
+/// One captured outbound connection, for access logs and metrics.
+public struct CapturedConnection: Sendable {
+    public var pod: ZDSWorkload
+    public var source: SocketAddress?
+    public var destination: SocketAddress
+    public var route: OutboundRoute
+    public var duration: Duration
+}
+
+/// Told about captured connections (access logs, metrics).
+public protocol CaptureObserver: Sendable {
+    func outboundOpened(_ connection: CapturedConnection)
+    func outboundClosed(_ connection: CapturedConnection, sent: UInt64, received: UInt64)
+    func outboundFailed(pod: ZDSWorkload, source: SocketAddress?, destination: SocketAddress, error: OutboundError)
+    func inboundPlaintextDenied(pod: ZDSWorkload, source: SocketAddress?, destination: SocketAddress, reason: String)
+    func inboundPlaintextClosed(pod: ZDSWorkload, source: SocketAddress?, destination: SocketAddress, duration: Duration, sent: UInt64, received: UInt64)
+}
+
+private func closeDescriptor(_ socket: CInt) {
+    _ = Glibc.close(socket)
+}
+#endif

@@ -1,0 +1,182 @@
+#if os(Linux)
+import CNodeSockets
+import Glibc
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// An open network namespace: a descriptor of `/var/run/netns/NAME`,
+/// `/proc/PID/ns/net`, or one received over ZDS. Closing it (explicitly, or
+/// when the last reference goes) releases the namespace only if nothing else
+/// holds it.
+///
+/// Sockets are made inside the namespace on a worker thread that enters it
+/// with `setns(2)` (which moves only the calling thread), creates the socket
+/// (a socket keeps the namespace it was created in) and returns to its own
+/// namespace before it does anything else.
+public final class NetworkNamespace: Sendable {
+    private let fd: Mutex<CInt>
+    /// A short name for logs (the pod, or the path).
+    public let name: String
+
+    /// Adopts `descriptor` (it is closed with this object).
+    public init(adopting descriptor: CInt, name: String) {
+        self.fd = Mutex(descriptor)
+        self.name = name
+    }
+
+    /// Opens the namespace at `path` (for example `/var/run/netns/NAME`).
+    public static func open(path: String) throws(CaptureError) -> NetworkNamespace {
+        let descriptor = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .system(operation: "open \(path)", errno: errno) }
+        return NetworkNamespace(adopting: descriptor, name: path)
+    }
+
+    deinit { close() }
+
+    /// The descriptor (-1 once closed); valid only while this object is open.
+    public var descriptor: CInt { fd.withLock { $0 } }
+
+    /// Closes the descriptor (idempotent).
+    public func close() {
+        let old = fd.withLock { fd -> CInt in
+            defer { fd = -1 }
+            return fd
+        }
+        if old >= 0 { Glibc.close(old) }
+    }
+
+    /// Runs `body` on the calling thread while it is inside this namespace, then
+    /// returns the thread to the namespace it was in. Call it only on a thread
+    /// you own (a worker of ``NamespaceWorkers``), never on an event loop.
+    func enter<R>(_ body: () throws(CaptureError) -> R) throws(CaptureError) -> R {
+        let original = Glibc.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard original >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: errno) }
+        defer { Glibc.close(original) }
+        let target = descriptor
+        guard target >= 0 else { throw .notANetworkNamespace("\(name) (closed)") }
+        let entered = swiftmesh_node_setns_net(target)
+        guard entered == 0 else {
+            if -entered == EINVAL { throw .notANetworkNamespace(name) }
+            throw .system(operation: "setns into \(name)", errno: -entered)
+        }
+        defer {
+            let back = swiftmesh_node_setns_net(original)
+            if back != 0 {
+                // A worker left in a pod's namespace would make later sockets there: stop instead.
+                fatalError("swift-mesh: cannot return to the original network namespace (errno \(-back))")
+            }
+        }
+        return try body()
+    }
+
+    /// The namespace's IPv4 addresses outside loopback (the pod's IPs).
+    func ipv4Addresses() throws(CaptureError) -> [String] {
+        try enter { () throws(CaptureError) -> [String] in
+            var list: UnsafeMutablePointer<ifaddrs>?
+            guard getifaddrs(&list) == 0 else { throw .system(operation: "getifaddrs in \(name)", errno: errno) }
+            defer { freeifaddrs(list) }
+            var addresses: [String] = []
+            var entry = list
+            while let current = entry {
+                defer { entry = current.pointee.ifa_next }
+                guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                      current.pointee.ifa_flags & UInt32(IFF_LOOPBACK) == 0 else { continue }
+                addresses.append(address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4Text($0.pointee.sin_addr) })
+            }
+            return addresses
+        }
+    }
+
+    /// A TCP socket bound to `0.0.0.0:port` and listening, made in this namespace,
+    /// with SO_REUSEPORT so that a second proxy (an upgrade) can bind beside this one.
+    func tcpListener(port: Int, backlog: CInt = 1024) throws(CaptureError) -> CInt {
+        let socket = try enter { () throws(CaptureError) -> CInt in
+            let socket = swiftmesh_node_socket(AF_INET, Int32(SOCK_STREAM.rawValue))
+            guard socket >= 0 else { throw .system(operation: "socket in \(name)", errno: -socket) }
+            return socket
+        }
+        do {
+            try setInt(socket, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+            try setInt(socket, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT")
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr = in_addr(s_addr: INADDR_ANY)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else {
+                let error = errno
+                throw error == EADDRINUSE ? CaptureError.portInUse(port: port, pod: name) : .system(operation: "bind port \(port) in \(name)", errno: error)
+            }
+            guard listen(socket, backlog) == 0 else { throw CaptureError.system(operation: "listen on port \(port) in \(name)", errno: errno) }
+            return socket
+        } catch {
+            Glibc.close(socket)
+            throw error as! CaptureError
+        }
+    }
+
+    /// A TCP socket made in this namespace, marked `mark` (SO_MARK, so the pod's capture
+    /// rules let it pass), and connected to `destination` within `timeout`.
+    func connectedSocket(to destination: SocketAddress, mark: UInt32, timeout: TimeAmount) throws(CaptureError) -> CInt {
+        let family = destination.protocol == .inet6 ? AF_INET6 : AF_INET
+        let socket = try enter { () throws(CaptureError) -> CInt in
+            let socket = swiftmesh_node_socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
+            guard socket >= 0 else { throw .system(operation: "socket in \(name)", errno: -socket) }
+            return socket
+        }
+        do {
+            try setInt(socket, SOL_SOCKET, SO_MARK, CInt(bitPattern: mark), "SO_MARK")
+            let started = destination.withSockAddr { address, length in Glibc.connect(socket, address, socklen_t(length)) }
+            if started != 0 {
+                guard errno == EINPROGRESS else { throw CaptureError.system(operation: "connect to \(destination) from \(name)", errno: errno) }
+                let milliseconds = CInt(clamping: max(1, timeout.nanoseconds / 1_000_000))
+                let ready = swiftmesh_node_poll(socket, Int16(POLLOUT), milliseconds)
+                guard ready >= 0 else { throw CaptureError.system(operation: "poll connect to \(destination)", errno: -ready) }
+                guard ready > 0 else { throw CaptureError.connectTimedOut(destination: "\(destination)") }
+                var error: CInt = 0
+                var length = socklen_t(MemoryLayout<CInt>.size)
+                guard getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else {
+                    throw CaptureError.system(operation: "SO_ERROR", errno: errno)
+                }
+                guard error == 0 else { throw CaptureError.system(operation: "connect to \(destination) from \(name)", errno: error) }
+            }
+            return socket
+        } catch {
+            Glibc.close(socket)
+            throw error as! CaptureError
+        }
+    }
+
+    private func setInt(_ socket: CInt, _ level: CInt, _ option: CInt, _ value: CInt, _ label: String) throws(CaptureError) {
+        var value = value
+        guard setsockopt(socket, level, option, &value, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+            throw .system(operation: "setsockopt \(label)", errno: errno)
+        }
+    }
+}
+
+/// The threads on which sockets are made inside pod namespaces: blocking work
+/// (namespace switches, connects up to their timeout) never runs on an event loop.
+public final class NamespaceWorkers: Sendable {
+    private let pool: NIOThreadPool
+
+    /// Starts `threads` workers.
+    public init(threads: Int = 8) {
+        pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+    }
+
+    /// Runs `body` on a worker.
+    func run<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+        try await pool.runIfActive(body)
+    }
+
+    /// Stops the workers once their work is done.
+    public func shutdown() async {
+        try? await pool.shutdownGracefully()
+    }
+}
+#endif
