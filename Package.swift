@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "ztunnel", targets: ["ztunnel"]),
         .library(name: "MeshControlPlane", targets: ["MeshControlPlane"]),
         .library(name: "NodeProxy", targets: ["NodeProxy"]),
+        .library(name: "MeshMonitoring", targets: ["MeshMonitoring"]),
         .library(name: "MeshLab", targets: ["MeshLab"]),
         .executable(name: "mesh-lab", targets: ["mesh-lab"]),
         .executable(name: "mesh-controlplane", targets: ["mesh-controlplane"]),
@@ -169,6 +170,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Monitoring
+        // The small HTTP/1.1 server behind every operational endpoint (metrics, readiness, admin).
+        .target(
+            name: "MeshMonitoring",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Control plane
         // Manifests → cluster state → Istio/Envoy resources, address allocation,
         // the CA's node impersonation rule, metrics and the monitoring endpoint.
@@ -185,7 +198,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
@@ -205,10 +217,12 @@ let package = Package(
             dependencies: [
                 "CNodeSockets",
                 "HBONE",
+                "MeshMonitoring",
                 "MeshIdentity",
                 "MeshProto",
                 "XDSClient",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -245,6 +259,7 @@ let package = Package(
             name: "mesh-controlplane",
             dependencies: [
                 "ExampleSupport",
+                "MeshMonitoring",
                 "MeshControlPlane",
                 "MeshIdentity",
                 "IdentityServices",
@@ -288,6 +303,7 @@ let package = Package(
             dependencies: [
                 "ExampleSupport",
                 "NodeProxy",
+                "MeshMonitoring",
                 "MeshIdentity",
                 "IdentityServices",
                 "HBONE",
@@ -422,6 +438,31 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NodeProxyTests",
+            dependencies: [
+                "MeshTestSupport",
+                "NodeProxy",
+                "HBONE",
+                "XDSClient",
+                "MeshProto",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshLabTests",
+            dependencies: [
+                "MeshTestSupport",
+                "MeshLab",
+                "MeshControlPlane",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

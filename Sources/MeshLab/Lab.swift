@@ -7,18 +7,24 @@ import MeshControlPlane
 /// (``LabNodeAgent``) and a ztunnel in each node's namespace, and each
 /// container's command in its pod's namespace; ``apply(manifests:)`` changes a
 /// running lab live; ``down()`` removes everything, also after a crash.
+///
+/// Every call blocks while the host's tools run (call it from a thread of
+/// your own, not from Swift's cooperative pool).
 public struct Lab: Sendable {
     public let layout: LabLayout
     /// Where `ztunnel`, `mesh-controlplane` and `mesh-lab` are.
     public let binaries: String
     /// Progress lines (`up` and `apply` say what they do).
     public let report: @Sendable (String) -> Void
+    /// The prefix of the lab's namespace names (`swm`; tests use their own so a lab can run beside them).
+    public let prefix: String
     public let trustDomain = "cluster.local"
     private var processes: LabProcesses { LabProcesses(layout: layout) }
 
-    public init(layout: LabLayout = LabLayout(), binaries: String, report: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(layout: LabLayout = LabLayout(), binaries: String, prefix: String = "swm", report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.layout = layout
         self.binaries = binaries
+        self.prefix = prefix
         self.report = report
     }
 
@@ -32,7 +38,7 @@ public struct Lab: Sendable {
     }
 
     /// Reads `manifests` into a topology (the same loader and plan as the control plane).
-    public static func topology(manifests: String) throws(LabError) -> LabTopology {
+    public static func topology(manifests: String, prefix: String = "swm") throws(LabError) -> LabTopology {
         let state: ClusterState
         do {
             state = try ClusterManifestLoader().load(directory: manifests)
@@ -45,17 +51,17 @@ public struct Lab: Sendable {
         } catch {
             throw .invalid("\(manifests): \(error)")
         }
-        return try LabTopology.build(state: state, plan: plan)
+        return try LabTopology.build(state: state, plan: plan, prefix: prefix)
     }
 
     // MARK: up
 
     /// Builds and starts the lab; on a lab that is already up, the same as ``apply(manifests:)``.
     @discardableResult
-    public func up(manifests: String) async throws(LabError) -> LabTopology {
+    public func up(manifests: String) throws(LabError) -> LabTopology {
         try Self.checkHost()
-        if record != nil { return try await apply(manifests: manifests) }
-        let topology = try Self.topology(manifests: manifests)
+        if record != nil { return try apply(manifests: manifests) }
+        let topology = try Self.topology(manifests: manifests, prefix: prefix)
         guard !topology.nodes.isEmpty else { throw .invalid("\(manifests) has no Node") }
         do {
             try layout.prepare(nodes: topology.nodes.map(\.name))
@@ -69,8 +75,8 @@ public struct Lab: Sendable {
                 try writeEnrollments(topology, node: node.name)
                 try startNode(node, topology: topology)
             }
-            for node in topology.nodes { try await waitReady(node) }
-            try await waitCaptured(topology.pods.filter(\.ambient))
+            for node in topology.nodes { try waitReady(node) }
+            try waitCaptured(topology.pods.filter(\.ambient))
             for pod in topology.pods { try startContainers(pod) }
         } catch {
             report("up failed: \(error); run `scripts/lab down` to clean up")
@@ -138,7 +144,7 @@ public struct Lab: Sendable {
         ])
     }
 
-    private func waitReady(_ node: LabTopology.Node) async throws(LabError) {
+    private func waitReady(_ node: LabTopology.Node) throws(LabError) {
         for _ in 0..<600 {
             if (try? LabCommand.status(["ip", "netns", "exec", node.netns, "curl", "-sf", "-m", "1", "http://127.0.0.1:15021/healthz/ready"]))?.status == 0 {
                 report("ztunnel on \(node.name) ready")
@@ -147,13 +153,13 @@ public struct Lab: Sendable {
             guard processes.pid("ztunnel-\(node.name)") != nil else {
                 throw .invalid("ztunnel on \(node.name) exited; see `scripts/lab logs ztunnel-\(node.name)`")
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            usleep(100_000)
         }
         throw .timedOut("ztunnel on \(node.name) (see `scripts/lab logs ztunnel-\(node.name)`)")
     }
 
     /// Waits until every pod in `pods` is captured by its node's ztunnel; a refusal is an error naming the reason.
-    func waitCaptured(_ pods: [LabTopology.Pod]) async throws(LabError) {
+    func waitCaptured(_ pods: [LabTopology.Pod]) throws(LabError) {
         var remaining = pods
         for _ in 0..<600 where !remaining.isEmpty {
             var waiting: [LabTopology.Pod] = []
@@ -163,7 +169,7 @@ public struct Lab: Sendable {
                 if status?.state != "captured" { waiting.append(pod) }
             }
             remaining = waiting
-            if !remaining.isEmpty { try? await Task.sleep(for: .milliseconds(100)) }
+            if !remaining.isEmpty { usleep(100_000) }
         }
         guard remaining.isEmpty else { throw .timedOut("capture of \(remaining.map(\.key).joined(separator: ", "))") }
     }
@@ -188,10 +194,10 @@ public struct Lab: Sendable {
     /// Re-reads `manifests` into the running lab: pods added or removed, enrollment
     /// changes; the control plane picks up labels and policies from the copy by itself.
     @discardableResult
-    public func apply(manifests: String) async throws(LabError) -> LabTopology {
+    public func apply(manifests: String) throws(LabError) -> LabTopology {
         try Self.checkHost()
         guard var record else { throw .notRunning }
-        let next = try Self.topology(manifests: manifests)
+        let next = try Self.topology(manifests: manifests, prefix: record.topology.prefix)
         guard next.nodes == record.topology.nodes else {
             throw .invalid("the Nodes changed; the lab changes pods, labels and policies live, but nodes only with `scripts/lab down` and `up`")
         }
@@ -206,7 +212,7 @@ public struct Lab: Sendable {
         try copyManifests(from: manifests)
         for pod in removed {
             report("pod \(pod.key): removed")
-            try await waitReleased(pod)
+            try waitReleased(pod)
             for container in pod.containers { processes.stop(Self.processName(pod, container: container.name), grace: .seconds(2)) }
             try network.remove(pod: pod)
         }
@@ -218,16 +224,16 @@ public struct Lab: Sendable {
         record.topology = next
         record.source = manifests
         try layout.write(record, to: layout.record)
-        try await waitCaptured(next.pods.filter(\.ambient))
+        try waitCaptured(next.pods.filter(\.ambient))
         for pod in added { try startContainers(pod) }
         return next
     }
 
-    private func waitReleased(_ pod: LabTopology.Pod) async throws(LabError) {
+    private func waitReleased(_ pod: LabTopology.Pod) throws(LabError) {
         for _ in 0..<100 {
             let status = layout.read([String: LabEnrollmentStatus].self, from: layout.status(pod.node))
             if status?[pod.uid] == nil { return }
-            try? await Task.sleep(for: .milliseconds(100))
+            usleep(100_000)
         }
         throw .timedOut("the node agent to release \(pod.key)")
     }
@@ -238,7 +244,7 @@ public struct Lab: Sendable {
     /// their links, routes and rules) and the state directory. Safe after a crash
     /// and when nothing is up.
     public func down() throws(LabError) {
-        let prefix = record?.topology.prefix ?? "swm"
+        let prefix = record?.topology.prefix ?? self.prefix
         for name in processes.names { processes.stop(name, grace: .seconds(3)) }
         let namespaces = LabNamespaces.list(prefix: prefix)
         // Pods first, then nodes, then the wire: nothing is left half-linked.

@@ -10,6 +10,9 @@ MESH_APT_PACKAGES=(
   stunnel4 iperf3 nghttp2-client procps
 )
 
+# What the lab drives (scripts/lab, scripts/demo, the lab tests).
+MESH_LAB_APT_PACKAGES=(iproute2 iptables tcpdump iperf3 curl netcat-openbsd python3)
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 ensure_apt_packages() {

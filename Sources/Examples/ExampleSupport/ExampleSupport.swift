@@ -1,14 +1,58 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 
 /// Sends every log line at `level` or above (a swift-log level name; `info` when unknown) to standard error.
-public func bootstrapLogging(_ level: String) {
-    let parsed = Logger.Level(rawValue: level) ?? .info
+/// The returned control changes the level of every logger at run time (ztunnel's `/logging?level=`).
+@discardableResult
+public func bootstrapLogging(_ level: String) -> LogLevelControl {
+    let control = LogLevelControl(Logger.Level(rawValue: level) ?? .info)
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = parsed
-        return handler
+        LevelControlledLogHandler(inner: StreamLogHandler.standardError(label: label), control: control)
+    }
+    return control
+}
+
+/// The process's log level, shared by every logger made after ``bootstrapLogging(_:)``.
+public final class LogLevelControl: Sendable {
+    private let level: Mutex<Logger.Level>
+
+    init(_ level: Logger.Level) { self.level = Mutex(level) }
+
+    public var current: Logger.Level {
+        get { level.withLock { $0 } }
+        set { level.withLock { $0 = newValue } }
+    }
+}
+
+/// A handler whose level is the process's (``LogLevelControl``).
+struct LevelControlledLogHandler: LogHandler {
+    var inner: StreamLogHandler
+    let control: LogLevelControl
+
+    var logLevel: Logger.Level {
+        get { control.current }
+        set { control.current = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        inner.log(event: event)
     }
 }
 

@@ -4,6 +4,7 @@ import Foundation
 import IdentityServices
 import Logging
 import MeshControlPlane
+import MeshMonitoring
 import MeshIdentity
 import ServiceLifecycle
 import XDSServer
@@ -92,8 +93,8 @@ struct Serve: AsyncParsableCommand {
         }
         let servers = [secure] + (plaintext.map { [$0] } ?? [])
         let (monitoringHost, monitoringPort) = try HostPort.parse(monitoringAddress)
-        let monitoring = try await MonitoringServer.start(host: monitoringHost, port: monitoringPort) { path in
-            await MonitoringRoutes.reply(path: path, controlPlane: controlPlane, servers: servers, metrics: metrics, ca: caCounters)
+        let monitoring = try await MonitoringServer.start(host: monitoringHost, port: monitoringPort) { request in
+            await MonitoringRoutes.reply(path: request.path, controlPlane: controlPlane, servers: servers, metrics: metrics, ca: caCounters)
         }
 
         // swift-service-lifecycle runs the servers and the manifest watcher; SIGTERM or SIGINT

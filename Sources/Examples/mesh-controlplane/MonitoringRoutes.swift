@@ -1,6 +1,7 @@
 import Foundation
 import IdentityServices
 import MeshControlPlane
+import MeshMonitoring
 import XDSServer
 
 /// istiod's monitoring endpoints on 15014.

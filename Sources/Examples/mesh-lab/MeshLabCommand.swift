@@ -24,10 +24,13 @@ struct LabOptions: ParsableArguments {
     @Option(help: "Directory with ztunnel, mesh-controlplane and mesh-lab (default: this program's own).")
     var binaries: String?
 
+    @Option(help: "Prefix of the lab's network namespace names.")
+    var prefix: String = "swm"
+
     func lab() -> Lab {
         let layout = state.map { LabLayout(root: $0) } ?? LabLayout()
         let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        return Lab(layout: layout, binaries: binaries ?? own) { line in print("==> \(line)") }
+        return Lab(layout: layout, binaries: binaries ?? own, prefix: prefix) { line in print("==> \(line)") }
     }
 }
 
@@ -38,7 +41,7 @@ struct Up: AsyncParsableCommand {
 
     func run() async throws {
         let lab = options.lab()
-        try await lab.up(manifests: manifests)
+        try lab.up(manifests: manifests)
         print(try lab.table())
     }
 }
@@ -50,7 +53,7 @@ struct Apply: AsyncParsableCommand {
 
     func run() async throws {
         let lab = options.lab()
-        try await lab.apply(manifests: manifests)
+        try lab.apply(manifests: manifests)
         print(try lab.table())
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import HBONE
 import Logging
 import MeshIdentity
+import MeshMonitoring
 import NIOCore
 import NIOPosix
 import NodeProxy
@@ -60,6 +61,12 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Readiness listen address (GET /healthz/ready).")
     var readiness: String = "0.0.0.0:15021"
 
+    @Option(help: "Prometheus metrics listen address (/metrics and /stats/prometheus).")
+    var metricsAddress: String = "0.0.0.0:15020"
+
+    @Option(help: "Admin listen address (/config_dump, /logging?level=, POST /quitquitquit); keep it on loopback.")
+    var adminAddress: String = "127.0.0.1:15000"
+
     @Flag(help: "Carry tunnelled bytes through NIOHTTP2's stream channels instead of HBONE's data path (same frames on the wire; for comparison or as a fallback).")
     var nioHTTP2DataPath = false
 
@@ -79,7 +86,7 @@ struct Ztunnel: AsyncParsableCommand {
 
     func run() async throws {
         unblockShutdownSignals()
-        bootstrapLogging(logLevel)
+        let logLevelControl = bootstrapLogging(logLevel)
         let logger = Logger(label: "ztunnel")
         let store = try config.map { try WorkloadStore(LocalConfig.load(path: $0)) } ?? WorkloadStore()
         let identity = try ZtunnelIdentity.load(svid: svid, nodeCredential: nodeCredential, caAddress: caAddress, controlPlaneIdentity: controlPlaneIdentity,
@@ -103,7 +110,8 @@ struct Ztunnel: AsyncParsableCommand {
             }
         }
         let retaining = identity.retainLocalIdentities(store: store, node: node)
-        let metrics = LoggingMetrics(logger: logger)
+        let istioMetrics = ZtunnelMetrics(store: store)
+        let metrics = ObserverGroup(tunnels: [LoggingMetrics(logger: logger), istioMetrics], captures: [AccessLog(logger: logger), istioMetrics])
 
         // Per-workload identities: the workload of this node at an address (the
         // destination of an inbound connection, the source of an outbound one).
@@ -138,17 +146,44 @@ struct Ztunnel: AsyncParsableCommand {
             logger: logger)
         var enrolling: Task<Void, Never>?
         if let capture, let zdsSocket {
-            capture.attach(server: server, router: outbound, store: store, node: node, observer: AccessLog(logger: logger))
+            capture.attach(server: server, router: outbound, store: store, node: node, observer: metrics)
             let zds = ZDSClient(path: zdsSocket, handler: capture, workers: workers, logger: logger)
             enrolling = Task { await zds.run() }
         }
         let socks = try await SOCKS5Server.start(address: HostPort.parse(socks5), router: outbound, logger: logger)
         // Ready once the mesh state arrived (at once with a local config).
         let fromControlPlane = xdsAddress != nil
-        let ready = try await ReadinessServer.start(address: HostPort.parse(readiness)) { !fromControlPlane || store.version > 0 }
+        let (readyHost, readyPort) = try HostPort.parse(readiness)
+        let ready = try await MonitoringServer.start(host: readyHost, port: readyPort) { request in
+            guard request.path == "/healthz/ready" else { return .notFound }
+            return !fromControlPlane || store.version > 0 ? MonitoringReply(body: "ready\n")
+                : MonitoringReply(status: .serviceUnavailable, body: "not ready: no mesh state yet\n")
+        }
+        let (metricsHost, metricsPort) = try HostPort.parse(metricsAddress)
+        let adsClient = xds
+        let metricsServer = try await MonitoringServer.start(host: metricsHost, port: metricsPort) { request in
+            guard request.path == "/metrics" || request.path == "/stats/prometheus" else { return .notFound }
+            return MonitoringReply(contentType: "text/plain; version=0.0.4",
+                                   body: istioMetrics.render(capturedPods: capture?.capturedUIDs.count ?? 0, xds: adsClient?.counters))
+        }
+        let certificates = identity.certificates
+        let admin = ZtunnelAdmin(
+            store: store, capture: capture,
+            certificates: {
+                await certificates?.statuses().map { ZtunnelAdmin.Certificate(identity: "\($0.identity)", expiresAt: $0.expiresAt, renewAt: $0.renewAt) } ?? []
+            },
+            logLevel: { name in
+                guard let name else { return logLevelControl.current.rawValue }
+                guard let level = Logger.Level(rawValue: name) else { return nil }
+                logLevelControl.current = level
+                return level.rawValue
+            },
+            quit: { kill(getpid(), SIGTERM) })
+        let (adminHost, adminPort) = try HostPort.parse(adminAddress)
+        let adminServer = try await MonitoringServer.start(host: adminHost, port: adminPort) { request in await admin.reply(request) }
         logger.info("ztunnel ready", metadata: [
             "node": "\(node)", "identity": "\(identity.description)", "hbone": "\(hboneAddress)",
-            "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(ready.localAddress.map { "\($0)" } ?? "-")",
+            "socks5": "\(socks.localAddress.map { "\($0)" } ?? "-")", "readiness": "\(readyHost):\(ready.port)", "metrics": "\(metricsHost):\(metricsServer.port)", "admin": "\(adminHost):\(adminServer.port)",
             "workloads": "\(store.counts.workloads)", "policies": "\(store.counts.policies)",
             "mesh_state": "\(xdsAddress.map { "xds \($0) (\(xdsVariant))" } ?? "local config")",
             "capture": "\(zdsSocket.map { "in-pod (ZDS \($0))" } ?? "none (SOCKS5 only)")",
@@ -163,7 +198,9 @@ struct Ztunnel: AsyncParsableCommand {
         await enrolling?.value
         await capture?.close()
         try? await socks.close()
-        try? await ready.close()
+        await ready.close()
+        await metricsServer.close()
+        await adminServer.close()
         await server.shutdown()
         await client.close()
         await identity.close()

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import Synchronization
 import NIOHTTP1
@@ -19,11 +20,28 @@ public struct MonitoringReply: Sendable {
     public static let notFound = MonitoringReply(status: .notFound, body: "not found\n")
 }
 
+/// A request to the monitoring endpoint: method, path and query parameters.
+public struct MonitoringRequest: Sendable {
+    /// `GET`, `HEAD` or `POST`.
+    public var method: String
+    /// The path without the query.
+    public var path: String
+    /// The query's `name=value` pairs (percent-decoded; the last of a repeated name wins).
+    public var query: [String: String]
+
+    public init(method: String = "GET", path: String, query: [String: String] = [:]) {
+        self.method = method
+        self.path = path
+        self.query = query
+    }
+}
+
 /// A small HTTP/1.1 server for operational endpoints (istiod's 15014:
-/// `/metrics`, `/ready`, `/debug/...`): GET only, one reply per request,
-/// computed by an async route function.
+/// `/metrics`, `/ready`, `/debug/...`; ztunnel's 15020 metrics and 15000
+/// admin): GET, HEAD and POST, one reply per request, computed by an async
+/// route function.
 public final class MonitoringServer: Sendable {
-    public typealias Route = @Sendable (_ path: String) async -> MonitoringReply
+    public typealias Route = @Sendable (_ request: MonitoringRequest) async -> MonitoringReply
 
     private let channel: any Channel
     private let connections: ConnectionSet
@@ -74,6 +92,17 @@ private final class ConnectionSet: Sendable {
 }
 
 private final class MonitoringHandler: ChannelInboundHandler, Sendable {
+    static func parseQuery(_ text: Substring) -> [String: String] {
+        var query: [String: String] = [:]
+        for pair in text.split(separator: "&") {
+            let halves = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = String(halves[0]).removingPercentEncoding ?? String(halves[0])
+            let value = halves.count > 1 ? (String(halves[1]).removingPercentEncoding ?? String(halves[1])) : ""
+            query[name] = value
+        }
+        return query
+    }
+
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -89,11 +118,13 @@ private final class MonitoringHandler: ChannelInboundHandler, Sendable {
         let bound = NIOLoopBound(context, eventLoop: loop)
         let keepAlive = head.isKeepAlive
         let route = self.route
-        let path = String(head.uri.split(separator: "?", maxSplits: 1).first ?? "/")
+        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = String(parts.first ?? "/")
+        let query = parts.count > 1 ? Self.parseQuery(parts[1]) : [:]
         let method = head.method
         loop.makeFutureWithTask { () async -> MonitoringReply in
-            guard method == .GET || method == .HEAD else { return MonitoringReply(status: .methodNotAllowed, body: "only GET\n") }
-            return await route(path)
+            guard method == .GET || method == .HEAD || method == .POST else { return MonitoringReply(status: .methodNotAllowed, body: "only GET, HEAD and POST\n") }
+            return await route(MonitoringRequest(method: method.rawValue, path: path, query: query))
         }.whenSuccess { reply in
             let context = bound.value
             var headers = HTTPHeaders()

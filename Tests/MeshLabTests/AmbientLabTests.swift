@@ -1,0 +1,171 @@
+import Foundation
+import MeshLab
+import MeshTestSupport
+import Testing
+
+/// The ambient mesh as a user meets it: unmodified programs (curl, python3's
+/// http.server, tcpdump) in pods that are network namespaces on two nodes,
+/// captured by each node's ztunnel, fed by mesh-controlplane from plain
+/// Kubernetes manifests (Fixtures/ambient). One lab serves every scenario.
+@Suite("Ambient lab (network namespaces, in-pod capture)", .serialized,
+       .enabled(if: getuid() == 0 || Interop.isCI, "the lab needs root (network namespaces, iptables)"))
+struct AmbientLabTests {
+    @Test("pod to pod across nodes and on one node, Service VIPs, L4 policy, PeerAuthentication, passthrough, metrics, admin and live changes")
+    func ambientMesh() async throws {
+        let lab = try await LabFixture.start("ambient", prefix: "swt")
+        defer { lab.stop() }
+        let serverA = lab.pod("mesh/server-a"), serverB = lab.pod("mesh/server-b"), web = lab.pod("permissive/web")
+
+        // 1. Across nodes: HBONE with the client pod's own identity; the destination's metrics and access log name it.
+        let cross = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(cross.http == "200", "client → server-b across nodes: \(cross)")
+        let nodeB = try await lab.metrics(node: "node-b")
+        let fromClient = nodeB.first {
+            $0.name == "istio_tcp_connections_opened_total" && $0.labels["reporter"] == "destination"
+                && $0.labels["source_principal"] == "spiffe://cluster.local/ns/mesh/sa/client" && $0.labels["destination_workload"] == "server-b"
+                && $0.labels["response_flags"] == "-" && $0.labels["connection_security_policy"] == "mutual_tls"
+        }
+        #expect((fromClient?.value ?? 0) >= 1, "node-b's ztunnel counts the client's connection under its own SPIFFE ID")
+        let received = nodeB.first {
+            $0.name == "istio_tcp_received_bytes_total" && $0.labels["source_workload"] == "client" && $0.labels["destination_workload"] == "server-b"
+        }
+        #expect((received?.value ?? 0) > 0, "bytes received by server-b are counted")
+        let ztunnelB = try lab.lab.logs("ztunnel-node-b")
+        #expect(ztunnelB.contains("peer=spiffe://cluster.local/ns/mesh/sa/client") && ztunnelB.contains("destination=\(serverB.address):8080"),
+                "node-b's access log names the client's SPIFFE ID and the destination")
+
+        // 2. On the wire only TLS to 15008: a marker sent through the mesh never appears; one sent outside the mesh does.
+        let marker = "MESHMARKER\(UInt32.random(in: 0...UInt32.max))", control = "PLAINMARKER\(UInt32.random(in: 0...UInt32.max))"
+        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("wire-\(UUID().uuidString).txt").path
+        let tcpdump = try PeerProcess("/usr/bin/env", ["ip", "netns", "exec", lab.topology.wireNetns, "tcpdump", "-i", "br0", "-nn", "-l", "-A", "-s0", "tcp"])
+        #expect(await tcpdump.waitFor("listening on"), "tcpdump started: \(tcpdump.text)")
+        _ = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/\(marker)")
+        let plain = try await lab.curl(from: "plain/outsider", "http://\(lab.pod("plain/plainweb").address):8080/\(control)")
+        #expect(plain.http == "404", "outsider → plainweb across nodes, outside the mesh: \(plain)")
+        #expect(await tcpdump.waitFor(control), "the plaintext control marker crossed the wire")
+        tcpdump.stop()
+        let wire = tcpdump.text
+        try? wire.write(toFile: capture, atomically: true, encoding: .utf8)
+        #expect(!wire.contains(marker), "the mesh marker was seen in plaintext on the bridge (capture in \(capture))")
+        #expect(wire.contains("\(serverB.address).15008"), "mesh traffic crossed the wire as HBONE to 15008")
+
+        // 3. Same node: still through ztunnel, policy still applied.
+        let same = try await lab.curl(from: "mesh/client", "http://\(serverA.address):8080/")
+        #expect(same.http == "200", "client → server-a on the same node: \(same)")
+        let nodeA = try await lab.metrics(node: "node-a")
+        #expect(nodeA.contains {
+            $0.name == "istio_tcp_connections_opened_total" && $0.labels["reporter"] == "destination"
+                && $0.labels["source_principal"] == "spiffe://cluster.local/ns/mesh/sa/client" && $0.labels["destination_workload"] == "server-a"
+        }, "the same-node connection went through node-a's ztunnel (HBONE inbound)")
+        let sameDenied = try await lab.curl(from: "mesh/intruder", "http://\(serverA.address):8080/")
+        #expect(sameDenied.http == "000" && sameDenied.exit == 52, "intruder → server-a on the same node is denied with no data: \(sameDenied)")
+        #expect(nodeA.first { $0.name == "workload_manager_active_proxy_count" }?.value == 4, "node-a captures its four ambient pods")
+
+        // 4. A Service VIP reaches its endpoints round robin, across nodes.
+        guard let service = lab.topology.service("mesh/server") else { throw LabTestError("fixture has no mesh/server Service") }
+        for index in 0..<6 {
+            let answer = try await lab.curl(from: "mesh/client", "http://\(service.address):80/vip-\(index)")
+            #expect(answer.http == "404", "VIP request \(index): \(answer)")
+        }
+        let hitsA = try lab.lab.logs("mesh/server-a").components(separatedBy: "GET /vip-").count - 1
+        let hitsB = try lab.lab.logs("mesh/server-b").components(separatedBy: "GET /vip-").count - 1
+        #expect(hitsA == 3 && hitsB == 3, "round robin over both endpoints: server-a \(hitsA), server-b \(hitsB)")
+
+        // 5. L4 AuthorizationPolicy at the destination: by port, principal and namespace; a denied client gets no data.
+        for (source, url, what) in [("mesh/client", "http://\(serverB.address):9090/", "port 9090 is not allowed"),
+                                    ("mesh/intruder", "http://\(serverB.address):8080/", "the intruder's principal is not allowed"),
+                                    ("mesh/client", "http://\(web.address):8080/", "namespace mesh is denied by web")] {
+            let denied = try await lab.curl(from: source, url)
+            #expect(denied.http == "000" && denied.exit == 52, "\(source) → \(url): \(what); got \(denied)")
+        }
+        let visitor = try await lab.curl(from: "other/visitor", "http://\(web.address):8080/")
+        #expect(visitor.http == "200", "other/visitor → web is allowed: \(visitor)")
+
+        // 6. PeerAuthentication: STRICT refuses plaintext from outside the mesh, PERMISSIVE admits it.
+        let strict = try await lab.curl(from: "plain/outsider", "http://\(serverB.address):8080/")
+        #expect(strict.http == "000", "outsider → server-b (STRICT) is refused: \(strict)")
+        let permissive = try await lab.curl(from: "plain/outsider", "http://\(web.address):8080/")
+        #expect(permissive.http == "200", "outsider → web (PERMISSIVE) is admitted: \(permissive)")
+
+        // 7. Outside the mesh: to a pod not in it, and to an address outside the cluster, plain TCP passes through.
+        let toPlain = try await lab.curl(from: "mesh/client", "http://\(lab.pod("plain/plainweb").address):8080/")
+        #expect(toPlain.http == "200", "client → plainweb (not in the mesh): \(toPlain)")
+        let outside = try PeerProcess("/usr/bin/env", ["ip", "netns", "exec", lab.topology.wireNetns, "python3", "-m", "http.server", "18080",
+                                                        "--bind", lab.topology.gatewayAddress])
+        defer { outside.stop() }
+        #expect(await outside.waitFor("Serving HTTP"), "outside server: \(outside.text)")
+        let toOutside = try await lab.curl(from: "mesh/client", "http://\(lab.topology.gatewayAddress):18080/")
+        #expect(toOutside.http == "200", "client → an address outside the cluster: \(toOutside)")
+
+        // 8. Admin: the config dump lists the node's certificates with expiry and its captured pods.
+        let dump = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
+        let json = try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any]
+        let certificates = (json?["certificates"] as? [[String: Any]])?.compactMap { $0["identity"] as? String } ?? []
+        #expect(certificates.contains("spiffe://cluster.local/ns/mesh/sa/server"), "config_dump certificates: \(certificates)")
+        let captured = (json?["capturedPods"] as? [[String: Any]])?.compactMap { $0["pod"] as? String } ?? []
+        #expect(Set(captured) == ["mesh/server-b", "permissive/web"], "config_dump captured pods: \(captured)")
+
+        // 9. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
+        try await lab.apply(file: "late.yaml", """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: late, namespace: mesh, labels: {app: late}}
+            spec:
+              nodeName: node-b
+              serviceAccountName: server
+              containers:
+              - {name: http, command: ["python3", "-m", "http.server", "8080"]}
+            """)
+        let late = lab.pod("mesh/late")
+        let reachedLate = await eventually { (try? await lab.curl(from: "mesh/client", "http://\(late.address):8080/"))?.http == "200" }
+        #expect(reachedLate, "a pod added live is captured and reachable")
+
+        let policies = try String(contentsOfFile: lab.manifests + "/policies.yaml", encoding: .utf8)
+        try await lab.apply(file: "policies.yaml", policies.replacingOccurrences(
+            of: #"principals: ["cluster.local/ns/mesh/sa/client"]"#,
+            with: #"principals: ["cluster.local/ns/mesh/sa/client", "cluster.local/ns/mesh/sa/intruder"]"#))
+        let admitted = await eventually { (try? await lab.curl(from: "mesh/intruder", "http://\(serverB.address):8080/"))?.http == "200" }
+        #expect(admitted, "a policy changed live admits the intruder")
+
+        let pods = try String(contentsOfFile: lab.manifests + "/pods.yaml", encoding: .utf8)
+        try await lab.apply(file: "pods.yaml", pods.replacingOccurrences(
+            of: "metadata: {name: server-a, namespace: mesh, labels: {app: server}}",
+            with: "metadata: {name: server-a, namespace: mesh, labels: {app: server, istio.io/dataplane-mode: none}}"))
+        let released = await eventually {
+            let listening = (try? await lab.run(netns: serverA.netns, ["ss", "-Htln"]))?.stdout ?? ":15001"
+            return !listening.contains(":15001 ") && !listening.contains(":15008 ")
+        }
+        #expect(released, "a pod labelled out of the mesh has its listeners closed")
+        let afterRelease = await eventually { (try? await lab.curl(from: "mesh/client", "http://\(serverA.address):8080/"))?.http == "200" }
+        #expect(afterRelease, "the released pod is reached as plain TCP")
+
+        try await lab.remove(file: "late.yaml")
+        #expect(!LabNamespaces.exists(late.netns), "a deleted pod's namespace is gone")
+        let gone = try await lab.curl(from: "mesh/client", "http://\(late.address):8080/")
+        #expect(gone.http == "000", "a deleted pod is unreachable: \(gone)")
+
+        // 10. Nothing of the lab reaches the root namespace.
+        let routes = try await Interop.run("/usr/bin/env", ["ip", "route", "show"])
+        #expect(!routes.stdout.contains("10.244.") && !routes.stdout.contains("172.18."), "root namespace routes: \(routes.stdout)")
+    }
+
+    @Test("down removes every namespace and process, also when run twice")
+    func downLeavesNothing() async throws {
+        let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-swd"), binaries: LabFixture.binaries, prefix: "swd")
+        try await offPool {
+            try lab.down()
+            try LabNetwork(topology: Lab.topology(manifests: LabFixture.fixture("ambient"), prefix: "swd")).create()
+        }
+        #expect(!LabNamespaces.list(prefix: "swd").isEmpty)
+        try await offPool {
+            try lab.down()
+            try lab.down()
+        }
+        #expect(LabNamespaces.list(prefix: "swd").isEmpty, "namespaces left: \(LabNamespaces.list(prefix: "swd"))")
+    }
+}
+
+struct LabTestError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

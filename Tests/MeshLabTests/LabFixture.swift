@@ -1,0 +1,115 @@
+import Foundation
+import MeshLab
+import MeshTestSupport
+import Testing
+
+/// A lab built from `Fixtures/NAME` under its own namespace prefix and state
+/// directory (so it runs beside a `scripts/lab` lab), with helpers to run
+/// commands in pods and nodes. The manifests are copied to a scratch
+/// directory that a test may edit and `apply`.
+final class LabFixture: Sendable {
+    let lab: Lab
+    let manifests: String
+    let topology: LabTopology
+
+    static let binaries = Interop.packageRoot + "/.build/debug"
+    static func fixture(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/" + name
+    }
+
+    /// Builds and starts the lab (after removing what a crashed earlier run left).
+    static func start(_ fixture: String, prefix: String) async throws -> LabFixture {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lab-\(prefix)-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        for file in try FileManager.default.contentsOfDirectory(atPath: Self.fixture(fixture)) {
+            try FileManager.default.copyItem(atPath: Self.fixture(fixture) + "/" + file, toPath: scratch + "/" + file)
+        }
+        let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-\(prefix)"), binaries: binaries, prefix: prefix)
+        let topology = try await offPool {
+            try? lab.down()
+            do {
+                return try lab.up(manifests: scratch)
+            } catch {
+                try? lab.down()
+                throw error
+            }
+        }
+        return LabFixture(lab: lab, manifests: scratch, topology: topology)
+    }
+
+    private init(lab: Lab, manifests: String, topology: LabTopology) {
+        self.lab = lab
+        self.manifests = manifests
+        self.topology = topology
+    }
+
+    /// Removes everything (call in a `defer`).
+    func stop() {
+        try? lab.down()
+        try? FileManager.default.removeItem(atPath: manifests)
+    }
+
+    func pod(_ key: String) -> LabTopology.Pod {
+        guard let pod = (lab.record?.topology ?? topology).pod(key) else { fatalError("fixture has no pod \(key)") }
+        return pod
+    }
+
+    func node(_ name: String) -> LabTopology.Node {
+        guard let node = topology.node(name) else { fatalError("fixture has no node \(name)") }
+        return node
+    }
+
+    /// Runs `argv` in a network namespace; returns status and output.
+    func run(netns: String, _ argv: [String], stdin: String? = nil) async throws -> Interop.Output {
+        try await Interop.run("/usr/bin/env", ["ip", "netns", "exec", netns] + argv, stdin: stdin)
+    }
+
+    /// `curl` from `pod` to `url`: curl's exit status and the HTTP status (000 when none).
+    func curl(from pod: String, _ url: String) async throws -> (exit: Int32, http: String) {
+        let output = try await run(netns: self.pod(pod).netns, ["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url])
+        return (output.status, output.stdout)
+    }
+
+    /// The Prometheus page of a node's ztunnel, parsed by prometheus_client (the independent parser).
+    func metrics(node: String) async throws -> [MetricSample] {
+        let page = try await run(netns: self.node(node).netns, ["curl", "-sf", "http://127.0.0.1:15020/stats/prometheus"])
+        #expect(page.status == 0, "metrics page: \(page.combined)")
+        guard let python = Interop.python else {
+            Issue.record("the interop venv is missing (scripts/test creates it)")
+            return []
+        }
+        let parsed = try await Interop.run(python, [Interop.script("prometheus_samples.py")], stdin: page.stdout)
+        #expect(parsed.status == 0, "prometheus_client could not parse the page: \(parsed.stderr)")
+        return parsed.stdout.split(separator: "\n").compactMap { line in
+            try? JSONDecoder().decode(MetricSample.self, from: Data(line.utf8))
+        }
+    }
+
+    /// Replaces one manifest file of the scratch copy and applies the directory.
+    func apply(file: String, _ text: String) async throws {
+        try text.write(toFile: manifests + "/" + file, atomically: true, encoding: .utf8)
+        let lab = self.lab, manifests = self.manifests
+        _ = try await offPool { try lab.apply(manifests: manifests) }
+    }
+
+    /// Removes one manifest file of the scratch copy and applies the directory.
+    func remove(file: String) async throws {
+        try FileManager.default.removeItem(atPath: manifests + "/" + file)
+        let lab = self.lab, manifests = self.manifests
+        _ = try await offPool { try lab.apply(manifests: manifests) }
+    }
+}
+
+/// One sample of a Prometheus page.
+struct MetricSample: Decodable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+}
+
+/// Runs blocking work (the lab drives host tools) on a thread of its own, off Swift's cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
