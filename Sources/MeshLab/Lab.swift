@@ -141,6 +141,8 @@ public struct Lab: Sendable {
             binaries + "/ztunnel", "--node", node.name, "--node-credential", layout.credential(node.name),
             "--xds-address", controlPlane, "--ca-address", controlPlane, "--zds-socket", layout.zdsSocket(node.name),
             "--hbone-listen", "\(node.address):15008",
+            // Names outside the cluster go to the wire (the lab's outside world), where a resolver may answer.
+            "--dns-upstream", "\(topology.gatewayAddress):53",
         ])
     }
 

@@ -69,6 +69,24 @@ public struct LabNetwork: Sendable {
         try LabCommand.run(["ip", "-n", node.netns, "link", "set", pod.hostInterface, "up"])
         try LabCommand.run(["ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.conf.\(pod.hostInterface).proxy_arp=1"])
         try LabCommand.run(["ip", "-n", node.netns, "route", "replace", "\(pod.address)/32", "dev", pod.hostInterface])
+        try writeResolvConf(pod)
+    }
+
+    /// The cluster DNS address pods are told (kube-dns's usual VIP); the pod's capture
+    /// rules send every DNS query, to whatever server, to ztunnel's proxy on 15053.
+    public static let clusterDNS = "10.96.0.10"
+
+    /// `/etc/netns/NETNS/resolv.conf`, which `ip netns exec` mounts over the pod's
+    /// `/etc/resolv.conf`: Kubernetes' search path for the pod's namespace.
+    private func writeResolvConf(_ pod: LabTopology.Pod) throws(LabError) {
+        let directory = "/etc/netns/" + pod.netns
+        let text = "search \(pod.namespace).svc.cluster.local svc.cluster.local cluster.local\nnameserver \(Self.clusterDNS)\noptions ndots:5\n"
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try text.write(toFile: directory + "/resolv.conf", atomically: true, encoding: .utf8)
+        } catch {
+            throw .invalid("cannot write \(directory)/resolv.conf: \(error)")
+        }
     }
 
     /// Removes a pod's namespace (its veth pair goes with it) and its route on the node.
@@ -106,8 +124,9 @@ public enum LabNamespaces {
         }
     }
 
-    /// Kills every process in the namespace, then deletes it.
+    /// Kills every process in the namespace, then deletes it and its `/etc/netns/NAME` files.
     public static func delete(_ name: String) throws(LabError) {
+        try? FileManager.default.removeItem(atPath: "/etc/netns/" + name)
         guard exists(name) else { return }
         killProcesses(in: name)
         try LabCommand.run(["ip", "netns", "del", name])

@@ -11,7 +11,7 @@ public enum DNSAnswer: Sendable, Hashable {
     case addresses([String])
     /// A mesh Service without addresses of the asked type: NOERROR, no answers.
     case noData
-    /// A name under `svc.<domain suffix>` that is no Service: NXDOMAIN, authoritative.
+    /// A name under `<domain suffix>` that is no Service: NXDOMAIN, authoritative.
     case nameError
     /// Not a mesh name: ask the upstream resolvers.
     case forward
@@ -53,8 +53,9 @@ enum DNSForwardError: Error, Sendable, CustomStringConvertible {
 ///
 /// A name resolves like Kubernetes DNS with the pod's search path:
 /// `NAME.NS.svc.<suffix>`, `NAME.NS.svc`, `NAME.NS`, and `NAME` (in the pod's
-/// own namespace), case-insensitively, to the Service's VIPs. A name under
-/// `svc.<suffix>` that is no Service is NXDOMAIN. Everything else goes, as
+/// own namespace), case-insensitively, to the Service's VIPs. Any other name
+/// under `<suffix>` is NXDOMAIN (the proxy is the cluster zone's authority, as
+/// kube-dns is; so a search path never leaks cluster names). Everything else goes, as
 /// sent (with a fresh query ID), over UDP to the upstreams in order, each
 /// given ``upstreamTimeout``; when none answers the client gets SERVFAIL.
 public final class DNSProxy: Sendable {
@@ -75,6 +76,8 @@ public final class DNSProxy: Sendable {
     private let logger: Logger
     /// `svc` and the domain suffix's labels, lowercased.
     private let serviceZone: [String]
+    /// The domain suffix's labels, lowercased: the cluster's zone, answered here and never forwarded.
+    private let clusterZone: [String]
     private let stats = Mutex(DNSProxyCounters())
     private let inFlight = Atomic<Int>(0)
 
@@ -89,7 +92,8 @@ public final class DNSProxy: Sendable {
         self.maxForwardsInFlight = maxForwardsInFlight
         self.group = group
         self.logger = logger
-        self.serviceZone = ["svc"] + domainSuffix.lowercased().split(separator: ".").map(String.init)
+        self.clusterZone = domainSuffix.lowercased().split(separator: ".").map(String.init)
+        self.serviceZone = ["svc"] + clusterZone
     }
 
     /// Queries handled so far, by outcome.
@@ -113,6 +117,9 @@ public final class DNSProxy: Sendable {
             (hostname, authoritative) = (names + serviceZone, false)
         } else if names.count == 1, !clientNamespace.isEmpty {
             (hostname, authoritative) = ([names[0], clientNamespace.lowercased()] + serviceZone, false)
+        } else if names.count >= clusterZone.count, Array(names.suffix(clusterZone.count)) == clusterZone {
+            // The rest of the cluster's zone (what a search path makes of a full name) is no Service either.
+            return .nameError
         } else {
             return .forward
         }

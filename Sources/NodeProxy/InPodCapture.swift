@@ -14,7 +14,8 @@ import XDSClient
 /// plaintext, 15008 inbound HBONE) and makes every connection on the pod's
 /// behalf from inside that namespace with SO_MARK 0x539 (``WorkloadConnector``),
 /// so that the pod's capture rules (``InPodRules``) let it pass and peers see
-/// the pod's own address.
+/// the pod's own address. With a ``DNSProxy`` it also answers the pod's DNS
+/// on 15053 (UDP and TCP), with the pod's namespace as search domain.
 ///
 /// Removing a pod closes its listeners and ends its connections; a pod that
 /// cannot be captured (no address, a port taken by the application) is
@@ -25,6 +26,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         public var outbound = 15001
         public var inboundPlaintext = 15006
         public var inboundHBONE = 15008
+        public var dns = 15053
         public init() {}
     }
 
@@ -68,13 +70,14 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     private let logger: Logger
     private let handlers = Mutex<Handlers?>(nil)
 
-    /// What captured connections are handed to (set once with ``attach(server:router:store:node:)``).
+    /// What captured connections are handed to (set once with ``attach(server:router:store:node:observer:dns:)``).
     struct Handlers: Sendable {
         let server: HBONEServer
         let router: OutboundRouter
         let store: WorkloadStore
         let node: String
         let observer: (any CaptureObserver)?
+        let dns: DNSProxy?
     }
 
     public init(ports: Ports = Ports(), workers: NamespaceWorkers, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -87,9 +90,10 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     }
 
     /// Wires the proxy's parts in: `server` accepts on each pod's 15008, `router` carries
-    /// what the pod sends, `store` decides inbound plaintext. Call before pods are added.
-    public func attach(server: HBONEServer, router: OutboundRouter, store: WorkloadStore, node: String, observer: (any CaptureObserver)? = nil) {
-        handlers.withLock { $0 = Handlers(server: server, router: router, store: store, node: node, observer: observer) }
+    /// what the pod sends, `store` decides inbound plaintext, `dns` answers the pod's DNS. Call before pods are added.
+    public func attach(server: HBONEServer, router: OutboundRouter, store: WorkloadStore, node: String, observer: (any CaptureObserver)? = nil,
+                       dns: DNSProxy? = nil) {
+        handlers.withLock { $0 = Handlers(server: server, router: router, store: store, node: node, observer: observer, dns: dns) }
     }
 
     /// The captured pods' uids.
@@ -109,11 +113,17 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let ports = self.ports
         let addresses = try await workers.run { try namespace.ipv4Addresses() }
         guard !addresses.isEmpty else { throw CaptureError.noPodAddress(pod: workload.key) }
+        let withDNS = handlers.dns != nil
         let sockets = try await workers.run { () throws -> [CInt] in
             var made: [CInt] = []
             do {
                 for port in [ports.outbound, ports.inboundPlaintext, ports.inboundHBONE] {
                     made.append(try namespace.tcpListener(port: port))
+                }
+                if withDNS {
+                    // On loopback, as ztunnel's: the redirect of port 53 lands there, and answers leave from there.
+                    made.append(try namespace.tcpListener(port: ports.dns, loopback: true))
+                    made.append(try namespace.udpSocket(port: ports.dns, loopback: true))
                 }
                 return made
             } catch {
@@ -132,9 +142,15 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
                 await self.inboundPlaintext(channel, workload: workload, handlers: handlers)
             })
             hbone = try await handlers.server.listen(boundSocket: sockets[2])
+            if let dns = handlers.dns {
+                // NIO owns both DNS sockets from here, whatever happens.
+                listeners += try await dns.serve(udpSocket: sockets[4], tcpSocket: sockets[3], clientNamespace: workload.namespace)
+            }
         } catch {
             for listener in listeners { try? await listener.close() }
-            for socket in sockets.dropFirst(listeners.count + (hbone == nil ? 0 : 1)) { closeDescriptor(socket) }
+            await hbone?.close()
+            let handedOver = listeners.count + (hbone == nil ? 0 : 1)
+            for socket in sockets.dropFirst(handedOver) where !(withDNS && hbone != nil) { closeDescriptor(socket) }
             throw error
         }
         let pod = Pod(workload: workload, namespace: namespace, addresses: addresses, listeners: listeners, hbone: hbone!, connections: connections)

@@ -90,9 +90,20 @@ public final class NetworkNamespace: Sendable {
 
     /// A TCP socket bound to `0.0.0.0:port` and listening, made in this namespace,
     /// with SO_REUSEPORT so that a second proxy (an upgrade) can bind beside this one.
-    func tcpListener(port: Int, backlog: CInt = 1024) throws(CaptureError) -> CInt {
+    /// `loopback` binds `127.0.0.1` instead (the DNS proxy: the OUTPUT chain's REDIRECT sends
+    /// there, and UDP answers must come from that address for conntrack to undo the redirect).
+    func tcpListener(port: Int, loopback: Bool = false, backlog: CInt = 1024) throws(CaptureError) -> CInt {
+        try boundSocket(type: Int32(SOCK_STREAM.rawValue), port: port, loopback: loopback, backlog: backlog)
+    }
+
+    /// A UDP socket bound to `0.0.0.0:port` (or `127.0.0.1:port`), made in this namespace (SO_REUSEPORT as for TCP).
+    func udpSocket(port: Int, loopback: Bool = false) throws(CaptureError) -> CInt {
+        try boundSocket(type: Int32(SOCK_DGRAM.rawValue), port: port, loopback: loopback, backlog: nil)
+    }
+
+    private func boundSocket(type: CInt, port: Int, loopback: Bool, backlog: CInt?) throws(CaptureError) -> CInt {
         let socket = try enter { () throws(CaptureError) -> CInt in
-            let socket = swiftmesh_node_socket(AF_INET, Int32(SOCK_STREAM.rawValue))
+            let socket = swiftmesh_node_socket(AF_INET, type)
             guard socket >= 0 else { throw .system(operation: "socket in \(name)", errno: -socket) }
             return socket
         }
@@ -102,7 +113,7 @@ public final class NetworkNamespace: Sendable {
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr = in_addr(s_addr: INADDR_ANY)
+            address.sin_addr = in_addr(s_addr: loopback ? UInt32(INADDR_LOOPBACK).bigEndian : INADDR_ANY)
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
@@ -110,7 +121,7 @@ public final class NetworkNamespace: Sendable {
                 let error = errno
                 throw error == EADDRINUSE ? CaptureError.portInUse(port: port, pod: name) : .system(operation: "bind port \(port) in \(name)", errno: error)
             }
-            guard listen(socket, backlog) == 0 else { throw CaptureError.system(operation: "listen on port \(port) in \(name)", errno: errno) }
+            if let backlog, listen(socket, backlog) != 0 { throw CaptureError.system(operation: "listen on port \(port) in \(name)", errno: errno) }
             return socket
         } catch {
             Glibc.close(socket)

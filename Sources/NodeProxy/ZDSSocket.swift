@@ -96,6 +96,11 @@ public final class ZDSSocket: Sendable {
         } catch {
             throw .malformed("cannot encode \(type(of: message)): \(error)")
         }
+        try send(bytes: bytes, passing: descriptor)
+    }
+
+    /// Sends raw bytes as one message (tests send malformed ones).
+    package func send(bytes: [UInt8], passing descriptor: CInt? = nil) throws(ZDSError) {
         let socket = fd.withLock { $0 }
         let sent = bytes.withUnsafeBytes { swiftmesh_node_send_with_fd(socket, $0.baseAddress, $0.count, descriptor ?? -1) }
         guard sent >= 0 else {

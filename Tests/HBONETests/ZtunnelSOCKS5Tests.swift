@@ -42,7 +42,7 @@ struct ZtunnelSOCKS5Tests {
         let socksPort = try await closedPort()
         let ztunnel = try PeerProcess(ZtunnelBinary.path, [
             "--config", directory + "/mesh.yaml", "--node", "node-a", "--svid", directory,
-            "--hbone-listen", "127.0.0.1:0", "--socks5", "127.0.0.1:\(socksPort)", "--readiness", "127.0.0.1:0",
+            "--hbone-listen", "127.0.0.1:0", "--socks5", "127.0.0.1:\(socksPort)", "--readiness", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
         ])
         defer { ztunnel.stop() }
         #expect(await ztunnel.waitFor("ztunnel ready"), "\(ztunnel.text)")

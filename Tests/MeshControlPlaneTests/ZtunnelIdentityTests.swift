@@ -59,7 +59,7 @@ struct ZtunnelIdentityTests {
                 try PeerProcess(ztunnelPath, [
                     "--node", node, "--node-credential", work.appendingPathComponent(node).path,
                     "--xds-address", "127.0.0.1:\(harness.port)", "--ca-address", "127.0.0.1:\(harness.port)",
-                    "--hbone-listen", "\(hbone):15008", "--socks5", "127.0.0.1:\(socks)", "--readiness", "127.0.0.1:0",
+                    "--hbone-listen", "\(hbone):15008", "--socks5", "127.0.0.1:\(socks)", "--readiness", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
                 ])
             }
             let a = try ztunnel("node-a", hbone: "127.0.20.1", socks: socksPort)
@@ -121,7 +121,7 @@ struct ZtunnelIdentityTests {
             let a = try PeerProcess(ztunnelPath, [
                 "--node", "node-a", "--node-credential", work.appendingPathComponent("node-a").path,
                 "--xds-address", "127.0.0.1:\(harness.port)", "--ca-address", "127.0.0.1:\(harness.port)",
-                "--hbone-listen", "127.0.20.9:15008", "--socks5", "127.0.0.1:0", "--readiness", "127.0.0.1:0",
+                "--hbone-listen", "127.0.20.9:15008", "--socks5", "127.0.0.1:0", "--readiness", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
             ])
             defer { a.stop() }
             #expect(await a.waitFor("ztunnel ready"), "\(a.text)")

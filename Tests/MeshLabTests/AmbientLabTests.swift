@@ -97,7 +97,24 @@ struct AmbientLabTests {
         let toOutside = try await lab.curl(from: "mesh/client", "http://\(lab.topology.gatewayAddress):18080/")
         #expect(toOutside.http == "200", "client → an address outside the cluster: \(toOutside)")
 
-        // 8. Admin: the config dump lists the node's certificates with expiry and its captured pods.
+        // 8. DNS through ztunnel's proxy on 15053: Service names in every Kubernetes form, other names forwarded.
+        let resolver = try PeerProcess("/usr/bin/env", ["ip", "netns", "exec", lab.topology.wireNetns, "python3", "-u",
+                                                         Interop.script("dns_stub_resolver.py"), lab.topology.gatewayAddress, "53"])
+        defer { resolver.stop() }
+        #expect(await resolver.waitFor("PORT 53"), "stub resolver: \(resolver.text)")
+        for name in ["server.mesh.svc.cluster.local", "server.mesh.svc", "server.mesh", "server"] {
+            let answer = try await lab.run(netns: lab.pod("mesh/client").netns, ["getent", "ahostsv4", name])
+            #expect(answer.stdout.contains(service.address), "\(name) resolves to the VIP \(service.address) in the client pod: \(answer.combined)")
+        }
+        let tcpAnswer = try await lab.run(netns: lab.pod("mesh/client").netns, ["dig", "+tcp", "+short", "server.mesh.svc.cluster.local"])
+        #expect(tcpAnswer.stdout.contains(service.address), "DNS over TCP: \(tcpAnswer.combined)")
+        let byName = try await lab.curl(from: "mesh/client", "http://server/by-name")
+        #expect(byName.http == "404", "curl by the short Service name through the mesh: \(byName)")
+        let external = try await lab.run(netns: lab.pod("mesh/client").netns, ["dig", "+short", "example.test"])
+        #expect(external.stdout.contains("203.0.113.7") && resolver.text.contains("ASKED example.test"),
+                "other names are forwarded to the upstream: \(external.combined)")
+
+        // 9. Admin: the config dump lists the node's certificates with expiry and its captured pods.
         let dump = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
         let json = try JSONSerialization.jsonObject(with: Data(dump.stdout.utf8)) as? [String: Any]
         let certificates = (json?["certificates"] as? [[String: Any]])?.compactMap { $0["identity"] as? String } ?? []
@@ -105,7 +122,7 @@ struct AmbientLabTests {
         let captured = (json?["capturedPods"] as? [[String: Any]])?.compactMap { $0["pod"] as? String } ?? []
         #expect(Set(captured) == ["mesh/server-b", "permissive/web"], "config_dump captured pods: \(captured)")
 
-        // 9. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
+        // 10. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
         try await lab.apply(file: "late.yaml", """
             apiVersion: v1
             kind: Pod
@@ -144,7 +161,7 @@ struct AmbientLabTests {
         let gone = try await lab.curl(from: "mesh/client", "http://\(late.address):8080/")
         #expect(gone.http == "000", "a deleted pod is unreachable: \(gone)")
 
-        // 10. Nothing of the lab reaches the root namespace.
+        // 11. Nothing of the lab reaches the root namespace.
         let routes = try await Interop.run("/usr/bin/env", ["ip", "route", "show"])
         #expect(!routes.stdout.contains("10.244.") && !routes.stdout.contains("172.18."), "root namespace routes: \(routes.stdout)")
     }

@@ -88,6 +88,9 @@ public final class PeerProcess: @unchecked Sendable {
 
     public var text: String { buffer.text.withLock { $0 } }
 
+    /// The process id while it runs.
+    public var pid: Int32? { process.isRunning ? process.processIdentifier : nil }
+
     public func send(_ text: String) { input.fileHandleForWriting.write(Data(text.utf8)) }
 
     /// Waits until the output contains `needle` or the process exits; a generous bound

@@ -192,6 +192,9 @@ struct DNSProxyDecisionTests {
         #expect(proxy.answer(DNSQuestion(name: "echo", type: .txt), clientNamespace: "demo") == .noData)
         #expect(proxy.answer(DNSQuestion(name: "nope.demo.svc.cluster.local", type: .a), clientNamespace: "demo") == .nameError)
         #expect(proxy.answer(DNSQuestion(name: "a.b.c.svc.cluster.local", type: .aaaa), clientNamespace: "demo") == .nameError)
+        // The whole cluster zone is answered here: what a search path makes of a full name never leaks upstream.
+        #expect(proxy.answer(DNSQuestion(name: "echo.demo.svc.cluster.local.cluster.local", type: .a), clientNamespace: "demo") == .nameError)
+        #expect(proxy.answer(DNSQuestion(name: "node.cluster.local", type: .a), clientNamespace: "demo") == .nameError)
         #expect(proxy.answer(DNSQuestion(name: "example.org", type: .a), clientNamespace: "demo") == .forward)
         #expect(proxy.answer(DNSQuestion(name: "nope.demo.svc", type: .a), clientNamespace: "demo") == .forward)
         #expect(proxy.answer(DNSQuestion(name: "www.example.org", type: .a), clientNamespace: "demo") == .forward)
@@ -244,27 +247,11 @@ private struct RunningProxy {
     }
 }
 
-/// A Python UDP DNS server answering every query with A 203.0.113.7 (or, `silent`,
-/// never answering) and printing the names it was asked.
+/// Tests/Interop/dns_stub_resolver.py: a UDP DNS server answering every query with
+/// A 203.0.113.7 (or, `silent`, never answering) and printing the names it was asked.
 private func startUpstream(silent: Bool = false) async throws -> (PeerProcess, SocketAddress) {
-    let script = """
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    print("PORT", s.getsockname()[1], flush=True)
-    while True:
-        q, a = s.recvfrom(4096)
-        i, labels = 12, []
-        while q[i]:
-            labels.append(q[i + 1:i + 1 + q[i]].decode()); i += 1 + q[i]
-        print("ASKED", ".".join(labels), flush=True)
-        if \(silent ? "True" : "False"):
-            continue
-        r = q[:2] + b"\\x81\\x80\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x00" + q[12:i + 5]
-        s.sendto(r + b"\\xc0\\x0c\\x00\\x01\\x00\\x01\\x00\\x00\\x00\\x3c\\x00\\x04" + bytes([203, 0, 113, 7]), a)
-    """
     let python = try #require(pythonPath, "python3 not found")
-    let peer = try PeerProcess(python, ["-u", "-c", script])
+    let peer = try PeerProcess(python, ["-u", Interop.script("dns_stub_resolver.py")] + (silent ? ["--silent"] : []))
     guard await peer.waitFor("\n"), let line = peer.text.split(separator: "\n").first(where: { $0.hasPrefix("PORT ") }),
           let port = Int(line.dropFirst(5)) else {
         peer.stop()

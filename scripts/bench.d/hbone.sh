@@ -145,7 +145,7 @@ pids+=($!)
 start_ztunnel() {  # node listen-ip hbone-port socks5 readiness log [flags...]; $! is its pid
   local node=$1 ip=$2 port=$3 socks5=$4 readiness=$5 logfile=$6; shift 6
   "$ztunnel" "$@" --config "$work/mesh.yaml" --node "$node" --svid "$work/$node" --log-level warning \
-    --hbone-listen "$ip:$port" --hbone-port "$port" --socks5 "$socks5" --readiness "$readiness" > "$work/$logfile" 2>&1 &
+    --hbone-listen "$ip:$port" --hbone-port "$port" --socks5 "$socks5" --readiness "$readiness" --metrics-address 127.0.0.1:0 --admin-address 127.0.0.1:0 > "$work/$logfile" 2>&1 &
 }
 log "ztunnel node-b (HBONE $b_ip:$hbone) and node-a (HBONE $a_ip:$hbone, SOCKS5 127.0.0.1:$socks)"
 start_ztunnel node-b "$b_ip" "$hbone" "127.0.0.1:0" "127.0.0.1:$ready_b" node-b.log; zb=$!; pids+=($zb)

@@ -11,7 +11,7 @@ MESH_APT_PACKAGES=(
 )
 
 # What the lab drives (scripts/lab, scripts/demo, the lab tests).
-MESH_LAB_APT_PACKAGES=(iproute2 iptables tcpdump iperf3 curl netcat-openbsd python3)
+MESH_LAB_APT_PACKAGES=(iproute2 iptables tcpdump iperf3 curl netcat-openbsd python3 bind9-dnsutils)
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -1,6 +1,7 @@
 import HBONE
 import Logging
 import NodeProxy
+import XDSClient
 import NIOCore
 import NIOPosix
 
@@ -126,7 +127,13 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
                 // and the success reply is written before the splice starts reading.
                 // SOCKS5 success reply (bound address 0.0.0.0:0), written before any forwarded byte.
                 let success = ByteBuffer(bytes: [5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
-                _ = try await router.connect(host: host, port: port, source: channel.remoteAddress, socket: channel, prelude: success)
+                _ = try await router.connect(host: host, port: port, source: channel.remoteAddress, socket: channel, prelude: success) { route, sent, received in
+                    guard route.workload?.tunnelProtocol != .hbone else { return }
+                    logger.info("outbound passthrough closed", metadata: [
+                        "destination": "\(route.address):\(route.port)", "workload": "\(route.workload?.uid ?? "-")",
+                        "bytes_to_destination": "\(sent)", "bytes_from_destination": "\(received)",
+                    ])
+                }
             }
             promise.futureResult.whenComplete { result in
                 let (this, context) = bound.value

@@ -73,6 +73,12 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "In-pod capture: the node agent's ZDS socket (Istio's default is /var/run/ztunnel/ztunnel.sock). ztunnel connects to it and captures each pod the agent enrolls, with listeners inside the pod's network namespace.")
     var zdsSocket: String?
 
+    @Option(parsing: .upToNextOption, help: "With --zds-socket: resolvers (host:port) for names outside the mesh (default: the nameservers of /etc/resolv.conf).")
+    var dnsUpstream: [String] = []
+
+    @Flag(inversion: .prefixedNo, help: "With --zds-socket: answer each captured pod's DNS on 15053 (mesh Services by name, the rest forwarded).")
+    var dnsProxy = true
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
@@ -146,7 +152,8 @@ struct Ztunnel: AsyncParsableCommand {
             logger: logger)
         var enrolling: Task<Void, Never>?
         if let capture, let zdsSocket {
-            capture.attach(server: server, router: outbound, store: store, node: node, observer: metrics)
+            let dns = dnsProxy ? DNSProxy(store: store, upstreams: try dnsUpstreams(), logger: logger) : nil
+            capture.attach(server: server, router: outbound, store: store, node: node, observer: metrics, dns: dns)
             let zds = ZDSClient(path: zdsSocket, handler: capture, workers: workers, logger: logger)
             enrolling = Task { await zds.run() }
         }
@@ -205,6 +212,24 @@ struct Ztunnel: AsyncParsableCommand {
         await client.close()
         await identity.close()
         await workers.shutdown()
+    }
+}
+
+extension Ztunnel {
+    /// `--dns-upstream`, or the nameservers of /etc/resolv.conf (port 53).
+    func dnsUpstreams() throws -> [SocketAddress] {
+        var given = dnsUpstream.flatMap { $0.split(separator: ",").map(String.init) }
+        if given.isEmpty {
+            let resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+            given = resolv.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.count >= 2 && fields[0] == "nameserver" ? "\(fields[1]):53" : nil
+            }
+        }
+        return try given.map { value in
+            let (host, port) = try HostPort.parse(value)
+            return try SocketAddress(ipAddress: host, port: port)
+        }
     }
 }
 
