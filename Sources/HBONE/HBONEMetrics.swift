@@ -29,12 +29,15 @@ public struct HBONETunnelInfo: Sendable, Hashable {
     public var authority: String
     /// The original source from `forwarded`, if any.
     public var source: String?
+    /// When the CONNECT was made (a tunnel's duration is measured from here).
+    public var started: ContinuousClock.Instant
 
-    public init(direction: Direction, peerID: SPIFFEID?, authority: String, source: String?) {
+    public init(direction: Direction, peerID: SPIFFEID?, authority: String, source: String?, started: ContinuousClock.Instant = .now) {
         self.direction = direction
         self.peerID = peerID
         self.authority = authority
         self.source = source
+        self.started = started
     }
 }
 

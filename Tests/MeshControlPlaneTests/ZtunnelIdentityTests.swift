@@ -75,9 +75,9 @@ struct ZtunnelIdentityTests {
             let ok = try await socks5Connect(socksPort: socksPort, host: "127.0.20.2", port: echo.port, payload: "per-workload", from: "127.0.20.1")
             #expect(ok.stdout == "reply 0\nper-workload\n", "\(ok.combined)\n\(a.text)\n\(b.text)")
             // The destination saw the client pod's identity, not the node's; the source verified the echo pod's.
-            #expect(await b.waitFor("peer=spiffe://cluster.local/ns/demo/sa/client"), "\(b.text)")
-            #expect(await a.waitFor("peer=spiffe://cluster.local/ns/demo/sa/echo"), "\(a.text)")
-            #expect(!b.text.contains("peer=spiffe://cluster.local/node/"))
+            #expect(await b.waitFor("src.identity=spiffe://cluster.local/ns/demo/sa/client"), "\(b.text)")
+            #expect(await a.waitFor("dst.identity=spiffe://cluster.local/ns/demo/sa/echo"), "\(a.text)")
+            #expect(!b.text.contains("identity=spiffe://cluster.local/node/"))
             #expect(harness.caCounters.snapshot().issued == 2)
 
             // Another pod of node-a, with another service account: its own certificate, denied by policy.

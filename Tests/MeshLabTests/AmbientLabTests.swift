@@ -31,8 +31,12 @@ struct AmbientLabTests {
         }
         #expect((received?.value ?? 0) > 0, "bytes received by server-b are counted")
         let ztunnelB = try lab.lab.logs("ztunnel-node-b")
-        #expect(ztunnelB.contains("peer=spiffe://cluster.local/ns/mesh/sa/client") && ztunnelB.contains("destination=\(serverB.address):8080"),
-                "node-b's access log names the client's SPIFFE ID and the destination")
+        let accessLine = ztunnelB.split(separator: "\n").first {
+            $0.contains("connection complete") && $0.contains("src.identity=spiffe://cluster.local/ns/mesh/sa/client")
+                && $0.contains("dst.addr=\(serverB.address):8080") && $0.contains("dst.workload=server-b") && $0.contains("src.workload=client")
+        }
+        #expect(accessLine?.contains("duration=") == true && accessLine?.contains("bytes_from_destination=") == true,
+                "node-b's access log names the client's SPIFFE ID and workload, the destination, bytes and duration")
 
         // 2. On the wire only TLS to 15008: a marker sent through the mesh never appears; one sent outside the mesh does.
         let marker = "MESHMARKER\(UInt32.random(in: 0...UInt32.max))", control = "PLAINMARKER\(UInt32.random(in: 0...UInt32.max))"

@@ -100,6 +100,13 @@ struct ZDSBadInputTests {
         #expect(try await exchange(snapshot) == "")
         #expect(try await listening(good) == [15001, 15006, 15008, 15053], "the snapshot kept the good pod")
 
+        // A connection accepted in the pod (to its HBONE listener, handshake not begun) ends when the pod is removed.
+        let holder = try PeerProcess("/usr/bin/env", ["ip", "netns", "exec", good, "python3", "-u", "-c",
+                                                      "import socket\ns=socket.create_connection(('127.0.0.1',15008))\nprint('connected')\n"
+                                                      + "try:\n  d=s.recv(1)\nexcept OSError:\n  d=b''\nprint('ended' if not d else 'data')"])
+        defer { holder.stop() }
+        #expect(await holder.waitFor("connected"), "\(holder.text)")
+
         // The namespace disappears while captured: ztunnel's descriptor keeps it alive until the pod is removed.
         _ = try await Interop.run("/usr/bin/env", ["ip", "netns", "del", good])
         var delete = Istio_Workload_Zds_WorkloadRequest()
@@ -107,6 +114,7 @@ struct ZDSBadInputTests {
         #expect(try await exchange(delete) == "")
         #expect(await eventually { openDescriptors(pid) == baseline }, "ztunnel's descriptors back to \(baseline): now \(openDescriptors(pid))")
         #expect(ztunnel.text.contains("pod released"), "\(ztunnel.text)")
+        #expect(await holder.waitFor("ended"), "the pod's open connection was ended with it: \(holder.text)")
     }
 
     /// TCP ports listening in a namespace.

@@ -128,9 +128,10 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
                 // SOCKS5 success reply (bound address 0.0.0.0:0), written before any forwarded byte.
                 let success = ByteBuffer(bytes: [5, 0, 0, 1, 0, 0, 0, 0, 0, 0])
                 _ = try await router.connect(host: host, port: port, source: channel.remoteAddress, socket: channel, prelude: success) { route, sent, received in
-                    guard route.workload?.tunnelProtocol != .hbone else { return }
-                    logger.info("outbound passthrough closed", metadata: [
+                    let tunnelled = route.workload?.tunnelProtocol == .hbone
+                    logger.info(tunnelled ? "outbound tunnel closed" : "outbound passthrough closed", metadata: [
                         "destination": "\(route.address):\(route.port)", "workload": "\(route.workload?.uid ?? "-")",
+                        "dst.identity": "\(tunnelled ? route.workload.flatMap { try? $0.identity() }.map { "\($0)" } ?? "-" : "-")",
                         "bytes_to_destination": "\(sent)", "bytes_from_destination": "\(received)",
                     ])
                 }

@@ -117,7 +117,8 @@ struct Ztunnel: AsyncParsableCommand {
         }
         let retaining = identity.retainLocalIdentities(store: store, node: node)
         let istioMetrics = ZtunnelMetrics(store: store)
-        let metrics = ObserverGroup(tunnels: [LoggingMetrics(logger: logger), istioMetrics], captures: [AccessLog(logger: logger), istioMetrics])
+        let accessLog = AccessLog(store: store, logger: logger)
+        let metrics = ObserverGroup(tunnels: [accessLog, istioMetrics], captures: [accessLog, istioMetrics])
 
         // Per-workload identities: the workload of this node at an address (the
         // destination of an inbound connection, the source of an outbound one).
@@ -230,22 +231,5 @@ extension Ztunnel {
             let (host, port) = try HostPort.parse(value)
             return try SocketAddress(ipAddress: host, port: port)
         }
-    }
-}
-
-/// Logs every tunnel: who talked to whom, with which verified identity, and how many bytes.
-struct LoggingMetrics: HBONEMetricsObserver {
-    let logger: Logger
-
-    func tunnelOpened(_ info: HBONETunnelInfo) {
-        logger.info("\(info.direction) tunnel open", metadata: ["peer": "\(info.peerID.map { "\($0)" } ?? "-")", "destination": "\(info.authority)", "source": "\(info.source ?? "-")"])
-    }
-
-    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) {
-        logger.info("\(info.direction) tunnel closed", metadata: [
-            "peer": "\(info.peerID.map { "\($0)" } ?? "-")", "destination": "\(info.authority)", "source": "\(info.source ?? "-")",
-            "status": "\(summary.status)", "flag": "\(summary.responseFlag.rawValue)",
-            "bytes_to_destination": "\(summary.bytesToDestination)", "bytes_from_destination": "\(summary.bytesFromDestination)",
-        ])
     }
 }
