@@ -30,7 +30,7 @@ public final class HBONEServer: Sendable {
     private let metrics: any HBONEMetricsObserver
     private let peerAuthorizer: SPIFFEAuthorizer?
     private let logger: Logger
-    private let tracker = ConnectionTracker()
+    private let tracker = ChannelTracker()
     private let listener = Mutex<(any Channel)?>(nil)
 
     /// A server for `handler` presenting one SVID on every connection. `peerAuthorizer`
@@ -88,14 +88,14 @@ public final class HBONEServer: Sendable {
     /// inside a pod's network namespace for in-pod capture). NIO owns the descriptor from here;
     /// closing the returned listener stops accepting on it and closes the connections it accepted.
     public func listen(boundSocket socket: NIOBSDSocket.Handle) async throws -> HBONEListener {
-        let connections = ConnectionTracker()
+        let connections = ChannelTracker()
         let channel = try await bootstrap(connections: connections).withBoundSocket(socket).get()
         return HBONEListener(channel: channel, connections: connections)
     }
 
     /// The server bootstrap every listener shares; accepted connections join the server's
     /// tracker and, for an extra listener, that listener's own.
-    private func bootstrap(connections: ConnectionTracker?) throws -> ServerBootstrap {
+    private func bootstrap(connections: ChannelTracker?) throws -> ServerBootstrap {
         let authorizer = try peerAuthorizer ?? .memberOf(identities.trustDomain)
         let identities = self.identities
         let serverIdentity = self.serverIdentity
@@ -199,9 +199,9 @@ public final class HBONEServer: Sendable {
 /// example one per captured pod; its connections also drain with the server's shutdown.
 public final class HBONEListener: Sendable {
     private let channel: any Channel
-    private let connections: ConnectionTracker
+    private let connections: ChannelTracker
 
-    init(channel: any Channel, connections: ConnectionTracker) {
+    init(channel: any Channel, connections: ChannelTracker) {
         self.channel = channel
         self.connections = connections
     }
@@ -215,9 +215,7 @@ public final class HBONEListener: Sendable {
     /// Stops accepting and closes every connection accepted here (their streams are reset).
     public func close() async {
         try? await channel.close()
-        for connection in connections.close() {
-            try? await connection.close()
-        }
+        await connections.closeAll()
     }
 }
 

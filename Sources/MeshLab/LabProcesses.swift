@@ -36,8 +36,14 @@ public struct LabProcesses: Sendable {
     /// The process id of `name`, if it is running.
     public func pid(_ name: String) -> Int32? {
         guard let text = try? String(contentsOfFile: layout.pid(name), encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0 else { return nil }
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0, !Self.isZombie(pid) else { return nil }
         return pid
+    }
+
+    /// An exited process its parent has not reaped yet (state `Z` in /proc/PID/stat).
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     /// Stops `name` and its process group: SIGTERM, then SIGKILL after `grace`.

@@ -1,3 +1,4 @@
+import HBONE
 import Logging
 import NIOCore
 import NIOPosix
@@ -244,7 +245,7 @@ public final class DNSProxy: Sendable {
     public func serve(udpSocket: NIOBSDSocket.Handle, tcpSocket: NIOBSDSocket.Handle?, clientNamespace: String) async throws -> [any Channel] {
         let udp = try await udpBootstrap(clientNamespace: clientNamespace).withBoundSocket(udpSocket).get()
         guard let tcpSocket else { return [udp] }
-        let connections = ChannelSet()
+        let connections = ChannelTracker()
         do {
             let tcp = try await tcpBootstrap(clientNamespace: clientNamespace, connections: connections).withBoundSocket(tcpSocket).get()
             return [udp, closingConnections(of: tcp, connections)]
@@ -264,7 +265,7 @@ public final class DNSProxy: Sendable {
                 try? await udp.close()
                 throw ChannelError.unknownLocalAddress
             }
-            let connections = ChannelSet()
+            let connections = ChannelTracker()
             do {
                 let tcp = try await tcpBootstrap(clientNamespace: clientNamespace, connections: connections)
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -289,7 +290,7 @@ public final class DNSProxy: Sendable {
             }
     }
 
-    private func tcpBootstrap(clientNamespace: String, connections: ChannelSet) -> ServerBootstrap {
+    private func tcpBootstrap(clientNamespace: String, connections: ChannelTracker) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
@@ -303,7 +304,7 @@ public final class DNSProxy: Sendable {
             }
     }
 
-    private func closingConnections(of server: any Channel, _ connections: ChannelSet) -> any Channel {
+    private func closingConnections(of server: any Channel, _ connections: ChannelTracker) -> any Channel {
         server.closeFuture.whenComplete { _ in Task { await connections.closeAll() } }
         return server
     }

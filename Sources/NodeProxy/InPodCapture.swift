@@ -37,9 +37,9 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let addresses: [String]
         let listeners: [any Channel]
         let hbone: HBONEListener
-        let connections: ChannelSet
+        let connections: ChannelTracker
 
-        init(workload: ZDSWorkload, namespace: NetworkNamespace, addresses: [String], listeners: [any Channel], hbone: HBONEListener, connections: ChannelSet) {
+        init(workload: ZDSWorkload, namespace: NetworkNamespace, addresses: [String], listeners: [any Channel], hbone: HBONEListener, connections: ChannelTracker) {
             self.workload = workload
             self.namespace = namespace
             self.addresses = addresses
@@ -131,7 +131,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
                 throw error
             }
         }
-        let connections = ChannelSet()
+        let connections = ChannelTracker()
         var listeners: [any Channel] = []
         var hbone: HBONEListener?
         do {
@@ -194,7 +194,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
 
     // MARK: Listeners
 
-    private func listen(_ socket: CInt, connections: ChannelSet, _ accepted: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
+    private func listen(_ socket: CInt, connections: ChannelTracker, _ accepted: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
         try await ServerBootstrap(group: group)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)

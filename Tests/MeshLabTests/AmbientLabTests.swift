@@ -126,6 +126,11 @@ struct AmbientLabTests {
         let captured = (json?["capturedPods"] as? [[String: Any]])?.compactMap { $0["pod"] as? String } ?? []
         #expect(Set(captured) == ["mesh/server-b", "permissive/web"], "config_dump captured pods: \(captured)")
 
+        let logging = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "http://127.0.0.1:15000/logging?level=debug"])
+        #expect(logging.stdout == "current log level is debug\n", "admin /logging: \(logging.combined)")
+        let level = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "http://127.0.0.1:15000/logging?level=info"])
+        #expect(level.stdout == "current log level is info\n", "admin /logging back to info: \(level.combined)")
+
         // 10. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
         try await lab.apply(file: "late.yaml", """
             apiVersion: v1
@@ -165,7 +170,14 @@ struct AmbientLabTests {
         let gone = try await lab.curl(from: "mesh/client", "http://\(late.address):8080/")
         #expect(gone.http == "000", "a deleted pod is unreachable: \(gone)")
 
-        // 11. Nothing of the lab reaches the root namespace.
+        // 11. POST /quitquitquit stops node-b's ztunnel gracefully (exit status 0 in its log's absence of a crash).
+        let quit = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "-X", "POST", "http://127.0.0.1:15000/quitquitquit"])
+        #expect(quit.stdout == "OK\n", "admin /quitquitquit: \(quit.combined)")
+        let stopped = await eventually { LabProcesses(layout: lab.lab.layout).pid("ztunnel-node-b") == nil }
+        #expect(stopped, "ztunnel on node-b exited after /quitquitquit")
+        #expect(try lab.lab.logs("ztunnel-node-b").contains("ztunnel draining"), "it drained rather than crashed")
+
+        // 12. Nothing of the lab reaches the root namespace.
         let routes = try await Interop.run("/usr/bin/env", ["ip", "route", "show"])
         #expect(!routes.stdout.contains("10.244.") && !routes.stdout.contains("172.18."), "root namespace routes: \(routes.stdout)")
     }

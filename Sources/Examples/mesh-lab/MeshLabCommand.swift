@@ -34,27 +34,31 @@ struct LabOptions: ParsableArguments {
     }
 }
 
-struct Up: AsyncParsableCommand {
+struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Build the lab from a manifests directory and start everything.")
     @OptionGroup var options: LabOptions
     @Argument(help: "Directory of Kubernetes YAML manifests.") var manifests: String
 
-    func run() async throws {
-        let lab = options.lab()
-        try lab.up(manifests: manifests)
-        print(try lab.table())
+    func run() throws {
+        try options.lab().upOrApply(manifests: manifests, apply: false)
     }
 }
 
-struct Apply: AsyncParsableCommand {
+struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Re-read the manifests into the running lab (pods, labels, policies; live).")
     @OptionGroup var options: LabOptions
     @Argument(help: "Directory of Kubernetes YAML manifests.") var manifests: String
 
-    func run() async throws {
-        let lab = options.lab()
-        try lab.apply(manifests: manifests)
-        print(try lab.table())
+    func run() throws {
+        try options.lab().upOrApply(manifests: manifests, apply: true)
+    }
+}
+
+extension Lab {
+    /// `up` or `apply`, then the table.
+    func upOrApply(manifests: String, apply: Bool) throws {
+        if apply { try self.apply(manifests: manifests) } else { try up(manifests: manifests) }
+        print(try table())
     }
 }
 

@@ -1,8 +1,9 @@
 import NIOCore
 import Synchronization
 
-/// The open connections of a server, so that shutdown can drain them all.
-final class ConnectionTracker: Sendable {
+/// The open channels of an owner (a server's connections, a captured pod's),
+/// so that shutdown can drain or close them all.
+public final class ChannelTracker: Sendable {
     private struct State {
         var channels: [ObjectIdentifier: any Channel] = [:]
         var closed = false
@@ -10,8 +11,10 @@ final class ConnectionTracker: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
     /// Adds a channel; returns false (and the caller closes it) once shutdown began.
-    func add(_ channel: any Channel) -> Bool {
+    public func add(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
         let added = state.withLock { state -> Bool in
             guard !state.closed else { return false }
@@ -27,12 +30,18 @@ final class ConnectionTracker: Sendable {
     }
 
     /// Stops admitting channels and returns the open ones.
-    func close() -> [any Channel] {
+    public func close() -> [any Channel] {
         state.withLock { state in
             state.closed = true
             return Array(state.channels.values)
         }
     }
 
-    var count: Int { state.withLock { $0.channels.count } }
+    /// Stops admitting channels and closes the open ones.
+    public func closeAll() async {
+        for channel in close() { try? await channel.close() }
+    }
+
+    /// The open channels.
+    public var count: Int { state.withLock { $0.channels.count } }
 }
