@@ -5,9 +5,11 @@ The echo server, the iperf3 result and RSS readers are Benchmarks/hbone/peers.py
   peers.py pingpong N SIZE HOST PORT       SIZE-byte ping-pong over one connection, prints "p50_us p99_us"
   peers.py connrate SECONDS CONC HOST PORT CONC processes each loop: connect, send 1 KiB, read the
                                            1 KiB echo, close; prints "conns_per_s ok failed p50_us p99_us"
-                                           (per-connection time: connect to close)
-  peers.py hold N HOST PORT                opens N connections, each echoes 1 byte, prints "open N",
-                                           holds them idle until stdin reaches EOF
+                                           (per-connection time: connect to close; the first error of each
+                                           process goes to stderr)
+  peers.py hold N HOST PORT                opens N connections, each echoes 1 byte, prints "open N, F failed
+                                           attempts" (a failed one is replaced, up to 10), holds them idle
+                                           until stdin reaches EOF
   peers.py cpu PID...                      utime+stime of the PIDs summed, in clock ticks
   peers.py bytes FILE                      bytes received in an iperf3 -J result
 """
@@ -45,7 +47,9 @@ def connrate_worker(start, deadline, host, port, out):
             if recv_exactly(s, 1024) != payload:
                 raise ConnectionError("bad echo")
             s.close()
-        except OSError:
+        except OSError as error:
+            if failed == 0:
+                print(f"connrate: {host}:{port}: {error!r}", file=sys.stderr, flush=True)  # the first failure of this worker
             failed += 1
             continue
         samples.append((time.perf_counter_ns() - t0) / 1000)
@@ -90,13 +94,21 @@ def main():
     elif cmd == "hold":
         n, host, port = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
         held = []
-        for _ in range(n):
-            s = connect(host, port)
-            s.sendall(b"x")  # one round trip proves the connection is spliced end to end
-            if s.recv(1) != b"x":
-                raise SystemExit("hold: bad echo")
+        failed = 0
+        while len(held) < n:
+            try:
+                s = connect(host, port)
+                s.sendall(b"x")  # one round trip proves the connection is spliced end to end
+                if s.recv(1) != b"x":
+                    raise ConnectionError("bad echo")
+            except OSError as error:
+                failed += 1  # counted and reported, and another connection takes its place
+                print(f"hold: {host}:{port}: {error!r}", file=sys.stderr, flush=True)
+                if failed > 10:
+                    raise SystemExit(f"hold: {failed} connections failed")
+                continue
             held.append(s)
-        print(f"open {len(held)}", flush=True)
+        print(f"open {len(held)}, {failed} failed attempts", flush=True)
         sys.stdin.read()
     elif cmd == "cpu":
         total = 0

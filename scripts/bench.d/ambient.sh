@@ -56,7 +56,7 @@ hbone_peers="$python $ROOT/Benchmarks/hbone/peers.py"   # echo, iperf, rss
 peers="$python $ROOT/Benchmarks/ambient/peers.py"       # pingpong SIZE, connrate, hold, cpu, bytes
 manifests="$ROOT/Benchmarks/ambient/manifests"
 # The lab's processes (ztunnel among them) inherit this: 1,000 held connections are 1,000 sockets on each side.
-ulimit -n 65536 2>/dev/null || ulimit -n 16384
+ulimit -n "$(ulimit -Hn)"
 
 work="$(mktemp -d)"
 state="$(mktemp -d)"
@@ -67,14 +67,16 @@ cleanup() {
   set +e
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null; done
   for pid in "${pids[@]:-}"; do [ -n "$pid" ] && wait "$pid" 2>/dev/null; done
+  if [ $status -ne 0 ]; then  # before `down`, which removes the state directory and its logs
+    for f in "$state"/logs/*.log "$work"/*.log "$work"/*.err; do
+      if [ -s "$f" ]; then echo "--- $f" >&2; tail -n 20 "$f" | cut -c1-400 >&2; fi
+    done
+  fi
   if [ -f "$state/lab.json" ] || ip netns list | grep -q "^$prefix-"; then
     "$bin/mesh-lab" down --state "$state" --prefix "$prefix" >/dev/null 2>&1 || log "mesh-lab down failed"
   fi
   if ip netns list | grep -q "^$prefix-"; then
     log "left behind: $(ip netns list | grep "^$prefix-" | tr '\n' ' ')"
-  fi
-  if [ $status -ne 0 ] && [ -d "$state/logs" ]; then
-    for f in "$state"/logs/*.log "$work"/*.log; do [ -s "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
   fi
   rm -rf "$work" "$state"
 }
@@ -211,7 +213,7 @@ kib() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k * 1024 / 1e6 }'; }
 
 # 1. ztunnel RSS with $conns open idle connections through the mesh.
 log "opening $conns idle connections bench-mesh/client -> bench-mesh/server:$echo through the mesh"
-coproc HOLD { exec ip netns exec "$ns_mc" $peers hold "$conns" "$mesh_server" "$echo"; }
+coproc HOLD { exec ip netns exec "$ns_mc" $peers hold "$conns" "$mesh_server" "$echo" 2>"$work/hold.err"; }
 pids+=($HOLD_PID)
 read -r -u "${HOLD[0]}" opened || { echo "bench ambient: hold failed" >&2; exit 1; }
 sleep 2
@@ -222,25 +224,36 @@ sleep 2
 
 # 2. Throughput, with both ztunnels' CPU over the mesh runs and both stunnels' over the stunnel runs.
 hz=$(getconf CLK_TCK)
-iperf_run() {  # name streams netns host port
-  local name=$1 streams=$2 ns=$3 host=$4 port=$5
-  local json="$work/iperf-$name-$streams.json"
-  ip netns exec "$ns" iperf3 -c "$host" -p "$port" -t "$seconds" -P "$streams" -J > "$json" 2>"$work/iperf-$name-$streams.err" \
-    || { echo "bench ambient: iperf3 $name -P $streams failed" >&2; cat "$json" "$work/iperf-$name-$streams.err" >&2; exit 1; }
-  $hbone_peers iperf "$json"
+# iperf_run name streams netns host port [PID...]: prints received bits/s; the PIDs' CPU ticks over the run go to
+# $work/ticks-NAME-STREAMS. A failed run is recorded (iperf-failures.txt) and run again, twice at most.
+iperf_run() {
+  local name=$1 streams=$2 ns=$3 host=$4 port=$5; shift 5
+  local json="$work/iperf-$name-$streams.json" before=0
+  for attempt in 1 2 3; do
+    [ $# -gt 0 ] && before=$($peers cpu "$@")
+    if ip netns exec "$ns" iperf3 -c "$host" -p "$port" -t "$seconds" -P "$streams" -J > "$json" 2>"$work/iperf-$name-$streams.err" \
+      && $hbone_peers iperf "$json" 2>/dev/null; then
+      if [ $# -gt 0 ]; then echo $(( $($peers cpu "$@") - before )) > "$work/ticks-$name-$streams"; fi
+      return 0
+    fi
+    local why
+    why="$("$python" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("error", "no result"))' "$json" 2>/dev/null || head -c 200 "$work/iperf-$name-$streams.err")"
+    echo "$name -P $streams attempt $attempt: ${why:-no result}" >> "$work/iperf-failures.txt"
+    log "iperf3 $name -P $streams failed (${why:-no result}); again"
+    sleep 1
+  done
+  echo "bench ambient: iperf3 $name -P $streams failed 3 times" >&2; cat "$json" "$work/iperf-$name-$streams.err" >&2; exit 1
 }
 declare -A tput
 zt_ticks=0 zt_bytes=0 st_ticks=0 st_bytes=0
 for streams in 1 4; do
   log "iperf3 -P $streams, $seconds s: plain, stunnel, mesh"
   tput[plain-$streams]=$(iperf_run plain "$streams" "$ns_pc" "$plain_server" "$iperf")
-  before=$($peers cpu "$st_srv" "$st_cli")
-  tput[stunnel-$streams]=$(iperf_run stunnel "$streams" "$ns_pc" 127.0.0.1 "$st_iperf_cli")
-  st_ticks=$(( st_ticks + $($peers cpu "$st_srv" "$st_cli") - before ))
+  tput[stunnel-$streams]=$(iperf_run stunnel "$streams" "$ns_pc" 127.0.0.1 "$st_iperf_cli" "$st_srv" "$st_cli")
+  st_ticks=$(( st_ticks + $(cat "$work/ticks-stunnel-$streams") ))
   st_bytes=$(( st_bytes + $($peers bytes "$work/iperf-stunnel-$streams.json") ))
-  before=$($peers cpu "$za" "$zb")
-  tput[mesh-$streams]=$(iperf_run mesh "$streams" "$ns_mc" "$mesh_server" "$iperf")
-  zt_ticks=$(( zt_ticks + $($peers cpu "$za" "$zb") - before ))
+  tput[mesh-$streams]=$(iperf_run mesh "$streams" "$ns_mc" "$mesh_server" "$iperf" "$za" "$zb")
+  zt_ticks=$(( zt_ticks + $(cat "$work/ticks-mesh-$streams") ))
   zt_bytes=$(( zt_bytes + $($peers bytes "$work/iperf-mesh-$streams.json") ))
 done
 
@@ -262,8 +275,8 @@ median() {  # "a b c;a b c;..." column -> median of that column
 log "new connections: $concurrency processes, ${conn_seconds} s, $conn_rounds interleaved rounds: plain, mesh"
 declare -A crate
 for round in $(seq 1 "$conn_rounds"); do
-  crate[plain]+="$(ip netns exec "$ns_pc" $peers connrate "$conn_seconds" "$concurrency" "$plain_server" "$echo");"
-  crate[mesh]+="$(ip netns exec "$ns_mc" $peers connrate "$conn_seconds" "$concurrency" "$mesh_server" "$echo");"
+  crate[plain]+="$(ip netns exec "$ns_pc" $peers connrate "$conn_seconds" "$concurrency" "$plain_server" "$echo" 2>>"$work/connrate-plain.err");"
+  crate[mesh]+="$(ip netns exec "$ns_mc" $peers connrate "$conn_seconds" "$concurrency" "$mesh_server" "$echo" 2>>"$work/connrate-mesh.err");"
 done
 failed_sum() { tr ';' '\n' <<<"$1" | awk 'NF { s += $3 } END { print s + 0 }'; }
 
@@ -307,6 +320,9 @@ rss_ok() { [ "$idle_a" -le $rss_limit_kib ] && [ "$idle_b" -le $rss_limit_kib ];
       "$(gbps "${tput[plain-$streams]}")" "$(gbps "${tput[stunnel-$streams]}")" "$(gbps "${tput[mesh-$streams]}")" \
       "$(ratio "${tput[mesh-$streams]}" "${tput[stunnel-$streams]}")" "$(ratio "${tput[mesh-$streams]}" "${tput[plain-$streams]}")"
   done
+  if [ -s "$work/iperf-failures.txt" ]; then
+    printf '  failed iperf3 runs, each run again (not in the numbers above): %s\n' "$(paste -sd ';' "$work/iperf-failures.txt")"
+  fi
   printf '  ztunnel CPU (node-a + node-b utime+stime over the mesh runs): %.2f s for %.2f GB -> %s CPU s/GB   (stunnel pair over its runs: %s CPU s/GB)\n' \
     "$(awk -v t="$zt_ticks" -v hz="$hz" 'BEGIN { print t / hz }')" "$(awk -v b="$zt_bytes" 'BEGIN { print b / 1e9 }')" "$zt_s_per_gb" "$st_s_per_gb"
   echo
@@ -333,12 +349,20 @@ rss_ok() { [ "$idle_a" -le $rss_limit_kib ] && [ "$idle_b" -le $rss_limit_kib ];
   printf '  plain  %6s conn/s   per connection p50 %6s us  p99 %6s us   failed %s\n' "$c1_plain" "$c4_plain" "$c5_plain" "$(failed_sum "${crate[plain]}")"
   printf '  mesh   %6s conn/s   per connection p50 %6s us  p99 %6s us   failed %s\n' "$c1_mesh" "$c4_mesh" "$c5_mesh" "$(failed_sum "${crate[mesh]}")"
   printf '  mesh/plain %s\n' "$(ratio "$c1_mesh" "$c1_plain")"
+  for key in plain mesh; do
+    if [ -s "$work/connrate-$key.err" ]; then
+      printf '  %s failures (first error of each client process): %s\n' "$key" "$(sort "$work/connrate-$key.err" | uniq -c | sed 's/^ *//' | paste -sd ';' -)"
+    fi
+  done
   echo
   echo "ztunnel RSS (VmRSS)"
   printf '  node-a (client side): idle %s KiB (%s), with %s idle connections %s KiB -> %s KiB per connection, at the end %s KiB (peers hold: "%s", each echoed 1 byte)\n' \
     "$idle_a" "$(kib "$idle_a")" "$conns" "$held_a" "$(awk -v a="$idle_a" -v b="$held_a" -v n="$conns" 'BEGIN { printf "%.1f", (b - a) / n }')" "$rss_end_a" "$opened"
   printf '  node-b (server side): idle %s KiB (%s), with %s idle connections %s KiB -> %s KiB per connection, at the end %s KiB\n' \
     "$idle_b" "$(kib "$idle_b")" "$conns" "$held_b" "$(awk -v a="$idle_b" -v b="$held_b" -v n="$conns" 'BEGIN { printf "%.1f", (b - a) / n }')" "$rss_end_b"
+  if [ -s "$work/hold.err" ]; then
+    printf '  hold failures (replaced): %s\n' "$(sort "$work/hold.err" | uniq -c | sed 's/^ *//' | paste -sd ';' -)"
+  fi
   printf '  check: ztunnel metrics count %s connections bench-mesh/client -> server opened with mutual_tls on node-a (source), %s on node-b (destination)\n' "$mtls_a" "$mtls_b"
   echo
   echo "targets"
