@@ -198,13 +198,18 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         try await ServerBootstrap(group: group)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Nothing is read until the connection's other side is up (the splice switches reading on).
+            .childChannelOption(.autoRead, value: false)
             .childChannelInitializer { channel in
                 guard connections.add(channel) else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
                     // Keeps bytes that arrive before the connection's other side is up.
                     try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
-                }.map {
-                    Task { await accepted(channel) }
+                    // Handled once active: the initializer runs before registration, and a splice
+                    // joined to a channel not yet active would take it for closed.
+                    try channel.pipeline.syncOperations.addHandler(ActivationHandler { channel in
+                        Task { await accepted(channel) }
+                    })
                 }
             }
             .withBoundSocket(socket)
@@ -267,6 +272,20 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
             logger.info("plaintext inbound connect to the pod failed", metadata: ["pod": "\(workload.key)", "error": "\(error)"])
             channel.close(promise: nil)
         }
+    }
+}
+
+/// Calls `body` once its channel is active (registered), then leaves the pipeline.
+final class ActivationHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = NIOAny
+    private let body: @Sendable (any Channel) -> Void
+
+    init(_ body: @escaping @Sendable (any Channel) -> Void) { self.body = body }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        body(context.channel)
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
     }
 }
 

@@ -10,6 +10,9 @@ import Testing
 @Suite("Ambient lab (network namespaces, in-pod capture)", .serialized,
        .enabled(if: getuid() == 0 || Interop.isCI, "the lab needs root (network namespaces, iptables)"))
 struct AmbientLabTests {
+    /// curl's exit status for a connection closed before any answer: 52 (closed) or 56 (reset, as ztunnel's denial is).
+    static let closedWithoutData: Set<Int32> = [52, 56]
+
     @Test("pod to pod across nodes and on one node, Service VIPs, L4 policy, PeerAuthentication, passthrough, metrics, admin and live changes")
     func ambientMesh() async throws {
         let lab = try await LabFixture.start("ambient", prefix: "swt")
@@ -62,8 +65,15 @@ struct AmbientLabTests {
                 && $0.labels["source_principal"] == "spiffe://cluster.local/ns/mesh/sa/client" && $0.labels["destination_workload"] == "server-a"
         }, "the same-node connection went through node-a's ztunnel (HBONE inbound)")
         let sameDenied = try await lab.curl(from: "mesh/intruder", "http://\(serverA.address):8080/")
-        #expect(sameDenied.http == "000" && sameDenied.exit == 52, "intruder → server-a on the same node is denied with no data: \(sameDenied)")
+        #expect(sameDenied.http == "000" && Self.closedWithoutData.contains(sameDenied.exit),
+                "intruder → server-a on the same node is denied with no data: \(sameDenied)")
         #expect(nodeA.first { $0.name == "workload_manager_active_proxy_count" }?.value == 4, "node-a captures its four ambient pods")
+
+        // Short connections in a burst: every one completes (an accepted connection used before it was
+        // registered was once taken for closed and reset, about 1 in 2,000 under load).
+        let churn = try await lab.run(netns: lab.pod("mesh/client").netns,
+                                      ["python3", Interop.script("connection_churn.py"), serverB.address, "8080", "3000", "4"])
+        #expect(churn.stdout.hasPrefix("ok 3000 failed 0"), "3,000 short connections through the mesh: \(churn.combined)")
 
         // 4. A Service VIP reaches its endpoints round robin, across nodes.
         guard let service = lab.topology.service("mesh/server") else { throw LabTestError("fixture has no mesh/server Service") }
@@ -80,7 +90,7 @@ struct AmbientLabTests {
                                     ("mesh/intruder", "http://\(serverB.address):8080/", "the intruder's principal is not allowed"),
                                     ("mesh/client", "http://\(web.address):8080/", "namespace mesh is denied by web")] {
             let denied = try await lab.curl(from: source, url)
-            #expect(denied.http == "000" && denied.exit == 52, "\(source) → \(url): \(what); got \(denied)")
+            #expect(denied.http == "000" && Self.closedWithoutData.contains(denied.exit), "\(source) → \(url): \(what); got \(denied)")
         }
         let visitor = try await lab.curl(from: "other/visitor", "http://\(web.address):8080/")
         #expect(visitor.http == "200", "other/visitor → web is allowed: \(visitor)")
