@@ -129,6 +129,11 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // NIO reads a half-closed socket even with autoRead off: what the upstream sends
+                // (and its end of input) before the splice is in place is held, not lost.
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler()) }
+                }
             return try await SourceBinding.connect(bootstrap, to: upstream.address, from: nil, connector: configuration.connector,
                                                    workload: upstream.address.ipAddress, timeout: configuration.upstreamConnectTimeout)
         }

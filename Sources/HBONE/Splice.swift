@@ -353,6 +353,10 @@ public enum TCPPassthrough {
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // What the destination sends before the splice is in place is held, not lost.
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler()) }
+                }
             upstream = try await SourceBinding.connect(bootstrap, to: destination, from: nil, connector: connector, workload: workload, timeout: connectTimeout)
         } catch {
             throw TCPPassthroughError.connectFailed(destination: "\(destination)", reason: "\(error)")
