@@ -142,3 +142,33 @@ struct ADSProtocolStateTests {
         #expect(node.metadata.fields["NAMESPACE"]?.stringValue == "istio-system")
     }
 }
+
+extension ADSProtocolStateTests {
+    /// Found by `scripts/fuzz xds-response` (Fuzz/Regressions/xds-response): a delta resource named other
+    /// than its value was added to the store under the value's key and never removed by its name.
+    @Test("a delta resource named other than its value is NACKed (it could never be removed)")
+    func deltaNameMustMatchValue() throws {
+        var state = state(.delta)
+        _ = state.subscribe(Self.clusterURL, wildcard: true, names: [], now: .now)
+        _ = state.streamStarted(now: .now)
+        var response = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse()
+        response.typeURL = Self.clusterURL
+        response.nonce = "n-1"
+        var resource = Envoy_Service_Discovery_V3_Resource()
+        resource.name = "alias"
+        resource.version = "1"
+        resource.resource = try cluster("real")
+        response.resources = [resource]
+        guard case .failure(let error) = ResponseDecoder.decode(response, as: state.registeredType(Self.clusterURL)) else {
+            Issue.record("a resource named alias whose value is real was accepted")
+            return
+        }
+        #expect("\(error)".contains("named alias but its value is real"), "\(error)")
+        resource.name = "real"
+        response.resources = [resource]
+        guard case .success = ResponseDecoder.decode(response, as: state.registeredType(Self.clusterURL)) else {
+            Issue.record("a correctly named resource was refused")
+            return
+        }
+    }
+}

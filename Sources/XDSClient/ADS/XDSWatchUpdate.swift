@@ -92,6 +92,11 @@ struct ErasedResourceType: Sendable {
                 throw .undecodable(typeURL: type.typeURL, name: wrapperName, reason: "\(error)")
             }
             let name = wrapperName ?? type.name(value)
+            // Consumers key what they apply by the value's own name and remove by the resource's:
+            // a resource named other than its value would be added under one name and never removed.
+            if let wrapperName, wrapperName != type.name(value) {
+                throw .invalid(typeURL: type.typeURL, name: wrapperName, reason: "the resource is named \(wrapperName) but its value is \(type.name(value))")
+            }
             do { try type.validate(value) } catch {
                 throw .invalid(typeURL: type.typeURL, name: name, reason: "\(error)")
             }
