@@ -397,8 +397,9 @@ struct DNSProxyDigTests {
         defer { silent.stop() }
         let (upstream, address) = try await startUpstream()
         defer { upstream.stop() }
-        let running = try await RunningProxy.start(upstreams: [silentAddress, address], upstreamTimeout: .milliseconds(300))
-        let alone = try await RunningProxy.start(upstreams: [silentAddress], upstreamTimeout: .milliseconds(300))
+        // Generous per-upstream timeouts: on a loaded machine a slow answer must not pass for a silent upstream.
+        let running = try await RunningProxy.start(upstreams: [silentAddress, address], upstreamTimeout: .seconds(2))
+        let alone = try await RunningProxy.start(upstreams: [silentAddress], upstreamTimeout: .seconds(2))
         do {
             #expect(try await running.short(["slow.example.org"]) == ["203.0.113.7"])
             #expect(silent.text.contains("ASKED slow.example.org"))
