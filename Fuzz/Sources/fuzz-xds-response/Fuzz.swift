@@ -1,4 +1,3 @@
-import Foundation
 import FuzzSupport
 import MeshIdentity
 import MeshProto
@@ -23,17 +22,14 @@ import SwiftProtobuf
 // (error_detail set) and changes nothing; an accepted one is ACKed; after each
 // response the store holds exactly the addresses and policies the client holds.
 //
-// That last one fails when a resource's xDS name is not its value's key (a
-// workload Address named other than its uid, an Authorization named other than
-// namespace/name): the client removes by name, the store by key, and the
-// workload stays in the store (Fuzz/Regressions/xds-response). To go on fuzzing
-// for other findings until that is fixed, set FUZZ_XDS_IGNORE_NAME_MISMATCH=1:
-// the check is then skipped for inputs that carry such a resource.
+// That last one found a resource named other than its value's key (a workload
+// Address named other than its uid) being added to the store under the key and
+// never removed by name (Fuzz/Regressions/xds-response; fixed in 23a3a57, the
+// client now NACKs such a resource).
 
 private let addressType = ErasedResourceType(WorkloadStoreSync.addressType)
 private let policyType = ErasedResourceType(WorkloadStoreSync.policyType)
 private let source = try? SPIFFEID("spiffe://cluster.local/ns/default/sa/client")
-private let ignoreNameMismatch = ProcessInfo.processInfo.environment["FUZZ_XDS_IGNORE_NAME_MISMATCH"] == "1"
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -50,7 +46,6 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let store = try? WorkloadStore() else { fatalError("empty store") }
 
     var count = 0
-    var nameMismatch = false
     while !reader.isEmpty, count < 8 {
         count += 1
         let length = Int(reader.uint16())
@@ -63,7 +58,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             let (request, change) = state.handle(response, decoded: decoded, now: now)
             guard case .delta(let answer) = request else { fatalError("a delta response answered with a SotW request") }
             check(decoded: decoded, nacked: answer.hasErrorDetail, change: change, before: before, after: state.currentState(response.typeURL).map { Set($0.entries.keys) })
-            if let change { nameMismatch = apply(change, to: store) || nameMismatch }
+            if let change { apply(change, to: store) }
         } else {
             guard let response = try? Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: message) else { continue }
             let type = state.registeredType(response.typeURL)
@@ -72,9 +67,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             let (request, change) = state.handle(response, decoded: decoded, now: now)
             guard case .sotw(let answer) = request else { fatalError("a SotW response answered with a delta request") }
             check(decoded: decoded, nacked: answer.hasErrorDetail, change: change, before: before, after: state.currentState(response.typeURL).map { Set($0.entries.keys) })
-            if let change { nameMismatch = apply(change, to: store) || nameMismatch }
+            if let change { apply(change, to: store) }
         }
-        if nameMismatch && ignoreNameMismatch { continue }
         let addresses = state.currentState(addressType.typeURL)?.entries.count ?? 0
         let policies = state.currentState(policyType.typeURL)?.entries.count ?? 0
         let counts = store.counts
@@ -97,15 +91,12 @@ private func check(decoded: Result<ADSProtocolState.Decoded, XDSClientError>, na
     }
 }
 
-/// What WorkloadStoreSync.apply(addresses:) and apply(policies:) do with an update;
-/// returns whether a resource's name differs from its value's key.
-private func apply(_ change: TypeChange, to store: WorkloadStore) -> Bool {
-    var mismatch = false
+/// What WorkloadStoreSync.apply(addresses:) and apply(policies:) do with an update.
+private func apply(_ change: TypeChange, to store: WorkloadStore) {
     if change.typeURL == addressType.typeURL {
         let update = XDSWatchUpdate<MeshAddress>(change)
         var storeChange = WorkloadStoreChange(removedAddresses: Array(update.removed))
         for name in update.updated {
-            if let value = update[name], value.key != name { mismatch = true }
             switch update[name] {
             case .workload(let workload): storeChange.upsertedWorkloads.append(workload)
             case .service(let service): storeChange.upsertedServices.append(service)
@@ -117,10 +108,8 @@ private func apply(_ change: TypeChange, to store: WorkloadStore) -> Bool {
         let update = XDSWatchUpdate<Authorization>(change)
         var storeChange = WorkloadStoreChange(removedPolicies: Array(update.removed))
         storeChange.upsertedPolicies = update.updated.compactMap { update[$0] }
-        mismatch = storeChange.upsertedPolicies.contains { !update.updated.contains($0.key) }
         store.update(storeChange)
     }
-    return mismatch
 }
 
 /// The lookups the data path makes, and an L4 authorization of a connection to each workload.
