@@ -34,11 +34,14 @@ public enum LabCommand {
         }
         // Read both pipes to the end before waiting, so a chatty command cannot block on a full pipe.
         let errors = LockedData()
-        let reader = Thread { errors.set(stderr.fileHandleForReading.readDataToEndOfFile()) }
-        reader.start()
+        let readErrors = DispatchSemaphore(value: 0)
+        Thread {
+            errors.set(stderr.fileHandleForReading.readDataToEndOfFile())
+            readErrors.signal()
+        }.start()
         let out = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        while !errors.isSet { usleep(1000) }
+        readErrors.wait()
         if process.terminationReason == .exit, process.terminationStatus == 127 { throw .missingTool(argv.first ?? "?") }
         return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: errors.value, as: UTF8.self))
     }
@@ -55,6 +58,5 @@ private final class LockedData: @unchecked Sendable {
     private var data: Data?
 
     func set(_ value: Data) { lock.withLock { data = value } }
-    var isSet: Bool { lock.withLock { data != nil } }
     var value: Data { lock.withLock { data ?? Data() } }
 }

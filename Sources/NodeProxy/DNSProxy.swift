@@ -97,6 +97,15 @@ public final class DNSProxy: Sendable {
         self.serviceZone = ["svc"] + clusterZone
     }
 
+    /// The `nameserver` lines of a resolv.conf text, port 53 (lines that are no address are left out).
+    public static func nameservers(resolvConf text: String) -> [SocketAddress] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2, fields[0] == "nameserver" else { return nil }
+            return try? SocketAddress(ipAddress: String(fields[1]), port: 53)
+        }
+    }
+
     /// Queries handled so far, by outcome.
     public var counters: DNSProxyCounters { stats.withLock { $0 } }
 

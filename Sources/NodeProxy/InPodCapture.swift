@@ -134,26 +134,31 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let connections = ChannelTracker()
         var listeners: [any Channel] = []
         var hbone: HBONEListener?
+        // Sockets before `handedOver` belong to NIO (handed over, whether or not that succeeded); the rest are ours to close.
+        var handedOver = 0
         do {
+            handedOver = 1
             listeners.append(try await listen(sockets[0], connections: connections) { channel in
                 await self.outbound(channel, workload: workload, handlers: handlers)
             })
+            handedOver = 2
             listeners.append(try await listen(sockets[1], connections: connections) { channel in
                 await self.inboundPlaintext(channel, workload: workload, handlers: handlers)
             })
+            handedOver = 3
             hbone = try await handlers.server.listen(boundSocket: sockets[2])
             if let dns = handlers.dns {
-                // NIO owns both DNS sockets from here, whatever happens.
+                handedOver = 5
                 listeners += try await dns.serve(udpSocket: sockets[4], tcpSocket: sockets[3], clientNamespace: workload.namespace)
             }
         } catch {
             for listener in listeners { try? await listener.close() }
             await hbone?.close()
-            let handedOver = listeners.count + (hbone == nil ? 0 : 1)
-            for socket in sockets.dropFirst(handedOver) where !(withDNS && hbone != nil) { closeDescriptor(socket) }
+            for socket in sockets.dropFirst(handedOver) { closeDescriptor(socket) }
             throw error
         }
-        let pod = Pod(workload: workload, namespace: namespace, addresses: addresses, listeners: listeners, hbone: hbone!, connections: connections)
+        guard let hbone else { throw CaptureError.shutDown }
+        let pod = Pod(workload: workload, namespace: namespace, addresses: addresses, listeners: listeners, hbone: hbone, connections: connections)
         state.withLock { state in
             state.pods[workload.uid] = pod
             for address in addresses { state.byAddress[address] = pod }

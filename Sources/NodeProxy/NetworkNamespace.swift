@@ -3,7 +3,6 @@ import CNodeSockets
 import Glibc
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// An open network namespace: a descriptor of `/var/run/netns/NAME`,
 /// `/proc/PID/ns/net`, or one received over ZDS. Closing it (explicitly, or
@@ -15,13 +14,13 @@ import Synchronization
 /// (a socket keeps the namespace it was created in) and returns to its own
 /// namespace before it does anything else.
 public final class NetworkNamespace: Sendable {
-    private let fd: Mutex<CInt>
+    private let fd: OwnedDescriptor
     /// A short name for logs (the pod, or the path).
     public let name: String
 
     /// Adopts `descriptor` (it is closed with this object).
     public init(adopting descriptor: CInt, name: String) {
-        self.fd = Mutex(descriptor)
+        self.fd = OwnedDescriptor(descriptor)
         self.name = name
     }
 
@@ -32,19 +31,11 @@ public final class NetworkNamespace: Sendable {
         return NetworkNamespace(adopting: descriptor, name: path)
     }
 
-    deinit { close() }
-
     /// The descriptor (-1 once closed); valid only while this object is open.
-    public var descriptor: CInt { fd.withLock { $0 } }
+    public var descriptor: CInt { fd.current }
 
     /// Closes the descriptor (idempotent).
-    public func close() {
-        let old = fd.withLock { fd -> CInt in
-            defer { fd = -1 }
-            return fd
-        }
-        if old >= 0 { Glibc.close(old) }
-    }
+    public func close() { fd.close() }
 
     /// Runs `body` on the calling thread while it is inside this namespace, then
     /// returns the thread to the namespace it was in. Call it only on a thread

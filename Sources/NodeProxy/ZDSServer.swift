@@ -1,4 +1,5 @@
 #if os(Linux)
+import Foundation
 import Glibc
 import Logging
 import MeshProto
@@ -93,9 +94,9 @@ public final class ZDSServer: Sendable {
     }
 
     private static func blockingAccept(_ listener: ZDSListener) async throws -> ZDSSocket {
+        // A thread of its own: an accept may wait forever and must not hold a worker of a shared pool.
         try await withCheckedThrowingContinuation { continuation in
-            let thread = ZDSAcceptThread { continuation.resume(with: Result { try listener.accept() }) }
-            thread.start()
+            Thread { continuation.resume(with: Result { try listener.accept() }) }.start()
         }
     }
 
@@ -215,29 +216,6 @@ public final class ZDSServer: Sendable {
         }
         guard case .ack(let ack) = response.payload else { throw ZDSError.protocolViolation("WorkloadResponse without an Ack") }
         return ack.error.isEmpty ? nil : ack.error
-    }
-}
-
-/// A thread that runs one blocking call (a ZDS accept, which may wait forever and
-/// so must not hold a worker of a shared pool).
-private final class ZDSAcceptThread: Sendable {
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-
-    func start() {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let created = pthread_create(&thread, nil, { raw in
-            let this = Unmanaged<ZDSAcceptThread>.fromOpaque(raw!).takeRetainedValue()
-            this.body()
-            return nil
-        }, box.toOpaque())
-        if created == 0 {
-            pthread_detach(thread)
-        } else {
-            box.release()
-            body()
-        }
     }
 }
 #endif

@@ -3,7 +3,6 @@ import CNodeSockets
 import Glibc
 import MeshProto
 import SwiftProtobuf
-import Synchronization
 
 /// Why a ZDS exchange failed.
 public enum ZDSError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -44,11 +43,9 @@ public final class ZDSSocket: Sendable {
     /// Istio's default path.
     public static let defaultPath = "/var/run/ztunnel/ztunnel.sock"
 
-    private let fd: Mutex<CInt>
+    private let fd: OwnedDescriptor
 
-    init(adopting descriptor: CInt) { fd = Mutex(descriptor) }
-
-    deinit { close() }
+    init(adopting descriptor: CInt) { fd = OwnedDescriptor(descriptor) }
 
     /// Connects to the node agent's socket at `path`.
     public static func connect(path: String) throws(ZDSError) -> ZDSSocket {
@@ -101,7 +98,7 @@ public final class ZDSSocket: Sendable {
 
     /// Sends raw bytes as one message (tests send malformed ones).
     package func send(bytes: [UInt8], passing descriptor: CInt? = nil) throws(ZDSError) {
-        let socket = fd.withLock { $0 }
+        let socket = fd.current
         let sent = bytes.withUnsafeBytes { swiftmesh_node_send_with_fd(socket, $0.baseAddress, $0.count, descriptor ?? -1) }
         guard sent >= 0 else {
             if -sent == EPIPE || -sent == ECONNRESET { throw .closed }
@@ -114,7 +111,7 @@ public final class ZDSSocket: Sendable {
         var buffer = [UInt8](repeating: 0, count: Self.maximumMessageSize)
         var passed: CInt = -1
         var truncated: CInt = 0
-        let socket = fd.withLock { $0 }
+        let socket = fd.current
         let count = buffer.withUnsafeMutableBytes { swiftmesh_node_receive_with_fd(socket, $0.baseAddress, $0.count, &passed, &truncated) }
         let descriptor: CInt? = passed >= 0 ? passed : nil
         guard count >= 0 else { throw .system(operation: "recvmsg", errno: Int32(-count)) }
@@ -136,23 +133,17 @@ public final class ZDSSocket: Sendable {
 
     /// Wakes a blocked ``receive(_:)`` (it then fails with ``ZDSError/closed``).
     public func shutdown() {
-        let socket = fd.withLock { $0 }
+        let socket = fd.current
         if socket >= 0 { Glibc.shutdown(socket, Int32(SHUT_RDWR)) }
     }
 
     /// Closes the socket (idempotent).
-    public func close() {
-        let old = fd.withLock { fd -> CInt in
-            defer { fd = -1 }
-            return fd
-        }
-        if old >= 0 { Glibc.close(old) }
-    }
+    public func close() { fd.close() }
 }
 
 /// A listening ZDS socket: the node agent's end, which ztunnels connect to.
 public final class ZDSListener: Sendable {
-    private let fd: Mutex<CInt>
+    private let fd: OwnedDescriptor
     /// The socket's path.
     public let path: String
 
@@ -169,7 +160,7 @@ public final class ZDSListener: Sendable {
             Glibc.close(socket)
             throw error as! ZDSError
         }
-        fd = Mutex(socket)
+        fd = OwnedDescriptor(socket)
         self.path = path
     }
 
@@ -177,7 +168,7 @@ public final class ZDSListener: Sendable {
 
     /// Waits for the next connection (blocking).
     public func accept() throws(ZDSError) -> ZDSSocket {
-        let socket = fd.withLock { $0 }
+        let socket = fd.current
         let connection = swiftmesh_node_accept(socket)
         if connection >= 0 { return ZDSSocket(adopting: connection) }
         if -connection == EINVAL || -connection == EBADF { throw .closed }
@@ -186,13 +177,9 @@ public final class ZDSListener: Sendable {
 
     /// Stops listening, wakes a blocked ``accept()`` and removes the socket file.
     public func close() {
-        let old = fd.withLock { fd -> CInt in
-            defer { fd = -1 }
-            return fd
-        }
-        if old >= 0 {
-            Glibc.shutdown(old, Int32(SHUT_RDWR))
-            Glibc.close(old)
+        let path = self.path
+        fd.close { socket in
+            Glibc.shutdown(socket, Int32(SHUT_RDWR))
             unlink(path)
         }
     }

@@ -195,12 +195,12 @@ struct AmbientLabTests {
     @Test("down removes every namespace and process, also when run twice")
     func downLeavesNothing() async throws {
         let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-swd"), binaries: LabFixture.binaries, prefix: "swd")
-        try await offPool {
+        try await Interop.onThread {
             try lab.down()
             try LabNetwork(topology: Lab.topology(manifests: LabFixture.fixture("ambient"), prefix: "swd")).create()
         }
         #expect(!LabNamespaces.list(prefix: "swd").isEmpty)
-        try await offPool {
+        try await Interop.onThread {
             try lab.down()
             try lab.down()
         }

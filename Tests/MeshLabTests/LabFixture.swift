@@ -25,7 +25,7 @@ final class LabFixture: Sendable {
             try FileManager.default.copyItem(atPath: Self.fixture(fixture) + "/" + file, toPath: scratch + "/" + file)
         }
         let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-\(prefix)"), binaries: binaries, prefix: prefix)
-        let topology = try await offPool {
+        let topology = try await Interop.onThread {
             try? lab.down()
             do {
                 return try lab.up(manifests: scratch)
@@ -89,14 +89,14 @@ final class LabFixture: Sendable {
     func apply(file: String, _ text: String) async throws {
         try text.write(toFile: manifests + "/" + file, atomically: true, encoding: .utf8)
         let lab = self.lab, manifests = self.manifests
-        _ = try await offPool { try lab.apply(manifests: manifests) }
+        _ = try await Interop.onThread { try lab.apply(manifests: manifests) }
     }
 
     /// Removes one manifest file of the scratch copy and applies the directory.
     func remove(file: String) async throws {
         try FileManager.default.removeItem(atPath: manifests + "/" + file)
         let lab = self.lab, manifests = self.manifests
-        _ = try await offPool { try lab.apply(manifests: manifests) }
+        _ = try await Interop.onThread { try lab.apply(manifests: manifests) }
     }
 }
 
@@ -105,11 +105,4 @@ struct MetricSample: Decodable {
     var name: String
     var labels: [String: String]
     var value: Double
-}
-
-/// Runs blocking work (the lab drives host tools) on a thread of its own, off Swift's cooperative pool.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
 }

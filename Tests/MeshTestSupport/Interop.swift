@@ -34,10 +34,14 @@ public enum Interop {
     /// Runs a command to completion on its own thread, so that waiting never blocks
     /// Swift's cooperative pool (which the servers under test need).
     public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) async throws -> Output {
+        try await onThread { try runBlocking(executable, arguments, stdin: stdin) }
+    }
+
+    /// Runs blocking work (a process, a blocking socket call, host tools) on a thread of its
+    /// own, so that waiting never blocks Swift's cooperative pool.
+    public static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result { try runBlocking(executable, arguments, stdin: stdin) })
-            }.start()
+            Thread { continuation.resume(with: Result { try body() }) }.start()
         }
     }
 

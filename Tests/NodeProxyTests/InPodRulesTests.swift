@@ -15,3 +15,12 @@ struct InPodRulesTests {
         #expect(!noDNS.iptablesRestoreInput.contains("15053"))
     }
 }
+
+@Suite("DNS proxy upstreams from resolv.conf")
+struct ResolvConfTests {
+    @Test("resolv.conf nameservers become upstreams on port 53; comments and other lines are not")
+    func resolvConfNameservers() {
+        let upstreams = DNSProxy.nameservers(resolvConf: "# comment\nsearch example.org\nnameserver 10.0.0.2\nnameserver\t::1\nnameserver bogus\noptions ndots:5\n")
+        #expect(upstreams.map { "\($0.ipAddress ?? "-"):\($0.port ?? 0)" } == ["10.0.0.2:53", "::1:53"])
+    }
+}

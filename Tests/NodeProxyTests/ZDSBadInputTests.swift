@@ -52,9 +52,9 @@ struct ZDSBadInputTests {
             "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
         ])
         defer { ztunnel.stop() }
-        let connection = try await blocking { try listener.accept() }
+        let connection = try await Interop.onThread { try listener.accept() }
         defer { connection.close() }
-        let (hello, _) = try await blocking { try connection.receive(Istio_Workload_Zds_ZdsHello.self) }
+        let (hello, _) = try await Interop.onThread { try connection.receive(Istio_Workload_Zds_ZdsHello.self) }
         #expect(hello.version == .v1)
         #expect(await ztunnel.waitFor("ztunnel ready"), "\(ztunnel.text)")
         guard let pid = ztunnel.pid else { throw ZDSTestError("ztunnel has no pid") }
@@ -62,7 +62,7 @@ struct ZDSBadInputTests {
 
         /// Sends a request (or raw bytes) with an optional descriptor; returns the Ack's error ("" when applied).
         func exchange(_ request: Istio_Workload_Zds_WorkloadRequest? = nil, raw: [UInt8]? = nil, passing path: String? = nil) async throws -> String {
-            try await blocking {
+            try await Interop.onThread {
                 let descriptor = path.map { open($0, O_RDONLY | O_CLOEXEC) }
                 defer { if let descriptor { close(descriptor) } }
                 if let raw { try connection.send(bytes: raw, passing: descriptor) } else if let request { try connection.send(request, passing: descriptor) }
@@ -133,11 +133,4 @@ struct ZDSBadInputTests {
 struct ZDSTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// Runs blocking socket work on a thread of its own.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
-    }
 }

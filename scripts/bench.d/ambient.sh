@@ -150,14 +150,7 @@ for side in client server; do
   ossl x509 -req -in "$work/$side.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 -extfile "$work/$side.ext" -out "$work/$side.pem"
 done
 st_key="$(openssl x509 -in "$work/client.pem" -noout -text | grep -m1 -E 'ASN1 OID|NIST CURVE' | sed 's/^ *//')"
-common="foreground = yes
-pid =
-debug = 3
-sslVersionMin = TLSv1.3
-sslVersionMax = TLSv1.3
-verifyChain = yes
-socket = l:TCP_NODELAY=1
-socket = r:TCP_NODELAY=1"
+common="$STUNNEL_BENCH_COMMON"
 cat > "$work/stunnel-server.conf" <<CONF
 $common
 cert = $work/server.pem

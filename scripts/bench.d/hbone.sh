@@ -98,14 +98,7 @@ $peers echo "$b_ip" "$echo" > "$work/echo.log" 2>&1 &
 pids+=($!)
 
 log "stunnel pair (TLS 1.3 only, mutual, chain verified against the same bundle)"
-common="foreground = yes
-pid =
-debug = 3
-sslVersionMin = TLSv1.3
-sslVersionMax = TLSv1.3
-verifyChain = yes
-socket = l:TCP_NODELAY=1
-socket = r:TCP_NODELAY=1"
+common="$STUNNEL_BENCH_COMMON"
 cat > "$work/stunnel-server.conf" <<CONF
 $common
 cert = $work/node-b/svid.pem

@@ -13,6 +13,17 @@ MESH_APT_PACKAGES=(
 # What the lab drives (scripts/lab, scripts/demo, the lab tests).
 MESH_LAB_APT_PACKAGES=(iproute2 iptables tcpdump iperf3 curl netcat-openbsd python3 bind9-dnsutils)
 
+# The global section of the stunnel mTLS pair the benchmarks compare against
+# (TLS 1.3 only, chain verified, Nagle off), shared by scripts/bench.d/*.sh.
+STUNNEL_BENCH_COMMON="foreground = yes
+pid =
+debug = 3
+sslVersionMin = TLSv1.3
+sslVersionMax = TLSv1.3
+verifyChain = yes
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1"
+
 log() { printf '==> %s\n' "$*" >&2; }
 
 ensure_apt_packages() {

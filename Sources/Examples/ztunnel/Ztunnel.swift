@@ -219,14 +219,8 @@ struct Ztunnel: AsyncParsableCommand {
 extension Ztunnel {
     /// `--dns-upstream`, or the nameservers of /etc/resolv.conf (port 53).
     func dnsUpstreams() throws -> [SocketAddress] {
-        var given = dnsUpstream.flatMap { $0.split(separator: ",").map(String.init) }
-        if given.isEmpty {
-            let resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
-            given = resolv.split(separator: "\n").compactMap { line in
-                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-                return fields.count >= 2 && fields[0] == "nameserver" ? "\(fields[1]):53" : nil
-            }
-        }
+        let given = dnsUpstream.flatMap { $0.split(separator: ",").map(String.init) }
+        guard !given.isEmpty else { return DNSProxy.nameservers(resolvConf: (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "") }
         return try given.map { value in
             let (host, port) = try HostPort.parse(value)
             return try SocketAddress(ipAddress: host, port: port)
