@@ -53,6 +53,7 @@ let package = Package(
         .target(
             name: "MeshIdentity",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -70,6 +71,7 @@ let package = Package(
         .target(
             name: "HBONE",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -94,6 +96,7 @@ let package = Package(
         .target(
             name: "XDSClient",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshIdentity",
                 "MeshProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -107,6 +110,7 @@ let package = Package(
         .target(
             name: "XDSServer",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshProto",
                 "MeshIdentity",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -120,6 +124,7 @@ let package = Package(
         .target(
             name: "IdentityServices",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshProto",
                 "MeshIdentity",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -175,6 +180,7 @@ let package = Package(
         .target(
             name: "MeshMonitoring",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -188,6 +194,7 @@ let package = Package(
         .target(
             name: "MeshControlPlane",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshIdentity",
                 "MeshProto",
                 "PolicyEngine",
@@ -215,6 +222,7 @@ let package = Package(
         .target(
             name: "NodeProxy",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "CNodeSockets",
                 "HBONE",
                 "MeshMonitoring",
@@ -249,6 +257,7 @@ let package = Package(
         .target(
             name: "ExampleSupport",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -284,6 +293,7 @@ let package = Package(
         .executableTarget(
             name: "meshctl",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshIdentity",
                 "PolicyEngine",
                 "XDSClient",
@@ -324,6 +334,7 @@ let package = Package(
         .target(
             name: "MeshTestSupport",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshIdentity",
                 "MeshProto",
                 "XDSServer",
@@ -338,6 +349,7 @@ let package = Package(
         .testTarget(
             name: "MeshIdentityTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshTestSupport",
                 "MeshIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -352,6 +364,7 @@ let package = Package(
         .testTarget(
             name: "HBONETests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshTestSupport",
                 "HBONE",
                 "MeshIdentity",
@@ -368,6 +381,7 @@ let package = Package(
         .testTarget(
             name: "XDSClientTests",
             dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 "MeshTestSupport",
                 "XDSClient",
                 "XDSServer",

@@ -113,6 +113,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "fuzz-socks5",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "NodeProxy", package: "swift-mesh"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "fuzz-dns",
             dependencies: [
                 "FuzzSupport",

@@ -315,6 +315,19 @@ def local_config():
     write("local-config", "duplicate-ip", "workloads:\n- {uid: a, name: a, namespace: n, workloadIps: [10.0.0.1]}\n- {uid: b, name: b, namespace: n, workloadIps: [10.0.0.1]}\n")
 
 
+def socks5():
+    # First byte: how the harness splits the stream into reads (even: byte by byte).
+    greeting = [5, 1, 0]
+    name = b"echo.default.svc.cluster.local"
+    write("socks5", "ipv4-whole", bytes([0] + greeting + [5, 1, 0, 1, 10, 244, 1, 7, 0x1F, 0x90]))
+    write("socks5", "ipv4-split", bytes([3] + [5, 2, 0, 2] + [5, 1, 0, 1, 127, 0, 0, 1, 0, 80]) + b"GET / HTTP/1.1\r\n")
+    write("socks5", "domain", bytes([1] + greeting + [5, 1, 0, 3, len(name)]) + name + bytes([0, 80]))
+    write("socks5", "ipv6", bytes([5] + greeting + [5, 1, 0, 4, 0xFD] + [0] * 14 + [1, 0, 80]))
+    write("socks5", "bind", bytes([0] + greeting + [5, 2, 0, 1, 1, 2, 3, 4, 0, 80]))
+    write("socks5", "no-method", bytes([0, 5, 1, 2]))
+    write("socks5", "socks4", bytes([0, 4, 1, 0, 80, 1, 2, 3, 4, 0]))
+
+
 if __name__ == "__main__":
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
@@ -326,5 +339,6 @@ if __name__ == "__main__":
     dns()
     yaml_seeds()
     local_config()
+    socks5()
     for target in sorted(os.listdir(CORPUS)):
         print(target, len(os.listdir(os.path.join(CORPUS, target))))

@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <malloc.h>
 #include "node_sockets.h"
 
 #include <errno.h>
@@ -100,4 +101,13 @@ int swiftmesh_node_accept(int socket)
 		fd = accept4(socket, NULL, NULL, SOCK_CLOEXEC);
 	} while (fd < 0 && errno == EINTR);
 	return fd < 0 ? -errno : fd;
+}
+
+size_t swiftmesh_node_heap_in_use(void) {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+}
+
+int swiftmesh_node_heap_trim(void) {
+    return malloc_trim(0);
 }

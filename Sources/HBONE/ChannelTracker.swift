@@ -1,5 +1,5 @@
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The open channels of an owner (a server's connections, a captured pod's),
 /// so that shutdown can drain or close them all.
@@ -9,21 +9,21 @@ public final class ChannelTracker: Sendable {
         var closed = false
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     public init() {}
 
     /// Adds a channel; returns false (and the caller closes it) once shutdown began.
     public func add(_ channel: any Channel) -> Bool {
         let id = ObjectIdentifier(channel)
-        let added = state.withLock { state -> Bool in
+        let added = state.withLockedValue { state -> Bool in
             guard !state.closed else { return false }
             state.channels[id] = channel
             return true
         }
         if added {
             channel.closeFuture.whenComplete { [weak self] _ in
-                _ = self?.state.withLock { $0.channels.removeValue(forKey: id) }
+                _ = self?.state.withLockedValue { $0.channels.removeValue(forKey: id) }
             }
         }
         return added
@@ -31,7 +31,7 @@ public final class ChannelTracker: Sendable {
 
     /// Stops admitting channels and returns the open ones.
     public func close() -> [any Channel] {
-        state.withLock { state in
+        state.withLockedValue { state in
             state.closed = true
             return Array(state.channels.values)
         }
@@ -43,5 +43,5 @@ public final class ChannelTracker: Sendable {
     }
 
     /// The open channels.
-    public var count: Int { state.withLock { $0.channels.count } }
+    public var count: Int { state.withLockedValue { $0.channels.count } }
 }

@@ -3,7 +3,7 @@ import MeshIdentity
 import NIOCore
 import NIOHTTP2
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Pools HBONE connections by ``HBONEPoolKey``.
 ///
@@ -167,6 +167,13 @@ public actor HBONEConnectionPool {
         return entries.values.reduce(0) { $0 + $1.connections.filter(\.isUsable).count }
     }
 
+    /// Streams open on the pool's connections, for one key or all (for diagnostics: a pool
+    /// whose tunnels have all ended has none).
+    public func activeStreamCount(for key: HBONEPoolKey? = nil) -> Int {
+        let entries = key.map { self.entries[$0].map { [$0] } ?? [] } ?? Array(self.entries.values)
+        return entries.reduce(0) { $0 + $1.connections.reduce(0) { $0 + $1.activeStreams } }
+    }
+
     /// The event loops of a key's open connections (for tests and diagnostics).
     func connectionLoops(for key: HBONEPoolKey) -> [any EventLoop] {
         entries[key]?.connections.filter(\.isUsable).map(\.channel.eventLoop) ?? []
@@ -199,9 +206,9 @@ struct DialResult: Sendable {
 }
 
 final class DialBox: Sendable {
-    private let value = Mutex<DialResult?>(nil)
-    func set(_ result: DialResult) { value.withLock { $0 = result } }
-    func get() -> DialResult? { value.withLock { $0 } }
+    private let value = NIOLockedValueBox<DialResult?>(nil)
+    func set(_ result: DialResult) { value.withLockedValue { $0 = result } }
+    func get() -> DialResult? { value.withLockedValue { $0 } }
 }
 
 /// Runs `body`, failing with `error` if it takes longer than `timeout`.

@@ -11,12 +11,17 @@ public struct HBONEInboundRequest: Sendable, Hashable {
     public var forwarding: HBONEForwarding
     /// The TCP address of the peer that opened the HBONE connection.
     public var peerAddress: SocketAddress?
+    /// The address the HBONE connection reached on this side: with in-pod listeners, the
+    /// destination pod's own IP and 15008.
+    public var localAddress: SocketAddress?
 
-    public init(peerID: SPIFFEID, authority: HBONEAuthority, forwarding: HBONEForwarding = HBONEForwarding(), peerAddress: SocketAddress? = nil) {
+    public init(peerID: SPIFFEID, authority: HBONEAuthority, forwarding: HBONEForwarding = HBONEForwarding(),
+                peerAddress: SocketAddress? = nil, localAddress: SocketAddress? = nil) {
         self.peerID = peerID
         self.authority = authority
         self.forwarding = forwarding
         self.peerAddress = peerAddress
+        self.localAddress = localAddress
     }
 }
 

@@ -1,4 +1,5 @@
 import MeshIdentity
+import NIOCore
 
 /// Envoy-style response flags recorded for each tunnel.
 public enum HBONEResponseFlag: String, Sendable, Hashable {
@@ -69,6 +70,14 @@ public protocol HBONEMetricsObserver: Sendable {
     func tunnelOpened(_ info: HBONETunnelInfo)
     /// A tunnel ended, or a CONNECT was refused (then `summary.status` is not 200).
     func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary)
+    /// (server) A connection was closed before its mTLS handshake completed: no or an untrusted
+    /// client certificate, not TLS at all, or no ALPN `h2`. Reported once per connection.
+    func handshakeFailed(peer: SocketAddress?, local: SocketAddress?, reason: String)
+}
+
+extension HBONEMetricsObserver {
+    /// Observers that do not count handshake failures need not implement this.
+    public func handshakeFailed(peer: SocketAddress?, local: SocketAddress?, reason: String) {}
 }
 
 /// An observer that ignores everything.

@@ -5,7 +5,7 @@ import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An HBONE server: HTTP/2 CONNECT over SPIFFE mTLS (default port 15008).
 ///
@@ -31,7 +31,7 @@ public final class HBONEServer: Sendable {
     private let peerAuthorizer: SPIFFEAuthorizer?
     private let logger: Logger
     private let tracker = ChannelTracker()
-    private let listener = Mutex<(any Channel)?>(nil)
+    private let listener = NIOLockedValueBox<(any Channel)?>(nil)
 
     /// A server for `handler` presenting one SVID on every connection. `peerAuthorizer`
     /// defaults to "same trust domain as our SVID".
@@ -78,7 +78,7 @@ public final class HBONEServer: Sendable {
         let channel = try await bootstrap(connections: nil)
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        listener.withLock { $0 = channel }
+        listener.withLockedValue { $0 = channel }
         guard let address = channel.localAddress else { throw HBONEError.shutDown }
         logger.info("HBONE server listening", metadata: ["address": "\(address)"])
         return address
@@ -143,7 +143,7 @@ public final class HBONEServer: Sendable {
         let sync = channel.pipeline.syncOperations
         try sync.addHandlers(tls.makeServerHandlers(authorizer: authorizer))
         try sync.addHandler(WriteCoalescingHandler())
-        try sync.addHandler(RequireH2Handler(logger: logger))
+        try sync.addHandler(HandshakeGate(metrics: metrics, logger: logger))
         if configuration.http2.fastDataPath {
             try sync.addHandler(HBONEDataPath(role: .server, settings: configuration.http2))
         }
@@ -175,7 +175,7 @@ public final class HBONEServer: Sendable {
     }
 
     /// The bound address, once started.
-    public var localAddress: SocketAddress? { listener.withLock { $0?.localAddress } }
+    public var localAddress: SocketAddress? { listener.withLockedValue { $0?.localAddress } }
 
     /// Open client connections (for tests and readiness).
     public var connectionCount: Int { tracker.count }
@@ -183,7 +183,7 @@ public final class HBONEServer: Sendable {
     /// Stops accepting, sends GOAWAY on every connection, and waits until they have
     /// closed: streams may finish until the drain deadline, then connections are closed.
     public func shutdown() async {
-        let channel = listener.withLock { $0 }
+        let channel = listener.withLockedValue { $0 }
         try? await channel?.close()
         let connections = tracker.close()
         for connection in connections {
@@ -219,18 +219,25 @@ public final class HBONEListener: Sendable {
     }
 }
 
-/// Closes connections whose TLS handshake did not agree on ALPN `h2`.
-final class RequireH2Handler: ChannelInboundHandler, RemovableChannelHandler {
+/// Admits a connection once its mTLS handshake verified the peer and agreed on ALPN `h2`,
+/// then leaves the pipeline. A connection that fails before that (no or an untrusted client
+/// certificate, not TLS at all, another ALPN) is closed and reported to the metrics observer.
+final class HandshakeGate: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = NIOAny
+    private let metrics: any HBONEMetricsObserver
     private let logger: Logger
+    private var reported = false
 
-    init(logger: Logger) { self.logger = logger }
+    init(metrics: any HBONEMetricsObserver, logger: Logger) {
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let verified = event as? SPIFFEPeerVerifiedEvent {
             if verified.peer.negotiatedProtocol != "h2" {
                 logger.warning("HBONE peer did not negotiate h2", metadata: ["peer": "\(verified.peerID)", "alpn": "\(verified.peer.negotiatedProtocol ?? "none")"])
-                context.close(promise: nil)
+                refuse(context: context, reason: "ALPN \(verified.peer.negotiatedProtocol ?? "none"), not h2")
                 return
             }
             context.fireUserInboundEventTriggered(event)
@@ -238,6 +245,19 @@ final class RequireH2Handler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.info("HBONE handshake failed", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "-")", "error": "\(error)"])
+        refuse(context: context, reason: "\(error)")
+    }
+
+    private func refuse(context: ChannelHandlerContext, reason: String) {
+        if !reported {
+            reported = true
+            metrics.handshakeFailed(peer: context.channel.remoteAddress, local: context.channel.localAddress, reason: reason)
+        }
+        context.close(promise: nil)
     }
 }
 

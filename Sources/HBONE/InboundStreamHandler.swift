@@ -78,10 +78,12 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let handler = self.handler
         let peerAddress = connection.remoteAddress
+        let localAddress = connection.localAddress
         let promise = loop.makePromise(of: Decision.self)
         promise.completeWithTask {
             let peer = try await connection.verifiedPeer()
-            let request = HBONEInboundRequest(peerID: peer.peerID, authority: authority, forwarding: forwarding, peerAddress: peerAddress)
+            let request = HBONEInboundRequest(peerID: peer.peerID, authority: authority, forwarding: forwarding,
+                                               peerAddress: peerAddress, localAddress: localAddress)
             guard let upstream = await handler.resolve(request) else { return .unknown(request) }
             switch await handler.authorize(request, upstream: upstream) {
             case .allow: return .allowed(request, upstream)

@@ -1,7 +1,7 @@
 import MeshIdentity
 import NIOCore
 import NIOHTTP2
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The key under which HBONE connections are pooled (as ztunnel's): source identity,
 /// destination identities, destination (HBONE) address and source address.
@@ -45,10 +45,10 @@ final class PooledConnection: Sendable {
     let fastDataPath: Bool
     private let idleTimeout: TimeAmount
     private let configuredLimit: Int
-    private let state: Mutex<State>
-    private let multiplexerBox = Mutex<NIOHTTP2Handler.StreamMultiplexer?>(nil)
+    private let state: NIOLockedValueBox<State>
+    private let multiplexerBox = NIOLockedValueBox<NIOHTTP2Handler.StreamMultiplexer?>(nil)
 
-    private let peerBox = Mutex<VerifiedPeer?>(nil)
+    private let peerBox = NIOLockedValueBox<VerifiedPeer?>(nil)
 
     init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount, fastDataPath: Bool) {
         self.channel = channel
@@ -56,26 +56,26 @@ final class PooledConnection: Sendable {
         self.fastDataPath = fastDataPath
         self.idleTimeout = idleTimeout
         self.configuredLimit = maxStreams
-        self.state = Mutex(State(limit: maxStreams))
+        self.state = NIOLockedValueBox(State(limit: maxStreams))
         channel.closeFuture.whenComplete { [weak self] _ in
-            self?.state.withLock { $0.closed = true }
+            self?.state.withLockedValue { $0.closed = true }
         }
     }
 
     /// The verified peer, set once the handshake completed.
     var peer: VerifiedPeer? {
-        get { peerBox.withLock { $0 } }
-        set { peerBox.withLock { $0 = newValue } }
+        get { peerBox.withLockedValue { $0 } }
+        set { peerBox.withLockedValue { $0 = newValue } }
     }
 
     var multiplexer: NIOHTTP2Handler.StreamMultiplexer? {
-        get { multiplexerBox.withLock { $0 } }
-        set { multiplexerBox.withLock { $0 = newValue } }
+        get { multiplexerBox.withLockedValue { $0 } }
+        set { multiplexerBox.withLockedValue { $0 = newValue } }
     }
 
     /// Takes a stream slot if the connection is open, not draining and below its limit.
     func tryReserve() -> Bool {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard !state.closed, !state.draining, state.active < state.limit else { return false }
             state.active += 1
             state.idleGeneration &+= 1
@@ -85,7 +85,7 @@ final class PooledConnection: Sendable {
 
     /// Returns a stream slot; an idle connection closes after the idle timeout.
     func release() {
-        let generation: UInt64? = state.withLock { state in
+        let generation: UInt64? = state.withLockedValue { state in
             state.active -= 1
             guard state.active == 0 else { return nil }
             state.idleGeneration &+= 1
@@ -95,9 +95,9 @@ final class PooledConnection: Sendable {
         let channel = self.channel
         channel.eventLoop.scheduleTask(in: idleTimeout) { [weak self] in
             guard let self else { return }
-            let idle = self.state.withLock { $0.active == 0 && $0.idleGeneration == generation }
+            let idle = self.state.withLockedValue { $0.active == 0 && $0.idleGeneration == generation }
             if idle {
-                self.state.withLock { $0.draining = true }
+                self.state.withLockedValue { $0.draining = true }
                 channel.close(promise: nil)
             }
         }
@@ -105,18 +105,18 @@ final class PooledConnection: Sendable {
 
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS caps our own per-connection limit.
     func peerSettings(maxConcurrentStreams: Int?) {
-        state.withLock { state in
+        state.withLockedValue { state in
             if let maxConcurrentStreams { state.lastPeerSettings = maxConcurrentStreams }
             state.limit = min(configuredLimit, state.lastPeerSettings ?? configuredLimit)
         }
     }
 
     /// GOAWAY received: no new streams; open ones may finish.
-    func markDraining() { state.withLock { $0.draining = true } }
+    func markDraining() { state.withLockedValue { $0.draining = true } }
 
-    var isUsable: Bool { state.withLock { !$0.closed && !$0.draining } }
-    var activeStreams: Int { state.withLock { $0.active } }
-    var streamLimit: Int { state.withLock { $0.limit } }
+    var isUsable: Bool { state.withLockedValue { !$0.closed && !$0.draining } }
+    var activeStreams: Int { state.withLockedValue { $0.active } }
+    var streamLimit: Int { state.withLockedValue { $0.limit } }
 }
 
 /// Watches connection-level frames of a pooled connection: SETTINGS (stream limit, readiness) and GOAWAY.

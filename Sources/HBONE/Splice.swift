@@ -1,7 +1,7 @@
 import NIOCore
 import NIOHTTP2
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Signals exchanged between the two halves of a splice, always delivered on the receiver's event loop.
 enum SpliceSignal: Sendable {
@@ -21,7 +21,7 @@ final class SpliceSession: Sendable {
         var closed = 0
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
     private let onFinish: @Sendable (_ fromA: UInt64, _ fromB: UInt64) -> Void
 
     init(onFinish: @escaping @Sendable (_ fromA: UInt64, _ fromB: UInt64) -> Void) {
@@ -29,7 +29,7 @@ final class SpliceSession: Sendable {
     }
 
     func sideClosed(side: Int, bytes: UInt64) {
-        let done: (UInt64, UInt64)? = state.withLock { state in
+        let done: (UInt64, UInt64)? = state.withLockedValue { state in
             state.bytes[side] = bytes
             state.closed += 1
             return state.closed == 2 ? (state.bytes[0], state.bytes[1]) : nil

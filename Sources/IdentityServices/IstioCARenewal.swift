@@ -1,6 +1,6 @@
 import Logging
 import MeshIdentity
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// An ``SVIDProvider`` that renews the holder's own SVID at the Istio CA,
 /// authenticated over SPIFFE mTLS by the newest SVID it holds (first the one
@@ -19,11 +19,11 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     /// Who the CA must be.
     public let server: SPIFFEAuthorizer
     private let logger: Logger
-    private let latest: Mutex<X509SVID>
+    private let latest: NIOLockedValueBox<X509SVID>
 
     public init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, server: SPIFFEAuthorizer,
                 logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {
-        self.latest = Mutex(credential)
+        self.latest = NIOLockedValueBox(credential)
         self.host = host
         self.port = port
         self.bundles = bundles
@@ -32,10 +32,10 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     }
 
     public func fetchSVID() async throws -> X509SVID {
-        let credential = latest.withLock { $0 }
+        let credential = latest.withLockedValue { $0 }
         let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: bundles, authorizer: server, logger: logger)
         let renewed = try await IstioCAClient(host: host, port: port, identity: credential.id, transportSecurity: security).fetchSVID()
-        latest.withLock { $0 = renewed }
+        latest.withLockedValue { $0 = renewed }
         return renewed
     }
 }

@@ -2,7 +2,7 @@ import Logging
 import MeshIdentity
 import NIOCertificateReloading
 import NIOSSL
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Hands NIOSSL the SVID that is current in an ``SVIDSource`` on every TLS
 /// handshake a server accepts, so a long-running gRPC server (an xDS server,
@@ -13,7 +13,7 @@ import Synchronization
 public final class SVIDCertificateReloader: CertificateReloader {
     private let svids: SVIDSource
     private let logger: Logger
-    private let cache = Mutex<(generation: UInt64, override: NIOSSLContextConfigurationOverride)?>(nil)
+    private let cache = NIOLockedValueBox<(generation: UInt64, override: NIOSSLContextConfigurationOverride)?>(nil)
 
     /// Follows `svids`.
     public init(svids: SVIDSource, logger: Logger = Logger(label: "swift-mesh.grpc-mtls")) {
@@ -23,18 +23,18 @@ public final class SVIDCertificateReloader: CertificateReloader {
 
     public var sslContextConfigurationOverride: NIOSSLContextConfigurationOverride {
         guard let (svid, generation) = svids.currentWithGeneration else { return .noChanges }
-        if let cached = cache.withLock({ $0 }), cached.generation == generation { return cached.override }
+        if let cached = cache.withLockedValue({ $0 }), cached.generation == generation { return cached.override }
         do {
             let (chain, key) = try svid.nioSSLSources()
             var override = NIOSSLContextConfigurationOverride()
             override.certificateChain = chain
             override.privateKey = key
-            cache.withLock { $0 = (generation, override) }
+            cache.withLockedValue { $0 = (generation, override) }
             logger.info("serving a new SVID on new connections", metadata: ["id": "\(svid.id)", "generation": "\(generation)"])
             return override
         } catch {
             logger.error("cannot load the current SVID into TLS; keeping the previous one", metadata: ["error": "\(error)"])
-            return cache.withLock { $0?.override } ?? .noChanges
+            return cache.withLockedValue { $0?.override } ?? .noChanges
         }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Fired once by a server's `shutdown()`; long-lived streams wait on it so that
 /// gRPC's graceful shutdown (which waits for open RPCs) can complete.
@@ -9,13 +9,13 @@ final class ShutdownLatch: Sendable {
         var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// Returns once ``fire()`` has been called (at once if it has been already).
     func wait() async {
         let id = UUID()
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { state -> Bool in
+            let resumeNow = state.withLockedValue { state -> Bool in
                 if state.fired { return true }
                 state.waiters[id] = continuation
                 return false
@@ -26,7 +26,7 @@ final class ShutdownLatch: Sendable {
 
     /// Releases every waiter, now and later.
     func fire() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
             state.fired = true
             defer { state.waiters = [:] }
             return Array(state.waiters.values)

@@ -4,7 +4,9 @@ import MeshIdentity
 
 /// The X509-SVIDs of the workloads on one node, as ztunnel keeps them: each is
 /// fetched the first time a connection needs it (so a node with 1,000 pods
-/// sends no CSR before the first connection of one of them), renewed at half
+/// sends no CSR before the first connection of one of them) or, earlier, by a
+/// background ``prefetch(_:)`` that asks for one at a time (so a workload that
+/// has not had a connection yet is still served while the CA is unreachable), renewed at half
 /// its lifetime by an ``SVIDSource``, and dropped when no local workload has
 /// that identity any more. Private keys are generated here and never leave
 /// the node; only CSRs are sent.
@@ -42,6 +44,7 @@ public actor WorkloadCertificates: MeshTLSProvider {
     private let logger: Logger
     private var entries: [SPIFFEID: Entry] = [:]
     private var pending: [SPIFFEID: Task<Entry, any Error>] = [:]
+    private var prefetching: Task<Void, Never>?
     private var closed = false
 
     public init(trustDomain: TrustDomain, bundles: TrustBundleStore, configuration: MeshTLSConfiguration = MeshTLSConfiguration(),
@@ -116,6 +119,23 @@ public actor WorkloadCertificates: MeshTLSProvider {
         }
     }
 
+    /// Fetches, in the background and one at a time, the certificates of `identities` this node does
+    /// not hold yet (the local workloads'), so that they are there before a connection needs them and
+    /// when the CA is unreachable. A connection's own fetch does not wait for these; a failed one is
+    /// left for the next prefetch or the first connection. A new call replaces a running one.
+    public func prefetch(_ identities: Set<SPIFFEID>) {
+        prefetching?.cancel()
+        guard !closed else { return }
+        let missing = identities.filter { entries[$0] == nil && $0.trustDomain == domain }.sorted { $0.description < $1.description }
+        guard !missing.isEmpty else { return }
+        prefetching = Task { [weak self] in
+            for identity in missing {
+                guard !Task.isCancelled, let self else { return }
+                _ = try? await self.meshTLS(for: identity)
+            }
+        }
+    }
+
     /// The certificates held, by identity.
     public func statuses() -> [Status] {
         entries.compactMap { identity, entry in
@@ -126,6 +146,7 @@ public actor WorkloadCertificates: MeshTLSProvider {
     /// Stops every renewal and drops every certificate.
     public func close() {
         closed = true
+        prefetching?.cancel()
         for entry in entries.values { entry.renewal.cancel() }
         for task in pending.values { task.cancel() }
         entries = [:]

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import PolicyEngine
 import Yams
 
@@ -103,26 +103,26 @@ struct FileObjects: Sendable {
 /// Decoded files by path, reused while a file's size and modification time
 /// are unchanged (``DirectoryClusterSource`` keeps one across reloads).
 public final class ManifestCache: Sendable {
-    private let entries = Mutex<[String: (stamp: FileStamp, objects: FileObjects)]>([:])
-    private let decoded = Mutex(0)
+    private let entries = NIOLockedValueBox<[String: (stamp: FileStamp, objects: FileObjects)]>([:])
+    private let decoded = NIOLockedValueBox(0)
 
     public init() {}
 
     /// How many files were decoded and stored so far (the others were reused).
-    public var decodedFiles: Int { decoded.withLock { $0 } }
+    public var decodedFiles: Int { decoded.withLockedValue { $0 } }
 
     func objects(path: String, stamp: FileStamp) -> FileObjects? {
-        entries.withLock { entries in entries[path].flatMap { $0.stamp == stamp ? $0.objects : nil } }
+        entries.withLockedValue { entries in entries[path].flatMap { $0.stamp == stamp ? $0.objects : nil } }
     }
 
     func store(_ objects: FileObjects, path: String, stamp: FileStamp) {
-        entries.withLock { $0[path] = (stamp, objects) }
-        decoded.withLock { $0 += 1 }
+        entries.withLockedValue { $0[path] = (stamp, objects) }
+        decoded.withLockedValue { $0 += 1 }
     }
 
     /// Forgets files that are gone.
     func retain(_ paths: Set<String>) {
-        entries.withLock { entries in entries = entries.filter { paths.contains($0.key) } }
+        entries.withLockedValue { entries in entries = entries.filter { paths.contains($0.key) } }
     }
 }
 

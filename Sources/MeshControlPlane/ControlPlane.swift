@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Logging
 import MeshIdentity
 import IdentityServices
@@ -24,11 +24,11 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
     private nonisolated let rule: NodeImpersonationRule
     /// The set being served.
     public private(set) var current: MeshResourceSet? {
-        didSet { served.withLock { $0 = current } }
+        didSet { served.withLockedValue { $0 = current } }
     }
     /// ``current``, readable without waiting for the actor (which is busy while a
     /// large configuration converts): the CA's check and readiness read this.
-    private let served = Mutex<MeshResourceSet?>(nil)
+    private let served = NIOLockedValueBox<MeshResourceSet?>(nil)
     /// The last refusal, while it is not superseded by a good state.
     public private(set) var lastRefusal: String?
     /// Number of states applied, the first and those that changed nothing included.
@@ -138,7 +138,7 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
     }
 
     /// The set being served, without waiting for a conversion in progress.
-    public nonisolated var servedSet: MeshResourceSet? { served.withLock { $0 } }
+    public nonisolated var servedSet: MeshResourceSet? { served.withLockedValue { $0 } }
 
     public nonisolated func refusal(caller: SPIFFEID, requested: SPIFFEID) async -> String? {
         rule.refusal(caller: caller, requested: requested, state: servedSet?.state)

@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 import IdentityServices
 import Prometheus
 import XDSServer
@@ -16,7 +16,7 @@ public final class ControlPlaneMetrics: XDSServerObserver, Sendable {
     private let issuedCount: Counter
     private let caSeen = CounterMirror()
     /// Every proxy type reported so far, so a type whose last client left reads 0.
-    private let proxyTypes = Mutex<Set<String>>(["ztunnel", "waypoint", "proxyless", "sidecar"])
+    private let proxyTypes = NIOLockedValueBox<Set<String>>(["ztunnel", "waypoint", "proxyless", "sidecar"])
 
     public init() {
         convergence = registry.makeDurationHistogram(
@@ -67,7 +67,7 @@ public final class ControlPlaneMetrics: XDSServerObserver, Sendable {
             let type = client.nodeID.split(separator: "~", maxSplits: 1).first.map(String.init) ?? ""
             byType[type.isEmpty ? "unknown" : type, default: 0] += 1
         }
-        for type in proxyTypes.withLock({ $0.formUnion(byType.keys); return $0 }) where byType[type] == nil { byType[type] = 0 }
+        for type in proxyTypes.withLockedValue({ $0.formUnion(byType.keys); return $0 }) where byType[type] == nil { byType[type] = 0 }
         for (type, count) in byType {
             registry.makeGauge(descriptor: Self.name("pilot_xds", "Number of endpoints connected to this pilot using XDS."), labels: [("type", type)]).set(Double(count))
         }
@@ -80,10 +80,10 @@ public final class ControlPlaneMetrics: XDSServerObserver, Sendable {
 
 /// Remembers how much of the CA's counters was already added to the Prometheus counters.
 private final class CounterMirror: Sendable {
-    private let seen = Mutex<(Int, Int)>((0, 0))
+    private let seen = NIOLockedValueBox<(Int, Int)>((0, 0))
 
     func advance(to values: IstioCACounters.Values) -> (Int, Int) {
-        seen.withLock { last in
+        seen.withLockedValue { last in
             defer { last = (values.csrs, values.issued) }
             return (max(0, values.csrs - last.0), max(0, values.issued - last.1))
         }

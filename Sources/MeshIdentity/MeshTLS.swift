@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOSSL
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Builds NIOSSL handlers for SPIFFE mutual TLS from an ``SVIDSource`` and a
 /// ``TrustBundleStore``.
@@ -38,7 +38,7 @@ public final class MeshTLS: Sendable {
     /// The settings.
     public let configuration: MeshTLSConfiguration
     private let clock: any MeshClock
-    private let contexts = Mutex<[Role: CachedContext]>([:])
+    private let contexts = NIOLockedValueBox<[Role: CachedContext]>([:])
 
     public init(svids: SVIDSource, bundles: TrustBundleStore, configuration: MeshTLSConfiguration = MeshTLSConfiguration(), clock: any MeshClock = SystemMeshClock()) {
         self.svids = svids
@@ -106,11 +106,11 @@ public final class MeshTLS: Sendable {
 
     private func context(for role: Role) throws -> NIOSSLContext {
         guard let (svid, generation) = svids.currentWithGeneration else { throw SVIDSourceError.noValidSVID }
-        if let cached = contexts.withLock({ $0[role] }), cached.generation == generation {
+        if let cached = contexts.withLockedValue({ $0[role] }), cached.generation == generation {
             return cached.context
         }
         let context = try makeContext(role: role, svid: svid)
-        contexts.withLock { $0[role] = CachedContext(generation: generation, context: context) }
+        contexts.withLockedValue { $0[role] = CachedContext(generation: generation, context: context) }
         return context
     }
 
@@ -148,8 +148,8 @@ extension X509SVID {
 
 /// Carries the verification outcome from the TLS callback to the pipeline.
 final class VerifiedPeerBox: Sendable {
-    private let value = Mutex<Result<SPIFFEID, any Error>?>(nil)
+    private let value = NIOLockedValueBox<Result<SPIFFEID, any Error>?>(nil)
 
-    func set(_ result: Result<SPIFFEID, any Error>) { value.withLock { $0 = result } }
-    func get() -> Result<SPIFFEID, any Error>? { value.withLock { $0 } }
+    func set(_ result: Result<SPIFFEID, any Error>) { value.withLockedValue { $0 = result } }
+    func get() -> Result<SPIFFEID, any Error>? { value.withLockedValue { $0 } }
 }

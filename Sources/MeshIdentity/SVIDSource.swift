@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Errors reported by an ``SVIDSource``.
 public enum SVIDSourceError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -37,7 +37,7 @@ public final class SVIDSource: Sendable {
     private let clock: any MeshClock
     private let backoff: Backoff
     private let logger: Logger
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     /// A source that renews through `provider`.
     public init(provider: any SVIDProvider, clock: any MeshClock = SystemMeshClock(), backoff: Backoff = Backoff(), logger: Logger = Logger(label: "mesh.identity.svid")) {
@@ -45,7 +45,7 @@ public final class SVIDSource: Sendable {
         self.clock = clock
         self.backoff = backoff
         self.logger = logger
-        self.state = Mutex(State())
+        self.state = NIOLockedValueBox(State())
     }
 
     /// A source with a fixed SVID that is never renewed (for tests and static files).
@@ -54,7 +54,7 @@ public final class SVIDSource: Sendable {
         self.clock = clock
         self.backoff = Backoff()
         self.logger = logger
-        self.state = Mutex(State(svid: svid, generation: 1))
+        self.state = NIOLockedValueBox(State(svid: svid, generation: 1))
     }
 
     /// The current SVID if it has not expired, else nil.
@@ -63,7 +63,7 @@ public final class SVIDSource: Sendable {
     /// The current SVID and a number that changes whenever it is replaced.
     public var currentWithGeneration: (svid: X509SVID, generation: UInt64)? {
         let now = clock.now
-        return state.withLock { state in
+        return state.withLockedValue { state in
             guard let svid = state.svid, now <= svid.expiresAt else { return nil }
             return (svid, state.generation)
         }
@@ -79,14 +79,14 @@ public final class SVIDSource: Sendable {
     public func updates() -> AsyncStream<X509SVID> {
         let (stream, continuation) = AsyncStream<X509SVID>.makeStream(bufferingPolicy: .bufferingNewest(1))
         let current = self.current
-        let key = state.withLock { state in
+        let key = state.withLockedValue { state in
             let key = state.nextSubscriber
             state.nextSubscriber += 1
             state.subscribers[key] = continuation
             return key
         }
         continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
+            _ = self?.state.withLockedValue { $0.subscribers.removeValue(forKey: key) }
         }
         if let current { continuation.yield(current) }
         return stream
@@ -102,7 +102,7 @@ public final class SVIDSource: Sendable {
 
     /// Replaces the SVID and notifies subscribers (used by providers that push, such as the Workload API).
     public func publish(_ svid: X509SVID) {
-        let subscribers = state.withLock { state in
+        let subscribers = state.withLockedValue { state in
             state.svid = svid
             state.generation += 1
             return Array(state.subscribers.values)
@@ -120,7 +120,7 @@ public final class SVIDSource: Sendable {
         defer { finishSubscribers() }
         var failures = 0
         while !Task.isCancelled {
-            if let svid = state.withLock({ $0.svid }), clock.now < svid.renewAt {
+            if let svid = state.withLockedValue({ $0.svid }), clock.now < svid.renewAt {
                 try await clock.sleep(until: svid.renewAt)
                 continue
             }
@@ -144,7 +144,7 @@ public final class SVIDSource: Sendable {
     }
 
     private func finishSubscribers() {
-        let subscribers = state.withLock { state in
+        let subscribers = state.withLockedValue { state in
             defer { state.subscribers.removeAll() }
             return Array(state.subscribers.values)
         }

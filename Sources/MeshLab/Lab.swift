@@ -131,11 +131,21 @@ public struct Lab: Sendable {
         ])
     }
 
+    /// Extra ztunnel flags for every node, from `MESH_LAB_ZTUNNEL_ARGS` (split on spaces), e.g.
+    /// `--pool-idle-timeout 20` for `scripts/soak`.
+    static var extraZtunnelArguments: [String] {
+        (ProcessInfo.processInfo.environment["MESH_LAB_ZTUNNEL_ARGS"] ?? "").split(separator: " ").map(String.init)
+    }
+
     private func startNode(_ node: LabTopology.Node, topology: LabTopology) throws(LabError) {
         report("node \(node.name): \(node.address), pods \(node.podCIDR); node agent and ztunnel in \(node.netns)")
         try processes.start("agent-\(node.name)", netns: node.netns, argv: [
             binaries + "/mesh-lab", "node-agent", "--state", layout.root, "--node", node.name,
         ])
+        try startZtunnel(node, topology: topology)
+    }
+
+    private func startZtunnel(_ node: LabTopology.Node, topology: LabTopology) throws(LabError) {
         let controlPlane = "\(topology.gatewayAddress):15012"
         try processes.start("ztunnel-\(node.name)", netns: node.netns, argv: [
             binaries + "/ztunnel", "--node", node.name, "--node-credential", layout.credential(node.name),
@@ -143,7 +153,27 @@ public struct Lab: Sendable {
             "--hbone-listen", "\(node.address):15008",
             // Names outside the cluster go to the wire (the lab's outside world), where a resolver may answer.
             "--dns-upstream", "\(topology.gatewayAddress):53",
-        ])
+        ] + Self.extraZtunnelArguments)
+    }
+
+    // MARK: restart
+
+    /// Starts `controlplane` or `ztunnel-NODE` again with the arguments `up` gave it, after it
+    /// exited or was killed (fault tests; an operator after a crash). One still running is stopped
+    /// first. A ztunnel is waited for until ready; its node agent re-enrolls the node's pods.
+    public func restart(_ component: String) throws(LabError) {
+        guard let record else { throw .notRunning }
+        let topology = record.topology
+        processes.stop(component)
+        if component == "controlplane" {
+            try startControlPlane(topology)
+            return
+        }
+        guard let node = topology.nodes.first(where: { "ztunnel-\($0.name)" == component }) else {
+            throw .invalid("cannot restart \(component): only controlplane and ztunnel-NODE can be")
+        }
+        try startZtunnel(node, topology: topology)
+        try waitReady(node)
     }
 
     private func waitReady(_ node: LabTopology.Node) throws(LabError) {

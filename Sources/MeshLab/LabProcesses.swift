@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Starts and stops the lab's long-running processes: each in a network
 /// namespace (`ip netns exec`), in its own process group, with its output in
@@ -58,6 +61,17 @@ public struct LabProcesses: Sendable {
         }
         if kill(pid, 0) == 0 { kill(-pid, SIGKILL) }
         reap(pid)
+    }
+
+    /// Kills a process and its group at once with SIGKILL, as a crash or the OOM killer would (fault tests).
+    public func sigkill(_ name: String) {
+        defer { try? FileManager.default.removeItem(atPath: layout.pid(name)) }
+        guard let pid = pid(name) else { return }
+        kill(-pid, SIGKILL)
+        while kill(pid, 0) == 0 {
+            reap(pid)
+            usleep(10_000)
+        }
     }
 
     /// Names with a pid file.

@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import NIOHTTP1
 import NIOPosix
 
@@ -80,15 +80,15 @@ public final class MonitoringServer: Sendable {
 
 /// The accepted connections still open.
 private final class ConnectionSet: Sendable {
-    private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     func add(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
-        channels.withLock { $0[id] = channel }
-        channel.closeFuture.whenComplete { [weak self] _ in _ = self?.channels.withLock { $0.removeValue(forKey: id) } }
+        channels.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { [weak self] _ in _ = self?.channels.withLockedValue { $0.removeValue(forKey: id) } }
     }
 
-    func all() -> [any Channel] { channels.withLock { Array($0.values) } }
+    func all() -> [any Channel] { channels.withLockedValue { Array($0.values) } }
 }
 
 private final class MonitoringHandler: ChannelInboundHandler, Sendable {

@@ -2,6 +2,7 @@ import HBONE
 import Logging
 import NIOCore
 import NIOPosix
+import NIOConcurrencyHelpers
 import Synchronization
 import XDSClient
 
@@ -79,7 +80,7 @@ public final class DNSProxy: Sendable {
     private let serviceZone: [String]
     /// The domain suffix's labels, lowercased: the cluster's zone, answered here and never forwarded.
     private let clusterZone: [String]
-    private let stats = Mutex(DNSProxyCounters())
+    private let stats = NIOLockedValueBox(DNSProxyCounters())
     private let inFlight = Atomic<Int>(0)
 
     public init(store: WorkloadStore, upstreams: [SocketAddress], domainSuffix: String = "cluster.local", ttl: UInt32 = 30,
@@ -107,7 +108,7 @@ public final class DNSProxy: Sendable {
     }
 
     /// Queries handled so far, by outcome.
-    public var counters: DNSProxyCounters { stats.withLock { $0 } }
+    public var counters: DNSProxyCounters { stats.withLockedValue { $0 } }
 
     // MARK: Decision
 
@@ -321,7 +322,7 @@ public final class DNSProxy: Sendable {
     // MARK: Helpers
 
     private func count(_ counter: WritableKeyPath<DNSProxyCounters, Int>) {
-        stats.withLock { $0[keyPath: counter] += 1 }
+        stats.withLockedValue { $0[keyPath: counter] += 1 }
     }
 
     /// The network-order bytes of an IPv4 (4) or IPv6 (16) address text.

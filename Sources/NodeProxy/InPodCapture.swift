@@ -5,7 +5,7 @@ import Logging
 import MeshIdentity
 import NIOCore
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 import XDSClient
 
 /// Captures ambient pods the way Istio's ztunnel does in its in-pod mode: for
@@ -28,6 +28,10 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         public var inboundHBONE = 15008
         public var dns = 15053
         public init() {}
+
+        /// The TCP ports ztunnel holds in every captured pod: no application listens there,
+        /// so a connection to one of them from the mesh can only be an attempt to reach ztunnel itself.
+        public var tcp: Set<Int> { [outbound, inboundPlaintext, inboundHBONE] }
     }
 
     /// A captured pod.
@@ -61,14 +65,14 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         var byAddress: [String: Pod] = [:]
     }
 
-    private let state = Mutex(State())
-    private let operations = Mutex<Task<Void, Never>?>(nil)
+    private let state = NIOLockedValueBox(State())
+    private let operations = NIOLockedValueBox<Task<Void, Never>?>(nil)
     private let ports: Ports
     private let workers: NamespaceWorkers
     private let group: any EventLoopGroup
     private let connectTimeout: TimeAmount
     private let logger: Logger
-    private let handlers = Mutex<Handlers?>(nil)
+    private let handlers = NIOLockedValueBox<Handlers?>(nil)
 
     /// What captured connections are handed to (set once with ``attach(server:router:store:node:observer:dns:)``).
     struct Handlers: Sendable {
@@ -93,21 +97,21 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     /// what the pod sends, `store` decides inbound plaintext, `dns` answers the pod's DNS. Call before pods are added.
     public func attach(server: HBONEServer, router: OutboundRouter, store: WorkloadStore, node: String, observer: (any CaptureObserver)? = nil,
                        dns: DNSProxy? = nil) {
-        handlers.withLock { $0 = Handlers(server: server, router: router, store: store, node: node, observer: observer, dns: dns) }
+        handlers.withLockedValue { $0 = Handlers(server: server, router: router, store: store, node: node, observer: observer, dns: dns) }
     }
 
     /// The captured pods' uids.
-    public var capturedUIDs: Set<String> { state.withLock { Set($0.pods.keys) } }
+    public var capturedUIDs: Set<String> { state.withLockedValue { Set($0.pods.keys) } }
 
     /// Captured pods as `namespace/name` → their addresses (for the admin page).
     public var capturedPods: [String: [String]] {
-        state.withLock { Dictionary($0.pods.values.map { ($0.workload.key, $0.addresses) }, uniquingKeysWith: { first, _ in first }) }
+        state.withLockedValue { Dictionary($0.pods.values.map { ($0.workload.key, $0.addresses) }, uniquingKeysWith: { first, _ in first }) }
     }
 
     // MARK: ZDSWorkloadHandler
 
     public func addWorkload(_ workload: ZDSWorkload, namespace: NetworkNamespace) async throws {
-        guard let handlers = handlers.withLock({ $0 }) else { throw CaptureError.shutDown }
+        guard let handlers = handlers.withLockedValue({ $0 }) else { throw CaptureError.shutDown }
         // A second add for a uid replaces the first (its namespace may be a new one).
         await removeWorkload(uid: workload.uid)
         let ports = self.ports
@@ -159,7 +163,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         }
         guard let hbone else { throw CaptureError.shutDown }
         let pod = Pod(workload: workload, namespace: namespace, addresses: addresses, listeners: listeners, hbone: hbone, connections: connections)
-        state.withLock { state in
+        state.withLockedValue { state in
             state.pods[workload.uid] = pod
             for address in addresses { state.byAddress[address] = pod }
         }
@@ -167,7 +171,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     }
 
     public func removeWorkload(uid: String) async {
-        let pod = state.withLock { state -> Pod? in
+        let pod = state.withLockedValue { state -> Pod? in
             guard let pod = state.pods.removeValue(forKey: uid) else { return nil }
             for address in pod.addresses where state.byAddress[address] === pod { state.byAddress[address] = nil }
             return pod
@@ -177,7 +181,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         logger.info("pod released", metadata: ["pod": "\(pod.workload.key)", "uid": "\(uid)"])
     }
 
-    public func hasWorkload(uid: String) async -> Bool { state.withLock { $0.pods[uid] != nil } }
+    public func hasWorkload(uid: String) async -> Bool { state.withLockedValue { $0.pods[uid] != nil } }
 
     public func snapshotComplete(keeping uids: Set<String>) async {
         for uid in capturedUIDs.subtracting(uids) { await removeWorkload(uid: uid) }
@@ -186,13 +190,13 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     /// Releases every pod.
     public func close() async {
         for uid in capturedUIDs { await removeWorkload(uid: uid) }
-        handlers.withLock { $0 = nil }
+        handlers.withLockedValue { $0 = nil }
     }
 
     // MARK: WorkloadConnector
 
     public func connectedSocket(to destination: SocketAddress, forWorkload workload: String, timeout: TimeAmount) async throws -> NIOBSDSocket.Handle? {
-        guard let pod = state.withLock({ $0.byAddress[workload] }) else { return nil }
+        guard let pod = state.withLockedValue({ $0.byAddress[workload] }) else { return nil }
         let namespace = pod.namespace
         return try await workers.run { try namespace.connectedSocket(to: destination, mark: InPodRules.ztunnelMark, timeout: timeout) }
     }

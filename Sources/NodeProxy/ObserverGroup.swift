@@ -13,6 +13,9 @@ public struct ObserverGroup: HBONEMetricsObserver, CaptureObserver {
 
     public func tunnelOpened(_ info: HBONETunnelInfo) { for observer in tunnels { observer.tunnelOpened(info) } }
     public func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { for observer in tunnels { observer.tunnelClosed(info, summary: summary) } }
+    public func handshakeFailed(peer: SocketAddress?, local: SocketAddress?, reason: String) {
+        for observer in tunnels { observer.handshakeFailed(peer: peer, local: local, reason: reason) }
+    }
     public func outboundOpened(_ connection: CapturedConnection) { for observer in captures { observer.outboundOpened(connection) } }
     public func outboundClosed(_ connection: CapturedConnection, sent: UInt64, received: UInt64) {
         for observer in captures { observer.outboundClosed(connection, sent: sent, received: received) }

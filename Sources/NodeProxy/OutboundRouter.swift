@@ -2,7 +2,7 @@ import HBONE
 import Logging
 import MeshIdentity
 import NIOCore
-import Synchronization
+import NIOConcurrencyHelpers
 import XDSClient
 
 /// Why an outbound connection could not be set up; mapped to SOCKS5 reply codes (RFC 1928 §6).
@@ -159,10 +159,10 @@ public struct OutboundRouter: Sendable {
 
 /// Per-service counters for round-robin endpoint choice.
 final class RoundRobin: Sendable {
-    private let counters = Mutex<[String: Int]>([:])
+    private let counters = NIOLockedValueBox<[String: Int]>([:])
 
     func take(_ key: String) -> Int {
-        counters.withLock { counters in
+        counters.withLockedValue { counters in
             let value = counters[key, default: 0]
             counters[key] = value &+ 1
             return value & Int.max

@@ -1,22 +1,22 @@
 #if os(Linux)
 import Glibc
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A file descriptor owned by one object and closed exactly once (explicitly
 /// or when the owner goes); reads after the close see -1.
 final class OwnedDescriptor: Sendable {
-    private let value: Mutex<CInt>
+    private let value: NIOLockedValueBox<CInt>
 
-    init(_ descriptor: CInt) { value = Mutex(descriptor) }
+    init(_ descriptor: CInt) { value = NIOLockedValueBox(descriptor) }
 
     deinit { close() }
 
     /// The descriptor, or -1 once closed.
-    var current: CInt { value.withLock { $0 } }
+    var current: CInt { value.withLockedValue { $0 } }
 
     /// Closes it (idempotent); `before` runs on the open descriptor first (for example a shutdown).
     func close(before: (CInt) -> Void = { _ in }) {
-        let old = value.withLock { fd -> CInt in
+        let old = value.withLockedValue { fd -> CInt in
             defer { fd = -1 }
             return fd
         }

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import MeshProto
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// A pod the node agent enrolls with ztunnel: who it is and where its network namespace is.
 public struct ZDSEnrollment: Sendable, Hashable {
@@ -44,8 +44,8 @@ public final class ZDSServer: Sendable {
     private let logger: Logger
     private let events: AsyncStream<Event>.Continuation
     private let stream: AsyncStream<Event>
-    private let states = Mutex<[String: ZDSEnrollmentState]>([:])
-    private let connections = Mutex(0)
+    private let states = NIOLockedValueBox<[String: ZDSEnrollmentState]>([:])
+    private let connections = NIOLockedValueBox(0)
 
     /// Listens at `path` (a stale socket file is replaced).
     public init(path: String = ZDSSocket.defaultPath, workers: NamespaceWorkers, logger: Logger) throws(ZDSError) {
@@ -61,10 +61,10 @@ public final class ZDSServer: Sendable {
     }
 
     /// Each desired pod's state, by uid.
-    public var enrollmentStates: [String: ZDSEnrollmentState] { states.withLock { $0 } }
+    public var enrollmentStates: [String: ZDSEnrollmentState] { states.withLockedValue { $0 } }
 
     /// Connected ztunnels that completed the hello.
-    public var connectedCount: Int { connections.withLock { $0 } }
+    public var connectedCount: Int { connections.withLockedValue { $0 } }
 
     /// Accepts ztunnels and sends them enrollments until the task is cancelled.
     public func run() async {
@@ -170,8 +170,8 @@ public final class ZDSServer: Sendable {
                 next[uid] = .pending
             }
         }
-        states.withLock { $0 = next }
-        connections.withLock { $0 = peers.count }
+        states.withLockedValue { $0 = next }
+        connections.withLockedValue { $0 = peers.count }
     }
 
     private func hello(_ peer: Peer) async throws {

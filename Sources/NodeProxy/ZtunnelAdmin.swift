@@ -1,4 +1,5 @@
 import Foundation
+import HBONE
 import MeshMonitoring
 import XDSClient
 
@@ -25,12 +26,16 @@ public struct ZtunnelAdmin: Sendable {
     public let certificates: @Sendable () async -> [Certificate]
     public let logLevel: @Sendable (String?) -> String?
     public let quit: @Sendable () -> Void
+    /// The outbound HBONE pool, whose connections and open streams the dump reports.
+    public let pool: HBONEConnectionPool?
 
     /// `logLevel(nil)` reads the level; `logLevel(name)` sets it and returns the new one (nil for an unknown name).
-    public init(store: WorkloadStore, capture: InPodCapture?, certificates: @escaping @Sendable () async -> [Certificate],
+    public init(store: WorkloadStore, capture: InPodCapture?, pool: HBONEConnectionPool? = nil,
+                certificates: @escaping @Sendable () async -> [Certificate],
                 logLevel: @escaping @Sendable (String?) -> String?, quit: @escaping @Sendable () -> Void) {
         self.store = store
         self.capture = capture
+        self.pool = pool
         self.certificates = certificates
         self.logLevel = logLevel
         self.quit = quit
@@ -83,9 +88,12 @@ public struct ZtunnelAdmin: Sendable {
             ["identity": certificate.identity, "expiresAt": formatter.string(from: certificate.expiresAt), "renewAt": formatter.string(from: certificate.renewAt)]
         }
         let captured: [[String: Any]] = (capture?.capturedPods ?? [:]).sorted { $0.key < $1.key }.map { ["pod": $0.key, "addresses": $0.value] }
-        let dump: [String: Any] = [
+        var dump: [String: Any] = [
             "workloads": workloads, "services": services, "policies": policies, "certificates": certificates, "capturedPods": captured,
         ]
+        if let pool {
+            dump["hbonePool"] = ["connections": await pool.connectionCount(), "activeStreams": await pool.activeStreamCount()]
+        }
         guard let data = try? JSONSerialization.data(withJSONObject: dump, options: [.prettyPrinted, .sortedKeys]) else { return "{}" }
         return String(decoding: data, as: UTF8.self) + "\n"
     }

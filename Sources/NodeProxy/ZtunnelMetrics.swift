@@ -96,6 +96,16 @@ public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendab
         closed(labels, received: summary.bytesToDestination, sent: summary.bytesFromDestination)
     }
 
+    public func handshakeFailed(peer: SocketAddress?, local: SocketAddress?, reason: String) {
+        // No verified peer: the source is only an address; the destination is the pod whose listener it reached.
+        let labels = labels(reporter: "destination", source: Party(peer?.ipAddress.flatMap { store.workload(address: $0) }),
+                            destination: Party(local?.ipAddress.flatMap { store.workload(address: $0) }), service: nil,
+                            flag: "TLS_FAILURE", mutualTLS: false)
+        opened(labels)
+        failed(labels)
+        closed(labels, received: 0, sent: 0)
+    }
+
     private func inboundLabels(_ info: HBONETunnelInfo, flag: String) -> [(String, String)] {
         let destinationHost = (try? HBONEAuthority(parsing: info.authority))?.host
         let destination = destinationHost.flatMap { store.workload(address: $0) }

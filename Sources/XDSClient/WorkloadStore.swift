@@ -1,4 +1,4 @@
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Errors from building or applying mesh state.
 public enum WorkloadStoreError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -123,8 +123,8 @@ public final class WorkloadStore: Sendable {
         }
     }
 
-    private let state = Mutex(Indexes())
-    private let observers = Mutex<(next: Int, continuations: [Int: AsyncStream<UInt64>.Continuation])>((0, [:]))
+    private let state = NIOLockedValueBox(Indexes())
+    private let observers = NIOLockedValueBox<(next: Int, continuations: [Int: AsyncStream<UInt64>.Continuation])>((0, [:]))
 
     public init(_ snapshot: WorkloadSnapshot = WorkloadSnapshot()) throws {
         if !snapshot.workloads.isEmpty || !snapshot.services.isEmpty || !snapshot.policies.isEmpty {
@@ -154,7 +154,7 @@ public final class WorkloadStore: Sendable {
         }
         for policy in snapshot.policies { next.policies[policy.key] = policy }
         next.reorderPolicies()
-        let version = state.withLock { current in
+        let version = state.withLockedValue { current in
             next.version = current.version + 1
             current = next
             return next.version
@@ -165,7 +165,7 @@ public final class WorkloadStore: Sendable {
     /// Applies one xDS response's change in one step: removals first, then upserts.
     public func update(_ change: WorkloadStoreChange) {
         guard !change.isEmpty else { return }
-        state.withLock { current in
+        state.withLockedValue { current in
             for key in change.removedAddresses {
                 if let stored = current.workloads[key] { current.remove(workload: stored.workload) }
                 if let service = current.services[key] { current.remove(service: service) }
@@ -186,23 +186,23 @@ public final class WorkloadStore: Sendable {
     /// (only the newest is kept for a slow reader).
     public func changes() -> AsyncStream<UInt64> {
         let (stream, continuation) = AsyncStream<UInt64>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let id = observers.withLock { observers in
+        let id = observers.withLockedValue { observers in
             defer { observers.next += 1 }
             observers.continuations[observers.next] = continuation
             return observers.next
         }
-        continuation.onTermination = { [weak self] _ in _ = self?.observers.withLock { $0.continuations.removeValue(forKey: id) } }
+        continuation.onTermination = { [weak self] _ in _ = self?.observers.withLockedValue { $0.continuations.removeValue(forKey: id) } }
         continuation.yield(version)
         return stream
     }
 
     private func notify(_ version: UInt64) {
-        for continuation in observers.withLock({ Array($0.continuations.values) }) { continuation.yield(version) }
+        for continuation in observers.withLockedValue({ Array($0.continuations.values) }) { continuation.yield(version) }
     }
 
     /// The workloads that run on `node`.
     public func workloads(onNode node: String) -> [Workload] {
-        state.withLock { $0.workloads.values.map(\.workload).filter { $0.node == node } }
+        state.withLockedValue { $0.workloads.values.map(\.workload).filter { $0.node == node } }
     }
 
     /// The workload of this node at `address`, the identity a node proxy presents for it.
@@ -211,10 +211,10 @@ public final class WorkloadStore: Sendable {
     }
 
     /// Increments with every applied snapshot or change.
-    public var version: UInt64 { state.withLock { $0.version } }
+    public var version: UInt64 { state.withLockedValue { $0.version } }
     /// Everything, ordered by uid, service key and policy key.
     public var snapshot: WorkloadSnapshot {
-        state.withLock { indexes in
+        state.withLockedValue { indexes in
             WorkloadSnapshot(
                 workloads: indexes.workloads.values.map(\.workload).sorted { $0.uid < $1.uid },
                 services: indexes.services.values.sorted { $0.key < $1.key },
@@ -224,31 +224,31 @@ public final class WorkloadStore: Sendable {
     }
     /// How many workloads, services and policies are stored.
     public var counts: (workloads: Int, services: Int, policies: Int) {
-        state.withLock { ($0.workloads.count, $0.services.count, $0.policies.count) }
+        state.withLockedValue { ($0.workloads.count, $0.services.count, $0.policies.count) }
     }
 
-    public func workload(uid: String) -> Workload? { state.withLock { $0.workloads[uid]?.workload } }
+    public func workload(uid: String) -> Workload? { state.withLockedValue { $0.workloads[uid]?.workload } }
     public func workload(address: String, network: String = "") -> Workload? {
-        state.withLock { indexes in
+        state.withLockedValue { indexes in
             indexes.byAddress[NetworkAddress(network: network, address: address)]?.workload
         }
     }
     public func service(hostname: String) -> Service? {
-        state.withLock { indexes in indexes.byHostname[hostname].flatMap { indexes.services[$0] } }
+        state.withLockedValue { indexes in indexes.byHostname[hostname].flatMap { indexes.services[$0] } }
     }
     public func service(vip: String, network: String = "") -> Service? {
-        state.withLock { indexes in
+        state.withLockedValue { indexes in
             indexes.byVIP[NetworkAddress(network: network, address: vip)].flatMap { indexes.services[$0] }
         }
     }
     /// A policy by `namespace/name`.
-    public func policy(key: String) -> Authorization? { state.withLock { $0.policies[key] } }
+    public func policy(key: String) -> Authorization? { state.withLockedValue { $0.policies[key] } }
     /// Workloads backing a service.
     public func endpoints(of service: Service) -> [Workload] {
-        state.withLock { $0.workloads.values.map(\.workload).filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
+        state.withLockedValue { $0.workloads.values.map(\.workload).filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
     }
     /// Decides an L4 connection to `connection.destination` with the stored policies.
     public func authorize(_ connection: L4Connection) -> L4Decision {
-        state.withLock { $0.orderedPolicies }.evaluate(connection)
+        state.withLockedValue { $0.orderedPolicies }.evaluate(connection)
     }
 }

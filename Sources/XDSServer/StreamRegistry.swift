@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// The open ADS streams of a server, so that shutdown can end them: gRPC's
 /// graceful shutdown waits for open RPCs, and ADS streams never end on their own.
@@ -9,11 +9,11 @@ final class StreamRegistry: Sendable {
         var shuttingDown = false
     }
 
-    private let state = Mutex(State())
+    private let state = NIOLockedValueBox(State())
 
     /// Registers a stream's closer; returns nil (and the caller ends at once) during shutdown.
     func register(_ close: @escaping @Sendable () -> Void) -> UUID? {
-        state.withLock { state in
+        state.withLockedValue { state in
             guard !state.shuttingDown else { return nil }
             let id = UUID()
             state.closers[id] = close
@@ -22,12 +22,12 @@ final class StreamRegistry: Sendable {
     }
 
     func unregister(_ id: UUID) {
-        _ = state.withLock { $0.closers.removeValue(forKey: id) }
+        _ = state.withLockedValue { $0.closers.removeValue(forKey: id) }
     }
 
     /// Ends every open stream and refuses new ones.
     func closeAll() {
-        let closers = state.withLock { state in
+        let closers = state.withLockedValue { state in
             state.shuttingDown = true
             defer { state.closers = [:] }
             return Array(state.closers.values)

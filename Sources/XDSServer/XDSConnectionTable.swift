@@ -1,5 +1,6 @@
 import Foundation
 import MeshProto
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// What an ``XDSServer`` knows of one connected ADS stream: who it is and,
@@ -61,21 +62,21 @@ final class XDSConnectionTable: Sendable {
         var pending: [String: Pending] = [:]
     }
 
-    private let entries = Mutex<[UInt64: Entry]>([:])
+    private let entries = NIOLockedValueBox<[UInt64: Entry]>([:])
     private let nextID = Atomic<UInt64>(1)
 
     func open(variant: String) -> UInt64 {
         let id = nextID.add(1, ordering: .relaxed).oldValue
-        entries.withLock { $0[id] = Entry(status: XDSConnectionStatus(id: id, nodeID: "", variant: variant, connectedAt: Date(), types: [:])) }
+        entries.withLockedValue { $0[id] = Entry(status: XDSConnectionStatus(id: id, nodeID: "", variant: variant, connectedAt: Date(), types: [:])) }
         return id
     }
 
-    func close(_ id: UInt64) { _ = entries.withLock { $0.removeValue(forKey: id) } }
+    func close(_ id: UInt64) { _ = entries.withLockedValue { $0.removeValue(forKey: id) } }
 
-    func identify(_ id: UInt64, nodeID: String) { entries.withLock { $0[id]?.status.nodeID = nodeID } }
+    func identify(_ id: UInt64, nodeID: String) { entries.withLockedValue { $0[id]?.status.nodeID = nodeID } }
 
     func sent(_ id: UInt64, typeURL: String, version: String, nonce: String) {
-        entries.withLock { all in
+        entries.withLockedValue { all in
             guard var entry = all[id] else { return }
             entry.status.types[typeURL, default: .init()].sentVersion = version
             entry.status.types[typeURL, default: .init()].sentNonce = nonce
@@ -88,7 +89,7 @@ final class XDSConnectionTable: Sendable {
 
     /// Records the answer to `nonce`; returns how long after sending it came (nil for an unknown nonce).
     func answered(_ id: UInt64, nonce: String, nack: String?) -> (typeURL: String, delay: Duration)? {
-        entries.withLock { all -> (typeURL: String, delay: Duration)? in
+        entries.withLockedValue { all -> (typeURL: String, delay: Duration)? in
             guard var entry = all[id], let pending = entry.pending.removeValue(forKey: nonce) else { return nil }
             // Older unanswered nonces of the same type are superseded.
             entry.pending = entry.pending.filter { $0.value.typeURL != pending.typeURL || $0.value.sentAt > pending.sentAt }
@@ -107,6 +108,6 @@ final class XDSConnectionTable: Sendable {
     }
 
     func snapshot() -> [XDSConnectionStatus] {
-        entries.withLock { $0.values.map(\.status) }.sorted { $0.id < $1.id }
+        entries.withLockedValue { $0.values.map(\.status) }.sorted { $0.id < $1.id }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import HBONE
 import NIOCore
 import NIOPosix
@@ -56,14 +57,14 @@ struct BackpressureTests {
 
         // Every write is a fresh 1 MiB copy, so bytes a tunnel accepted but could not deliver
         // stay resident: without backpressure the RSS would grow by about what was offered.
-        let accepted = Locked(0)
+        let accepted = NIOLockedValueBox(0)
         let writer = Task {
             try await stream.executeThenClose { _, outbound in
-                while accepted.withLock({ $0 }) < Self.offered {
+                while accepted.withLockedValue({ $0 }) < Self.offered {
                     var copy = ByteBufferAllocator().buffer(capacity: chunk.readableBytes)
                     copy.writeImmutableBuffer(chunk)
                     try await outbound.write(copy)
-                    accepted.withLock { $0 += chunk.readableBytes }
+                    accepted.withLockedValue { $0 += chunk.readableBytes }
                 }
             }
         }
@@ -74,13 +75,13 @@ struct BackpressureTests {
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             peak = max(peak, residentBytes())
-            let now = accepted.withLock { $0 }
+            let now = accepted.withLockedValue { $0 }
             if now >= Self.offered { break }
             if now != last { last = now; lastChange = Date() } else if Date().timeIntervalSince(lastChange) > 3 { break }
             try await Task.sleep(nanoseconds: 50_000_000)
         }
         peak = max(peak, residentBytes())
-        let total = accepted.withLock { $0 }
+        let total = accepted.withLockedValue { $0 }
         let growth = peak - baseline
         print("backpressure: offered \(Self.offered >> 20) MiB, accepted \(total >> 20) MiB before stalling, RSS \(baseline >> 20) MiB -> peak \(peak >> 20) MiB (growth \(growth >> 20) MiB, bound \(Self.bound >> 20) MiB)")
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 @testable import HBONE
 import MeshTestSupport
 import NIOCore
@@ -49,6 +50,14 @@ struct DataPathHarness {
         registered = try #require(path.register(codec, streamID: streamID))
     }
 
+    /// Closes both channels and runs their event loops, so their handlers are removed: an
+    /// EmbeddedChannel's pipeline and handlers hold each other until then (also when a test's
+    /// data path already closed the connection, whose handler removal is still scheduled).
+    func finish() {
+        _ = try? connection.finish(acceptAlreadyClosed: true)
+        _ = try? stream.finish(acceptAlreadyClosed: true)
+    }
+
     /// Feeds `bytes` to the data path `chunk` bytes at a time, as the network might split them.
     func feed(_ bytes: [UInt8], chunk: Int = .max) throws {
         var index = 0
@@ -89,6 +98,7 @@ struct DataPathTests {
     @Test("DATA for a registered stream reaches it without padding; every other frame passes on byte for byte, however the reads split them", arguments: [1, 2, 5, 9, 10, 4096])
     func routing(chunk: Int) throws {
         let harness = try DataPathHarness()
+        defer { harness.finish() }
         let payload = Array("fast path bytes".utf8)
         let other = RawFrame.data(stream: 3, Array("not registered".utf8))
         let last = RawFrame.data(stream: 1, Array("last".utf8), end: true)
@@ -109,7 +119,8 @@ struct DataPathTests {
     @Test("sends within the peer's stream and connection windows and frame size, queues the rest and reports the stream unwritable until WINDOW_UPDATE")
     func sendWindows() throws {
         let harness = try DataPathHarness()
-        let writability = Locked<[Bool]>([])
+        defer { harness.finish() }
+        let writability = NIOLockedValueBox<[Bool]>([])
         try harness.stream.pipeline.syncOperations.addHandler(WritabilityRecorder(events: writability))
         try harness.feed(RawFrame.settings([(0x4, 10)]))
         _ = try harness.forwarded()
@@ -117,10 +128,10 @@ struct DataPathTests {
         harness.path.send(harness.registered, ByteBuffer(bytes: Array(0..<25)))
         harness.path.flush()
         #expect(try harness.written() == RawFrame.data(stream: 1, Array(0..<10)))
-        #expect(writability.withLock { $0 } == [false])
+        #expect(writability.withLockedValue { $0 } == [false])
         try harness.feed(RawFrame.windowUpdate(stream: 1, 100))
         #expect(try harness.written() == RawFrame.data(stream: 1, Array(10..<25)))
-        #expect(writability.withLock { $0 } == [false, true])
+        #expect(writability.withLockedValue { $0 } == [false, true])
         // A larger initial window (SETTINGS) applies to open streams too; frames stay within 16,384 bytes.
         try harness.feed(RawFrame.settings([(0x4, 100_000)]) + RawFrame.windowUpdate(stream: 0, 100_000))
         _ = try harness.forwarded()
@@ -135,6 +146,7 @@ struct DataPathTests {
     @Test("returns a stream's window only while its reader takes bytes; tops the connection window up to its size when half is used")
     func returnsWindows() throws {
         let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 1000, connectionWindow: 200_000))
+        defer { harness.finish() }
         harness.path.setConsuming(harness.registered, false)
         try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 600)))
         // The connection's 65,535-byte default window less 600 is below half of 200,000: topped up. The paused stream is not.
@@ -158,6 +170,7 @@ struct DataPathTests {
           ])
     func violations(frame: [UInt8], code: UInt32, reason: String) throws {
         let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 100))
+        defer { harness.finish() }
         let error = #expect(throws: HBONEError.self) {
             try harness.feed(frame)
             try harness.connection.throwIfErrorCaught()
@@ -173,6 +186,7 @@ struct DataPathTests {
     @Test("NIOHTTP2's connection WINDOW_UPDATEs pass and count toward the receive window the data path enforces")
     func nioWindowUpdates() throws {
         let harness = try DataPathHarness()
+        defer { harness.finish() }
         try harness.connection.writeOutbound(ByteBuffer(bytes: RawFrame.windowUpdate(stream: 0, 1000)))
         #expect(try harness.written() == RawFrame.windowUpdate(stream: 0, 1000))
         // 66,000 bytes fit 65,535 + 1,000; without the update they would break the window.
@@ -184,6 +198,7 @@ struct DataPathTests {
     @Test("a server stream's DATA waits for its 200 when NIOHTTP2 has not sent it yet")
     func dataWaitsForAnswer() throws {
         let harness = try DataPathHarness(role: .server)
+        defer { harness.finish() }
         harness.path.send(harness.registered, ByteBuffer(string: "greeting"))
         harness.path.flush()
         let early = try harness.written()
@@ -196,6 +211,7 @@ struct DataPathTests {
     @Test("WINDOW_UPDATEs for a stream that registers later are credited to it; an overflowing one resets only that stream")
     func earlyCreditAndStreamOverflow() throws {
         let harness = try DataPathHarness(streamID: 1)
+        defer { harness.finish() }
         try harness.feed(RawFrame.windowUpdate(stream: 3, 1000) + RawFrame.windowUpdate(stream: 0, 100_000))
         #expect(try harness.forwarded() == RawFrame.windowUpdate(stream: 3, 1000), "NIOHTTP2 still sees the stream's update")
         _ = try harness.written()
@@ -226,7 +242,7 @@ struct DataPathTests {
         // connection window through NIOHTTP2 at the end of the read.
         try connection.writeInbound(ByteBuffer(bytes: RawFrame.settings([]) + RawFrame.header(length: 0, type: 4, flags: 0x1, stream: 0)))
         connection.pipeline.fireChannelReadComplete()
-        let received = Locked(0)
+        let received = NIOLockedValueBox(0)
         let headers = HPACKHeaders([(":method", "CONNECT"), (":authority", "10.0.0.7:8080")])
         multiplexer.createStreamChannel(promise: nil) { stream in
             stream.eventLoop.makeCompletedFuture {
@@ -239,7 +255,7 @@ struct DataPathTests {
         try connection.writeInbound(ByteBuffer(bytes: RawFrame.header(length: 1, type: 1, flags: 0x4, stream: 1) + [0x88] + RawFrame.data(stream: 1, [UInt8](repeating: 5, count: 70_000))))
         connection.pipeline.fireChannelReadComplete()
         #expect(connection.isActive, "NIOHTTP2 refused DATA within the window the peer was given")
-        #expect(received.withLock { $0 } == 70_000)
+        #expect(received.withLockedValue { $0 } == 70_000)
         _ = try? connection.finish()
     }
 
@@ -308,10 +324,10 @@ extension HBONEMemoryHeavyTests {
 /// Records the data path's writability events on a stream.
 final class WritabilityRecorder: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
-    let events: Locked<[Bool]>
-    init(events: Locked<[Bool]>) { self.events = events }
+    let events: NIOLockedValueBox<[Bool]>
+    init(events: NIOLockedValueBox<[Bool]>) { self.events = events }
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case HBONEStreamEvent.writable(let writable) = event { events.withLock { $0.append(writable) } }
+        if case HBONEStreamEvent.writable(let writable) = event { events.withLockedValue { $0.append(writable) } }
         context.fireUserInboundEventTriggered(event)
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
@@ -342,11 +358,11 @@ final class GreetingHandler: ChannelInboundHandler, Sendable {
 /// Counts the DATA bytes a stream channel receives.
 final class ByteCounter: ChannelInboundHandler, Sendable {
     typealias InboundIn = HTTP2Frame.FramePayload
-    let count: Locked<Int>
-    init(count: Locked<Int>) { self.count = count }
+    let count: NIOLockedValueBox<Int>
+    init(count: NIOLockedValueBox<Int>) { self.count = count }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .data(let frame) = unwrapInboundIn(data), case .byteBuffer(let bytes) = frame.data {
-            count.withLock { $0 += bytes.readableBytes }
+            count.withLockedValue { $0 += bytes.readableBytes }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import NIOConcurrencyHelpers
 import Foundation
 import HBONE
 import NIOCore
@@ -33,11 +34,11 @@ final class HashingUpstreamHandler: ChannelInboundHandler, @unchecked Sendable {
 final class GreetThenListenHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    let received: Locked<String>
-    let ended: Locked<Bool>
+    let received: NIOLockedValueBox<String>
+    let ended: NIOLockedValueBox<Bool>
     private var text = ""
 
-    init(received: Locked<String>, ended: Locked<Bool>) {
+    init(received: NIOLockedValueBox<String>, ended: NIOLockedValueBox<Bool>) {
         self.received = received
         self.ended = ended
     }
@@ -53,26 +54,26 @@ final class GreetThenListenHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            received.withLock { $0 = text }
-            ended.withLock { $0 = true }
+            received.withLockedValue { $0 = text }
+            ended.withLockedValue { $0 = true }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        received.withLock { $0 = text }
-        ended.withLock { $0 = true }
+        received.withLockedValue { $0 = text }
+        ended.withLockedValue { $0 = true }
     }
 }
 
 /// Records how a connection ended: "reset" (ECONNRESET), "eof" or "closed"; resets on "RESET".
 final class ResetWatchingHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    let outcome: Locked<[String]>
-    init(outcome: Locked<[String]>) { self.outcome = outcome }
+    let outcome: NIOLockedValueBox<[String]>
+    init(outcome: NIOLockedValueBox<[String]>) { self.outcome = outcome }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let text = String(buffer: unwrapInboundIn(data))
-        outcome.withLock { $0.append("data:\(text)") }
+        outcome.withLockedValue { $0.append("data:\(text)") }
         if text.contains("RESET") {
             let channel = context.channel
             (channel as? any SocketOptionProvider)?.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
@@ -80,19 +81,19 @@ final class ResetWatchingHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event { outcome.withLock { $0.append("eof") } }
+        if case ChannelEvent.inputClosed = event { outcome.withLockedValue { $0.append("eof") } }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let io = error as? IOError, io.errnoCode == ECONNRESET {
-            outcome.withLock { $0.append("reset") }
+            outcome.withLockedValue { $0.append("reset") }
         } else {
-            outcome.withLock { $0.append("error:\(error)") }
+            outcome.withLockedValue { $0.append("error:\(error)") }
         }
         context.close(promise: nil)
     }
 
-    func channelInactive(context: ChannelHandlerContext) { outcome.withLock { $0.append("closed") } }
+    func channelInactive(context: ChannelHandlerContext) { outcome.withLockedValue { $0.append("closed") } }
 }
 
 @Suite("HBONE byte integrity, half-close and reset", .serialized)
@@ -115,7 +116,7 @@ struct IntegrityTests {
 
     @Test("half-close: the upstream ends first and still receives the client's data")
     func upstreamEndsFirst() async throws {
-        let received = Locked(""), ended = Locked(false)
+        let received = NIOLockedValueBox(""), ended = NIOLockedValueBox(false)
         let upstream = try await TCPUpstream { GreetThenListenHandler(received: received, ended: ended) }
         let harness = try await HBONEHarness()
         let client = try harness.client()
@@ -123,11 +124,11 @@ struct IntegrityTests {
             let greeting = String(buffer: try await readAll(inbound))  // ends: the upstream half-closed
             try await outbound.write(ByteBuffer(string: "late data after your FIN"))
             outbound.finish()
-            #expect(await eventually { ended.withLock { $0 } })
+            #expect(await eventually { ended.withLockedValue { $0 } })
             return greeting
         }
         #expect(greeting == "greeting")
-        #expect(received.withLock { $0 } == "late data after your FIN")
+        #expect(received.withLockedValue { $0 } == "late data after your FIN")
         await client.close()
         await harness.server.shutdown()
         await upstream.close()
@@ -135,7 +136,7 @@ struct IntegrityTests {
 
     @Test("an upstream reset resets the client's stream")
     func upstreamReset() async throws {
-        let outcome = Locked<[String]>([])
+        let outcome = NIOLockedValueBox<[String]>([])
         let upstream = try await TCPUpstream { ResetWatchingHandler(outcome: outcome) }
         let harness = try await HBONEHarness()
         let client = try harness.client()
@@ -153,7 +154,7 @@ struct IntegrityTests {
 
     @Test("a client reset resets the upstream connection")
     func clientReset() async throws {
-        let outcome = Locked<[String]>([])
+        let outcome = NIOLockedValueBox<[String]>([])
         let upstream = try await TCPUpstream { ResetWatchingHandler(outcome: outcome) }
         let harness = try await HBONEHarness()
         let client = try harness.client()
@@ -162,10 +163,10 @@ struct IntegrityTests {
             channel.eventLoop.makeSucceededFuture(channel)
         }
         try await channel.writeAndFlush(ByteBuffer(string: "hello"))
-        #expect(await eventually { outcome.withLock { $0.contains("data:hello") } })
+        #expect(await eventually { outcome.withLockedValue { $0.contains("data:hello") } })
         try? await channel.close()  // completes with the CANCEL it caused
-        #expect(await eventually { outcome.withLock { $0.contains("closed") } })
-        #expect(outcome.withLock { $0 } == ["data:hello", "reset", "closed"])
+        #expect(await eventually { outcome.withLockedValue { $0.contains("closed") } })
+        #expect(outcome.withLockedValue { $0 } == ["data:hello", "reset", "closed"])
         await client.close()
         await harness.server.shutdown()
         await upstream.close()

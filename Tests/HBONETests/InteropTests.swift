@@ -1,30 +1,10 @@
 import Foundation
+import NIOConcurrencyHelpers
 import HBONE
 import MeshIdentity
 import NIOCore
 import Testing
 import MeshTestSupport
-
-/// SVID and bundle PEM files for external peers.
-struct PEMFiles {
-    let directory: String
-    var ca: String { directory + "/ca.pem" }
-    func cert(_ name: String) -> String { directory + "/\(name).pem" }
-    func key(_ name: String) -> String { directory + "/\(name).key" }
-
-    init(pki: ServerClientPKI, ids: [String: SPIFFEID]) throws {
-        directory = NSTemporaryDirectory() + "hbone-interop-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try pki.ca.trustBundle.authoritiesPEM().write(toFile: directory + "/ca.pem", atomically: true, encoding: .utf8)
-        for (name, id) in ids {
-            let svid = try pki.ca.issueSVID(for: id)
-            try svid.chainPEM().write(toFile: cert(name), atomically: true, encoding: .utf8)
-            try svid.privateKeyPEM.write(toFile: key(name), atomically: true, encoding: .utf8)
-        }
-    }
-
-    func remove() { try? FileManager.default.removeItem(atPath: directory) }
-}
 
 @Suite("HBONE interop with peers this project did not write", .serialized)
 struct HBONEInteropTests {
@@ -145,6 +125,51 @@ struct HBONEInteropTests {
         await harness.server.shutdown()
         await echo.close()
         await stalled.close()
+    }
+
+    @Test("floods from an authenticated peer (rapid reset, CONTINUATION) end in a GOAWAY long before they are through, while another peer's tunnels carry on", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))
+    func floodsFromAuthenticatedPeer() async throws {
+        let echo = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let files = try PEMFiles(pki: harness.pki, ids: ["client": harness.pki.clientID])
+        defer { files.remove() }
+        let honestClient = try harness.client()
+        // ENHANCE_YOUR_CALM (11) for too many resets; for the endless header block, PROTOCOL_ERROR (1,
+        // block too large) or ENHANCE_YOUR_CALM (too many CONTINUATION frames), whichever limit comes first.
+        for (mode, codes) in [("rapid-reset", [11]), ("continuation", [1, 11])] {
+            let flooding = NIOLockedValueBox(true)
+            async let flood = pythonClient(harness, files: files, authority: "127.0.0.1:\(echo.port)", extra: ["--violate", mode])
+            async let honest: Int = {
+                // A second peer (its own connection) keeps tunnelling while the flood runs, and once after.
+                var tunnels = 0
+                repeat {
+                    let (sent, echoed) = try await spliceBulk(client: honestClient, request: harness.request(to: echo.address), bytes: 256 << 10)
+                    #expect(echoed == sent, "\(mode): a tunnel of the other peer lost bytes")
+                    tunnels += 1
+                } while flooding.withLockedValue({ $0 }) || tunnels < 2
+                return tunnels
+            }()
+            let output = try await flood
+            flooding.withLockedValue { $0 = false }
+            #expect(try await honest >= 2)
+            let numbers = { (prefix: String) in
+                output.stdout.split(separator: "\n").first { $0.hasPrefix(prefix) }?.split(separator: " ").compactMap { Int($0) } ?? []
+            }
+            let goaway = numbers("violation goaway ")  // [code, last stream]
+            #expect(goaway.count == 2 && codes.contains(goaway[0]), "\(mode): \(output.combined)")
+            if mode == "rapid-reset" {
+                // 10,000 streams opened and reset; the server stops processing after a few hundred.
+                #expect(goaway.count == 2 && goaway[1] < 2_000, "\(mode): the server processed streams up to \(goaway.last ?? -1): \(output.combined)")
+            } else {
+                // 64 MiB of header block: the server closes long before it is through.
+                let sent = numbers("flood sent ")
+                #expect(sent.count == 2 && sent[0] < sent[1], "\(mode): the server took the whole flood: \(output.combined)")
+            }
+        }
+        await honestClient.close()
+        #expect(await eventually { harness.server.connectionCount == 0 }, "the flooding connections are closed")
+        await harness.server.shutdown()
+        await echo.close()
     }
 
     @Test("our spliced tunnel moves 8 MiB each way through a Python h2 server that pads frames and enforces its windows", .enabled(if: Interop.python != nil, "needs the interop venv (.venv or MESH_INTEROP_PYTHON)"))

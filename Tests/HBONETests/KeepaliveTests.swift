@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import HBONE
 import NIOCore
 import NIOPosix
@@ -9,19 +10,19 @@ import Testing
 final class RelayHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     let partner: any Channel
-    let frozen: Locked<Bool>
-    init(partner: any Channel, frozen: Locked<Bool>) {
+    let frozen: NIOLockedValueBox<Bool>
+    init(partner: any Channel, frozen: NIOLockedValueBox<Bool>) {
         self.partner = partner
         self.frozen = frozen
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if !frozen.withLock({ $0 }) { partner.writeAndFlush(unwrapInboundIn(data), promise: nil) }
+        if !frozen.withLockedValue({ $0 }) { partner.writeAndFlush(unwrapInboundIn(data), promise: nil) }
     }
     func channelInactive(context: ChannelHandlerContext) { partner.close(promise: nil) }
 }
 
 /// A TCP relay in front of `target` that can be frozen.
-func frozenableRelay(to target: SocketAddress, frozen: Locked<Bool>) async throws -> any Channel {
+func frozenableRelay(to target: SocketAddress, frozen: NIOLockedValueBox<Bool>) async throws -> any Channel {
     try await tcpRelay(to: target) { partner, _ in RelayHandler(partner: partner, frozen: frozen) }
 }
 
@@ -31,7 +32,7 @@ struct KeepaliveTests {
     func unansweredPings() async throws {
         let upstream = try await TCPUpstream.echo()
         let harness = try await HBONEHarness()
-        let frozen = Locked(false)
+        let frozen = NIOLockedValueBox(false)
         let relay = try await frozenableRelay(to: harness.address, frozen: frozen)
         // Short enough for a test, long enough that a loaded CI machine (the whole suite runs in
         // parallel on two cores) still gets a PING answered in time while the peer is alive.
@@ -42,7 +43,7 @@ struct KeepaliveTests {
         // While the peer answers, PINGs keep the connection (more than the timeout passes).
         try await Task.sleep(for: .milliseconds(2500))
         #expect(await client.pool.connectionCount() == 1)
-        frozen.withLock { $0 = true }
+        frozen.withLockedValue { $0 = true }
         #expect(await eventually { await client.pool.connectionCount() == 0 })
         // The stream on the dropped connection ends instead of hanging.
         try? await stream.executeThenClose { inbound, _ in for try await _ in inbound {} }

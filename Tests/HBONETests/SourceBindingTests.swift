@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 @testable import HBONE
 import NIOCore
 import NIOEmbedded
@@ -55,7 +56,7 @@ struct SourceBindingTests {
         let request = harness.request(to: upstream.address)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let loops = Array(group.makeIterator())
-        let errors = Locked<[String]>([])
+        let errors = NIOLockedValueBox<[String]>([])
         // One listener per loop: every accepted socket is tunnelled.
         var listeners: [any Channel] = []
         for loop in loops {
@@ -65,7 +66,7 @@ struct SourceBindingTests {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HBONEHoldingHandler())
                         Task {
-                            do { try await client.tunnel(request, splicingWith: channel) } catch { errors.withLock { $0.append("\(error)") } }
+                            do { try await client.tunnel(request, splicingWith: channel) } catch { errors.withLockedValue { $0.append("\(error)") } }
                         }
                     }
                 }
@@ -82,7 +83,7 @@ struct SourceBindingTests {
                 """])
             #expect(output.stdout == "same loop\n", "\(output.combined)")
         }
-        #expect(errors.withLock { $0 }.isEmpty)
+        #expect(errors.withLockedValue { $0 }.isEmpty)
         // Each socket's stream lives on a connection dialled on that socket's loop.
         // One key, one connection per socket loop: each socket's stream ran on its own loop's connection.
         let connectionLoops = await client.pool.connectionLoops(for: try client.poolKey(for: request))
@@ -130,32 +131,32 @@ struct TCPPassthroughTests {
         let upstream = try await TCPUpstream.echo()
         let reserved = try ReservedPort()
         let refusedPort = reserved.port
-        let errors = Locked<[any Error]>([])
-        let counts = Locked<[(UInt64, UInt64)]>([])
+        let errors = NIOLockedValueBox<[any Error]>([])
+        let counts = NIOLockedValueBox<[(UInt64, UInt64)]>([])
         let listener = try await spliceListener { channel in
             do {
                 // The first connection goes to the echo upstream, the second to a closed port.
-                let target = counts.withLock { $0.count } == 0 && errors.withLock { $0.isEmpty } ? upstream.address : try SocketAddress(ipAddress: "127.0.0.1", port: refusedPort)
+                let target = counts.withLockedValue { $0.count } == 0 && errors.withLockedValue { $0.isEmpty } ? upstream.address : try SocketAddress(ipAddress: "127.0.0.1", port: refusedPort)
                 try await TCPPassthrough.splice(channel, to: target, prelude: ByteBuffer(string: "OK ")) { sent, received in
-                    counts.withLock { $0.append((sent, received)) }
+                    counts.withLockedValue { $0.append((sent, received)) }
                 }
             } catch {
-                errors.withLock { $0.append(error) }
+                errors.withLockedValue { $0.append(error) }
                 channel.close(promise: nil)
             }
         }
         let port = listener.localAddress!.port!
         let output = try await sendThenReadToEnd(port: port, "passed through")
         #expect(output.stdout == "OK passed through\n", "\(output.combined)")
-        #expect(await eventually { counts.withLock { $0.count } == 1 })
-        #expect(counts.withLock { $0.first.map { $0.0 == 14 && $0.1 == 14 } } == true)
+        #expect(await eventually { counts.withLockedValue { $0.count } == 1 })
+        #expect(counts.withLockedValue { $0.first.map { $0.0 == 14 && $0.1 == 14 } } == true)
         _ = try await Interop.run("/usr/bin/env", ["python3", "-c", """
             import socket
             s = socket.create_connection(("127.0.0.1", \(port))); s.settimeout(20)
             s.recv(1)
             """])
-        #expect(await eventually { errors.withLock { $0.count } == 1 })
-        #expect(errors.withLock { $0.first is TCPPassthroughError }, "\(errors.withLock { $0 })")
+        #expect(await eventually { errors.withLockedValue { $0.count } == 1 })
+        #expect(errors.withLockedValue { $0.first is TCPPassthroughError }, "\(errors.withLockedValue { $0 })")
         try await listener.close()
         await upstream.close()
         withExtendedLifetime(reserved) {}

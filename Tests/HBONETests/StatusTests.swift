@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import HBONE
 import MeshIdentity
 import NIOCore
@@ -86,7 +87,7 @@ struct StatusTests {
             to: harness.address, tls: harness.pki.tls(harness.pki.clientID), expect: harness.pki.serverID
         )
         #expect(status == 400)
-        #expect(harness.handler.requests.withLock { $0.isEmpty })
+        #expect(harness.handler.requests.withLockedValue { $0.isEmpty })
         await harness.server.shutdown()
     }
 
@@ -101,7 +102,7 @@ struct StatusTests {
         await harness.server.shutdown()
     }
 
-    @Test("a client from another trust domain is refused during the handshake")
+    @Test("a client from another trust domain is refused during the handshake, and the refusal is counted")
     func foreignTrustDomain() async throws {
         let harness = try await HBONEHarness()
         let foreignCA = try CertificateAuthority.selfSigned(trustDomain: TrustDomain("other.org"))
@@ -114,7 +115,9 @@ struct StatusTests {
         await #expect(throws: (any Error).self) {
             _ = try await client.openStream(harness.request(to: upstream.address))
         }
-        #expect(harness.handler.requests.withLock { $0.isEmpty })
+        #expect(harness.handler.requests.withLockedValue { $0.isEmpty })
+        #expect(await eventually { !harness.metrics.snapshot.handshakeFailures.isEmpty },
+                "the handshake failure is reported: \(harness.metrics.snapshot.handshakeFailures)")
         await client.close()
         await harness.server.shutdown()
         await upstream.close()
@@ -130,7 +133,7 @@ struct StatusTests {
         await #expect(throws: SPIFFEAuthorizationError.self) {
             _ = try await client.openStream(request)
         }
-        #expect(harness.handler.requests.withLock { $0.isEmpty })
+        #expect(harness.handler.requests.withLockedValue { $0.isEmpty })
         await client.close()
         await harness.server.shutdown()
         await upstream.close()

@@ -4,7 +4,7 @@ import HBONE
 import MeshIdentity
 import NIOCore
 import NIOPosix
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 import MeshTestSupport
 
@@ -25,7 +25,7 @@ enum TestConfig {
 
 /// Records what the inbound handler was asked, and answers from closures.
 final class RecordingInboundHandler: HBONEInboundHandler {
-    let requests = Mutex<[HBONEInboundRequest]>([])
+    let requests = NIOLockedValueBox<[HBONEInboundRequest]>([])
     let resolver: @Sendable (HBONEInboundRequest) -> HBONEUpstream?
     let decision: @Sendable (HBONEInboundRequest) -> HBONEAuthorization
 
@@ -38,7 +38,7 @@ final class RecordingInboundHandler: HBONEInboundHandler {
     }
 
     func resolve(_ request: HBONEInboundRequest) async -> HBONEUpstream? {
-        requests.withLock { $0.append(request) }
+        requests.withLockedValue { $0.append(request) }
         return resolver(request)
     }
 
@@ -46,16 +46,23 @@ final class RecordingInboundHandler: HBONEInboundHandler {
         decision(request)
     }
 
-    var last: HBONEInboundRequest? { requests.withLock { $0.last } }
+    var last: HBONEInboundRequest? { requests.withLockedValue { $0.last } }
 }
 
 /// Counts tunnel events.
 final class CountingMetrics: HBONEMetricsObserver {
-    struct Snapshot { var opened = 0; var closed: [HBONETunnelSummary] = []; var openedInfo: [HBONETunnelInfo] = []; var closedInfo: [HBONETunnelInfo] = [] }
-    let state = Mutex(Snapshot())
-    func tunnelOpened(_ info: HBONETunnelInfo) { state.withLock { $0.opened += 1; $0.openedInfo.append(info) } }
-    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { state.withLock { $0.closed.append(summary); $0.closedInfo.append(info) } }
-    var snapshot: Snapshot { state.withLock { $0 } }
+    struct Snapshot {
+        var opened = 0
+        var closed: [HBONETunnelSummary] = []
+        var openedInfo: [HBONETunnelInfo] = []
+        var closedInfo: [HBONETunnelInfo] = []
+        var handshakeFailures: [String] = []
+    }
+    let state = NIOLockedValueBox(Snapshot())
+    func tunnelOpened(_ info: HBONETunnelInfo) { state.withLockedValue { $0.opened += 1; $0.openedInfo.append(info) } }
+    func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) { state.withLockedValue { $0.closed.append(summary); $0.closedInfo.append(info) } }
+    func handshakeFailed(peer: SocketAddress?, local: SocketAddress?, reason: String) { state.withLockedValue { $0.handshakeFailures.append(reason) } }
+    var snapshot: Snapshot { state.withLockedValue { $0 } }
 }
 
 /// A plain TCP upstream on 127.0.0.1:0 whose behaviour per connection is a handler factory.
@@ -164,13 +171,6 @@ func liveTCPConnections(port: Int) -> Int {
     }.count
 }
 
-/// A shareable mutex-protected value (Mutex itself cannot be passed around).
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-}
-
 /// A loopback port that stays closed while this value lives: bound (without SO_REUSEADDR)
 /// but never listening, so connects to it are refused and no other socket of the
 /// parallel suites can take it over (as can happen with a port from ``closedPort()``).
@@ -220,9 +220,9 @@ func sendThenReadToEnd(port: Int, _ message: String) async throws -> Interop.Out
 /// and returns the count and SHA-256 of each direction (streamed: memory stays small, so tests
 /// that measure the process's RSS are not disturbed).
 func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) async throws -> (sent: StreamDigest, received: StreamDigest) {
-    let tunnelErrors = Locked<[String]>([])
+    let tunnelErrors = NIOLockedValueBox<[String]>([])
     let listener = try await spliceListener { channel in
-        do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+        do { try await client.tunnel(request, splicingWith: channel) } catch { tunnelErrors.withLockedValue { $0.append("\(error)") } }
     }
     let socket = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .channelOption(.allowRemoteHalfClosure, value: true)
@@ -258,7 +258,7 @@ func spliceBulk(client: HBONEClient, request: HBONEConnectRequest, bytes: Int) a
         }
     }
     try await listener.close()
-    #expect(tunnelErrors.withLock { $0 }.isEmpty, "\(tunnelErrors.withLock { $0 })")
+    #expect(tunnelErrors.withLockedValue { $0 }.isEmpty, "\(tunnelErrors.withLockedValue { $0 })")
     return result
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import HBONE
 import NIOCore
 import NIOPosix
@@ -13,15 +14,15 @@ struct TunnelTests {
         let harness = try await HBONEHarness()
         let client = try harness.client()
         let request = harness.request(to: upstream.address)
-        let tunnelErrors = Locked<[String]>([])
+        let tunnelErrors = NIOLockedValueBox<[String]>([])
         // A local listener whose accepted sockets are handed to client.tunnel, as a SOCKS5 or redirect listener does.
         let listener = try await spliceListener { channel in
-            do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLock { $0.append("\(error)") } }
+            do { try await client.tunnel(request, splicingWith: channel, prelude: ByteBuffer(string: "OK ")) } catch { tunnelErrors.withLockedValue { $0.append("\(error)") } }
         }
         let port = listener.localAddress!.port!
         let output = try await sendThenReadToEnd(port: port, "spliced bytes")
         #expect(output.stdout == "OK spliced bytes\n", "\(output.combined)")
-        #expect(tunnelErrors.withLock { $0 }.isEmpty)
+        #expect(tunnelErrors.withLockedValue { $0 }.isEmpty)
         try await listener.close()
         await client.close()
         await harness.server.shutdown()

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 @testable import HBONE
 import NIOCore
 import NIOEmbedded
@@ -9,21 +10,21 @@ import Testing
 final class RecordingRelayHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = ByteBuffer
     let partner: any Channel
-    let log: Locked<[UInt8]>
-    init(partner: any Channel, log: Locked<[UInt8]>) {
+    let log: NIOLockedValueBox<[UInt8]>
+    init(partner: any Channel, log: NIOLockedValueBox<[UInt8]>) {
         self.partner = partner
         self.log = log
     }
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let bytes = unwrapInboundIn(data)
-        log.withLock { $0.append(contentsOf: bytes.readableBytesView) }
+        log.withLockedValue { $0.append(contentsOf: bytes.readableBytesView) }
         partner.writeAndFlush(bytes, promise: nil)
     }
     func channelInactive(context: ChannelHandlerContext) { partner.close(promise: nil) }
 }
 
 /// A TCP relay in front of `target` that records both directions.
-func recordingRelay(to target: SocketAddress, toTarget: Locked<[UInt8]>, fromTarget: Locked<[UInt8]>) async throws -> any Channel {
+func recordingRelay(to target: SocketAddress, toTarget: NIOLockedValueBox<[UInt8]>, fromTarget: NIOLockedValueBox<[UInt8]>) async throws -> any Channel {
     try await tcpRelay(to: target) { partner, towardTarget in RecordingRelayHandler(partner: partner, log: towardTarget ? toTarget : fromTarget) }
 }
 
@@ -52,10 +53,10 @@ struct WriteCoalescingTests {
         channel.flush()
         #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(string: "header-9bx"))
         #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
-        let completed = Locked(0)
-        first.futureResult.whenSuccess { completed.withLock { $0 += 1 } }
-        second.futureResult.whenSuccess { completed.withLock { $0 += 1 } }
-        #expect(completed.withLock { $0 } == 2)
+        let completed = NIOLockedValueBox(0)
+        first.futureResult.whenSuccess { completed.withLockedValue { $0 += 1 } }
+        second.futureResult.whenSuccess { completed.withLockedValue { $0 += 1 } }
+        #expect(completed.withLockedValue { $0 } == 2)
 
         // A large write sends what was gathered before it, then itself, unchanged.
         let large = ByteBuffer(repeating: 7, count: 64)
@@ -70,11 +71,11 @@ struct WriteCoalescingTests {
 
         // An empty write with a promise still completes it on the flush.
         let empty = channel.eventLoop.makePromise(of: Void.self)
-        let emptyDone = Locked(false)
-        empty.futureResult.whenSuccess { emptyDone.withLock { $0 = true } }
+        let emptyDone = NIOLockedValueBox(false)
+        empty.futureResult.whenSuccess { emptyDone.withLockedValue { $0 = true } }
         channel.write(ByteBuffer(), promise: empty)
         channel.flush()
-        #expect(emptyDone.withLock { $0 })
+        #expect(emptyDone.withLockedValue { $0 })
         _ = try channel.readOutbound(as: ByteBuffer.self)
         #expect(try channel.finish().isClean)
     }
@@ -85,23 +86,24 @@ struct WriteCoalescingTests {
         try channel.pipeline.syncOperations.addHandler(FailingWrites())
         try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
         let promises = (0..<3).map { _ in channel.eventLoop.makePromise(of: Void.self) }
-        let failures = Locked(0)
+        let failures = NIOLockedValueBox(0)
         for promise in promises {
-            promise.futureResult.whenFailure { _ in failures.withLock { $0 += 1 } }
+            promise.futureResult.whenFailure { _ in failures.withLockedValue { $0 += 1 } }
             channel.write(ByteBuffer(string: "b"), promise: promise)
         }
         channel.flush()
-        #expect(failures.withLock { $0 } == 3)
+        #expect(failures.withLockedValue { $0 } == 3)
         _ = try? channel.finish()
     }
 
     @Test("a 1-byte message through a tunnel is one TLS record each way (frame header and payload sealed together)")
     func oneRecordPerMessage() async throws {
         let upstream = try await TCPUpstream.echo()
-        let harness = try await HBONEHarness()
-        let toServer = Locked<[UInt8]>([]), toClient = Locked<[UInt8]>([])
+        // No keepalive PINGs: on a slow run (a sanitizer build) one would land in the measured window.
+        let harness = try await HBONEHarness(configuration: TestConfig.server { $0.keepalive = nil })
+        let toServer = NIOLockedValueBox<[UInt8]>([]), toClient = NIOLockedValueBox<[UInt8]>([])
         let relay = try await recordingRelay(to: harness.address, toTarget: toServer, fromTarget: toClient)
-        let client = try harness.client()
+        let client = try harness.client(TestConfig.client { $0.keepalive = nil })
         var request = harness.request(to: upstream.address)
         request.peer = relay.localAddress!
         let stream = try await client.openStream(request)
@@ -111,13 +113,13 @@ struct WriteCoalescingTests {
             try await outbound.write(ByteBuffer(string: "warm"))
             _ = try await reads.next()
             try await Task.sleep(for: .milliseconds(300))
-            let before = (tlsRecords(toServer.withLock { $0 }).count, tlsRecords(toClient.withLock { $0 }).count)
+            let before = (tlsRecords(toServer.withLockedValue { $0 }).count, tlsRecords(toClient.withLockedValue { $0 }).count)
             try await outbound.write(ByteBuffer(string: "x"))
             let echoed = try await reads.next()
             #expect(echoed == ByteBuffer(string: "x"))
             try await Task.sleep(for: .milliseconds(300))
-            let sent = Array(tlsRecords(toServer.withLock { $0 }).dropFirst(before.0))
-            let received = Array(tlsRecords(toClient.withLock { $0 }).dropFirst(before.1))
+            let sent = Array(tlsRecords(toServer.withLockedValue { $0 }).dropFirst(before.0))
+            let received = Array(tlsRecords(toClient.withLockedValue { $0 }).dropFirst(before.1))
             // TLS 1.3 application data: 9-byte frame header + 1 byte + content type + 16-byte tag.
             #expect(sent.map(\.type) == [23] && sent.map(\.length) == [27], "client → server records: \(sent)")
             #expect(received.map(\.type) == [23] && received.map(\.length) == [27], "server → client records: \(received)")

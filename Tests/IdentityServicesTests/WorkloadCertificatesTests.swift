@@ -1,6 +1,7 @@
 import Foundation
 import IdentityServices
 import MeshIdentity
+import MeshTestSupport
 import Synchronization
 import Testing
 
@@ -41,6 +42,19 @@ struct WorkloadCertificatesTests {
         #expect(provider.fetches.load(ordering: .relaxed) == 1)
         let statuses = await certificates.statuses()
         #expect(statuses.map(\.identity) == [echo] && statuses.allSatisfy(\.renewing))
+        await certificates.close()
+    }
+
+    @Test("prefetch fetches the identities not held yet, one at a time, without a connection asking; a later use fetches nothing more")
+    func prefetch() async throws {
+        let provider = CountingProvider(authority: authority, id: echo)
+        let certificates = WorkloadCertificates(trustDomain: authority.trustDomain, bundles: TrustBundleStore(authority.trustBundle)) { _ in provider }
+        await certificates.prefetch([echo, try SPIFFEID("spiffe://other.org/ns/a/sa/b")])
+        #expect(await eventually { await certificates.statuses().map(\.identity) == [self.echo] }, "echo's certificate arrives without a connection")
+        _ = try await certificates.meshTLS(for: echo)
+        #expect(provider.fetches.load(ordering: .relaxed) == 1, "the other trust domain is skipped and the use finds it held")
+        await certificates.prefetch([echo])
+        #expect(provider.fetches.load(ordering: .relaxed) == 1, "a held identity is not fetched again")
         await certificates.close()
     }
 

@@ -15,6 +15,12 @@ regard for flow control; padding: a padded DATA frame whose padding is longer th
 the frame) or right away (preface: garbage instead of the connection preface), then
 reads until the server closes and prints
   violation goaway <error code>      or      violation closed
+The flood modes attack the connection right after the preface and print, before that,
+  flood sent <frames> of <planned>
+(the GOAWAY line then also names the last stream the server processed: "last-stream N")
+rapid-reset: CONNECT then RST_STREAM(CANCEL) on stream after stream (CVE-2023-44487);
+continuation: one HEADERS without END_HEADERS, then 16 KiB CONTINUATION frames that
+never end the header block (the 2024 CONTINUATION flood).
 """
 import struct
 import hashlib
@@ -29,6 +35,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import hpack
 
 
 def main() -> int:
@@ -43,7 +50,7 @@ def main() -> int:
     p.add_argument("--send", default="hello from python h2")
     p.add_argument("--early", action="store_true", help="send the bytes (and END_STREAM) right behind the CONNECT, before the 200")
     p.add_argument("--bulk", type=int, default=0, help="send this many bytes (flow-controlled, some frames padded) and hash the echo")
-    p.add_argument("--violate", choices=["window", "padding", "preface"], help="break HTTP/2 on purpose and report how the server ends the connection")
+    p.add_argument("--violate", choices=["window", "padding", "preface", "rapid-reset", "continuation"], help="break HTTP/2 on purpose and report how the server ends the connection")
     a = p.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -70,6 +77,9 @@ def main() -> int:
         return await_end(None, tls)
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     conn.initiate_connection()
+    if a.violate in ("rapid-reset", "continuation"):
+        tls.sendall(conn.data_to_send())
+        return flood(tls, a.violate, a.authority)
     if a.method == "CONNECT":
         headers = [(":method", "CONNECT"), (":authority", a.authority),
                    ("forwarded", 'for="192.0.2.10:41000"'), ("baggage", "k8s.namespace.name=python"),
@@ -126,6 +136,35 @@ def raw_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
     return struct.pack("!I", len(payload))[1:] + bytes([kind, flags]) + struct.pack("!I", stream) + payload
 
 
+def flood(tls, mode: str, authority: str) -> int:
+    """Sends the flood as raw frames, stopping when the server stops taking them."""
+    encoder = hpack.Encoder()
+    connect = [(":method", "CONNECT"), (":authority", authority)]
+    frames = []
+    if mode == "rapid-reset":
+        planned = 20000
+        for index in range(planned // 2):
+            stream = 2 * index + 1
+            frames.append(raw_frame(1, 0x4, stream, encoder.encode(connect)))  # HEADERS, END_HEADERS
+            frames.append(raw_frame(3, 0, stream, struct.pack("!I", 8)))  # RST_STREAM, CANCEL
+    else:
+        block = encoder.encode(connect + [("x-flood", "a" * (64 << 20))], huffman=False)
+        chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+        planned = len(chunks)
+        frames.append(raw_frame(1, 0, 1, chunks[0]))  # HEADERS without END_HEADERS
+        frames += [raw_frame(9, 0, 1, chunk) for chunk in chunks[1:]]  # CONTINUATION, never END_HEADERS
+    sent = 0
+    tls.settimeout(10)
+    try:
+        for start in range(0, len(frames), 64):
+            tls.sendall(b"".join(frames[start:start + 64]))
+            sent = min(start + 64, len(frames))
+    except (OSError, ssl.SSLError):
+        pass  # the server has closed
+    print(f"flood sent {sent} of {planned}", flush=True)
+    return await_end(None, tls)
+
+
 def await_end(conn, tls) -> int:
     """Reads until the server closes; reports its GOAWAY error code if one came."""
     deadline = time.monotonic() + 30
@@ -149,7 +188,8 @@ def await_end(conn, tls) -> int:
     # Without h2 (or after it gave up): the last GOAWAY among the frames after the server's preface.
     index = raw.find(b"\x00\x00\x08\x07\x00")
     if index >= 0 and len(raw) >= index + 17:
-        print(f"violation goaway {struct.unpack('!I', raw[index + 13:index + 17])[0]}", flush=True)
+        last_stream, code = struct.unpack('!II', raw[index + 9:index + 17])
+        print(f"violation goaway {code} last-stream {last_stream & 0x7FFFFFFF}", flush=True)
     else:
         print("violation closed", flush=True)
     return 0

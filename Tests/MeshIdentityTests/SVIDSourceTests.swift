@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import Testing
 @testable import MeshIdentity
 
@@ -9,8 +9,8 @@ final class ScriptedProvider: SVIDProvider, Sendable {
     let id: SPIFFEID
     let clock: ManualClock
     let ttl: TimeInterval
-    private let failing = Mutex(false)
-    private let calls = Mutex(0)
+    private let failing = NIOLockedValueBox(false)
+    private let calls = NIOLockedValueBox(0)
 
     init(authority: CertificateAuthority, id: SPIFFEID, clock: ManualClock, ttl: TimeInterval) {
         self.authority = authority
@@ -19,14 +19,14 @@ final class ScriptedProvider: SVIDProvider, Sendable {
         self.ttl = ttl
     }
 
-    func setFailing(_ value: Bool) { failing.withLock { $0 = value } }
-    var callCount: Int { calls.withLock { $0 } }
+    func setFailing(_ value: Bool) { failing.withLockedValue { $0 = value } }
+    var callCount: Int { calls.withLockedValue { $0 } }
 
     struct Unavailable: Error {}
 
     func fetchSVID() async throws -> X509SVID {
-        calls.withLock { $0 += 1 }
-        if failing.withLock({ $0 }) { throw Unavailable() }
+        calls.withLockedValue { $0 += 1 }
+        if failing.withLockedValue({ $0 }) { throw Unavailable() }
         return try authority.issueSVID(for: id, ttl: ttl, now: clock.now)
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import X509
 import SwiftASN1
 import Crypto
@@ -16,24 +16,24 @@ final class ManualClock: MeshClock, @unchecked Sendable {
         var sleepers: [UUID: Sleeper] = [:]
         var sleepRequests: [Date] = []
     }
-    private let state: Mutex<State>
+    private let state: NIOLockedValueBox<State>
 
     init(now: Date = Date(timeIntervalSince1970: 1_800_000_000)) {
-        state = Mutex(State(now: now))
+        state = NIOLockedValueBox(State(now: now))
     }
 
-    var now: Date { state.withLock { $0.now } }
+    var now: Date { state.withLockedValue { $0.now } }
 
     /// Every deadline anyone asked to sleep until, in order.
-    var sleepRequests: [Date] { state.withLock { $0.sleepRequests } }
+    var sleepRequests: [Date] { state.withLockedValue { $0.sleepRequests } }
 
-    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    var sleeperCount: Int { state.withLockedValue { $0.sleepers.count } }
 
     func sleep(until deadline: Date) async throws {
         let id = UUID()
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let resumeNow = state.withLock { state -> Bool in
+                let resumeNow = state.withLockedValue { state -> Bool in
                     state.sleepRequests.append(deadline)
                     if deadline <= state.now { return true }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
@@ -42,14 +42,14 @@ final class ManualClock: MeshClock, @unchecked Sendable {
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
-            let sleeper = state.withLock { $0.sleepers.removeValue(forKey: id) }
+            let sleeper = state.withLockedValue { $0.sleepers.removeValue(forKey: id) }
             sleeper?.continuation.resume(throwing: CancellationError())
         }
     }
 
     /// Moves time to `date` and wakes every sleeper whose deadline has passed.
     func advance(to date: Date) {
-        let due = state.withLock { state -> [Sleeper] in
+        let due = state.withLockedValue { state -> [Sleeper] in
             state.now = date
             let due = state.sleepers.filter { $0.value.deadline <= date }
             for key in due.keys { state.sleepers.removeValue(forKey: key) }

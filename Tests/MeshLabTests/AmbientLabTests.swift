@@ -141,7 +141,31 @@ struct AmbientLabTests {
         let level = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "http://127.0.0.1:15000/logging?level=info"])
         #expect(level.stdout == "current log level is info\n", "admin /logging back to info: \(level.combined)")
 
-        // 10. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
+        // 10. Attempts to get around capture (issue 16, part 5), each refused and, where ztunnel sees it, counted.
+        //  A captured pod straight to another pod's 15008 or 15006: ztunnel's own ports there, denied at the destination.
+        for port in [15008, 15006] {
+            let direct = try await lab.curl(from: "mesh/client", "http://\(serverB.address):\(port)/")
+            #expect(direct.http == "000" && Self.closedWithoutData.contains(direct.exit), "client → server-b:\(port) directly: \(direct)")
+        }
+        //  From outside the mesh, TLS to 15008 without a client certificate: refused in the handshake.
+        let noCertificate = try await lab.run(netns: lab.pod("plain/outsider").netns,
+                                              ["curl", "-sk", "--http2", "-m", "5", "-o", "/dev/null", "https://\(serverB.address):15008/"])
+        #expect(noCertificate.status != 0, "outsider → server-b:15008 without a client certificate: \(noCertificate.combined)")
+        let refusals = try await lab.metrics(node: "node-b").filter {
+            $0.name == "istio_tcp_connections_failed_total" && $0.labels["reporter"] == "destination" && $0.labels["destination_workload"] == "server-b"
+        }
+        #expect(refusals.contains { $0.labels["response_flags"] == "DENY" && $0.labels["source_principal"] == "spiffe://cluster.local/ns/mesh/sa/client" },
+                "the direct CONNECTs to ztunnel's ports are counted as denied: \(refusals)")
+        #expect(refusals.contains { $0.labels["response_flags"] == "TLS_FAILURE" && $0.value >= 1 },
+                "the handshake without a certificate is counted as TLS_FAILURE: \(refusals)")
+        //  A non-root process in a pod cannot set ztunnel's mark 0x539 (SO_MARK needs CAP_NET_ADMIN) to skip capture.
+        let mark = try await lab.run(netns: lab.pod("mesh/client").netns, [
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+            "import socket; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, 0x539)",
+        ])
+        #expect(mark.status != 0 && mark.combined.contains("PermissionError"), "SO_MARK as uid 65534: \(mark.combined)")
+
+        // 11. Live changes through `apply`: a pod added, a policy changed, a label changed, a pod deleted.
         try await lab.apply(file: "late.yaml", """
             apiVersion: v1
             kind: Pod
@@ -156,11 +180,7 @@ struct AmbientLabTests {
         let reachedLate = await eventually { (try? await lab.curl(from: "mesh/client", "http://\(late.address):8080/"))?.http == "200" }
         #expect(reachedLate, "a pod added live is captured and reachable")
 
-        let policies = try String(contentsOfFile: lab.manifests + "/policies.yaml", encoding: .utf8)
-        try await lab.apply(file: "policies.yaml", policies.replacingOccurrences(
-            of: #"principals: ["cluster.local/ns/mesh/sa/client"]"#,
-            with: #"principals: ["cluster.local/ns/mesh/sa/client", "cluster.local/ns/mesh/sa/intruder"]"#))
-        let admitted = await eventually { (try? await lab.curl(from: "mesh/intruder", "http://\(serverB.address):8080/"))?.http == "200" }
+        let admitted = try await lab.admitIntruder()
         #expect(admitted, "a policy changed live admits the intruder")
 
         let pods = try String(contentsOfFile: lab.manifests + "/pods.yaml", encoding: .utf8)
@@ -180,14 +200,14 @@ struct AmbientLabTests {
         let gone = try await lab.curl(from: "mesh/client", "http://\(late.address):8080/")
         #expect(gone.http == "000", "a deleted pod is unreachable: \(gone)")
 
-        // 11. POST /quitquitquit stops node-b's ztunnel gracefully (exit status 0 in its log's absence of a crash).
+        // 12. POST /quitquitquit stops node-b's ztunnel gracefully (exit status 0 in its log's absence of a crash).
         let quit = try await lab.run(netns: lab.node("node-b").netns, ["curl", "-sf", "-X", "POST", "http://127.0.0.1:15000/quitquitquit"])
         #expect(quit.stdout == "OK\n", "admin /quitquitquit: \(quit.combined)")
         let stopped = await eventually { LabProcesses(layout: lab.lab.layout).pid("ztunnel-node-b") == nil }
         #expect(stopped, "ztunnel on node-b exited after /quitquitquit")
         #expect(try lab.lab.logs("ztunnel-node-b").contains("ztunnel draining"), "it drained rather than crashed")
 
-        // 12. Nothing of the lab reaches the root namespace.
+        // 13. Nothing of the lab reaches the root namespace.
         let routes = try await Interop.run("/usr/bin/env", ["ip", "route", "show"])
         #expect(!routes.stdout.contains("10.244.") && !routes.stdout.contains("172.18."), "root namespace routes: \(routes.stdout)")
     }

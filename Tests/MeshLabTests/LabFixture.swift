@@ -92,6 +92,17 @@ final class LabFixture: Sendable {
         _ = try await Interop.onThread { try lab.apply(manifests: manifests) }
     }
 
+    /// Fixtures/ambient: adds mesh/intruder to the principals server-b's policy allows, applies it, and
+    /// reports whether the intruder then reaches server-b (the policy change took effect).
+    func admitIntruder() async throws -> Bool {
+        let policies = try String(contentsOfFile: manifests + "/policies.yaml", encoding: .utf8)
+        try await apply(file: "policies.yaml", policies.replacingOccurrences(
+            of: #"principals: ["cluster.local/ns/mesh/sa/client"]"#,
+            with: #"principals: ["cluster.local/ns/mesh/sa/client", "cluster.local/ns/mesh/sa/intruder"]"#))
+        let server = pod("mesh/server-b")
+        return await eventually { (try? await self.curl(from: "mesh/intruder", "http://\(server.address):8080/"))?.http == "200" }
+    }
+
     /// Removes one manifest file of the scratch copy and applies the directory.
     func remove(file: String) async throws {
         try FileManager.default.removeItem(atPath: manifests + "/" + file)

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Locates the independent peers (openssl, the interop Python venv) and runs them.
 public enum Interop {
@@ -72,7 +72,7 @@ public final class PeerProcess: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
     private final class Buffer: Sendable {
-        let text = Mutex("")
+        let text = NIOLockedValueBox("")
     }
     private let buffer = Buffer()
 
@@ -85,12 +85,12 @@ public final class PeerProcess: @unchecked Sendable {
         process.standardInput = input
         pipe.fileHandleForReading.readabilityHandler = { [buffer] handle in
             let data = handle.availableData
-            if !data.isEmpty { buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+            if !data.isEmpty { buffer.text.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
         }
         try process.run()
     }
 
-    public var text: String { buffer.text.withLock { $0 } }
+    public var text: String { buffer.text.withLockedValue { $0 } }
 
     /// The process id while it runs.
     public var pid: Int32? { process.isRunning ? process.processIdentifier : nil }

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Locates the interop virtualenv's Python and runs peers from Tests/Interop.
 public enum PythonPeers {
@@ -31,8 +31,8 @@ public final class LinePeer: Sendable {
     private let process: Process
     private let input: Pipe
     private final class Output: Sendable {
-        let log = Mutex("")
-        let state = Mutex<(lines: [String], pending: String, consumed: Int, closed: Bool)>(([], "", 0, false))
+        let log = NIOLockedValueBox("")
+        let state = NIOLockedValueBox<(lines: [String], pending: String, consumed: Int, closed: Bool)>(([], "", 0, false))
     }
     private let output = Output()
 
@@ -57,12 +57,12 @@ public final class LinePeer: Sendable {
             let data = handle.availableData
             if data.isEmpty {
                 handle.readabilityHandler = nil
-                shared.state.withLock { $0.closed = true }
+                shared.state.withLockedValue { $0.closed = true }
                 return
             }
             let text = String(decoding: data, as: UTF8.self)
-            shared.log.withLock { $0 += text }
-            shared.state.withLock { state in
+            shared.log.withLockedValue { $0 += text }
+            shared.state.withLockedValue { state in
                 state.pending += text
                 var parts = state.pending.components(separatedBy: "\n")
                 state.pending = parts.removeLast()
@@ -73,7 +73,7 @@ public final class LinePeer: Sendable {
     }
 
     /// All output so far (for failure messages).
-    public var transcript: String { output.log.withLock { $0 } }
+    public var transcript: String { output.log.withLockedValue { $0 } }
 
     public func send(_ line: String) {
         try? input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8))
@@ -84,7 +84,7 @@ public final class LinePeer: Sendable {
     public func line(startingWith prefix: String, guardSeconds: Double = 60) async throws -> String {
         let deadline = Date().addingTimeInterval(guardSeconds)
         while Date() < deadline {
-            let (found, closed): (String?, Bool) = output.state.withLock { state in
+            let (found, closed): (String?, Bool) = output.state.withLockedValue { state in
                 while state.consumed < state.lines.count {
                     let line = state.lines[state.consumed]
                     state.consumed += 1

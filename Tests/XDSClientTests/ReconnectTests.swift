@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import NIOConcurrencyHelpers
 import IdentityServices
 import MeshIdentity
 import MeshProto
@@ -47,7 +47,7 @@ struct ReconnectTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
-                channel.writeAndFlush(ByteBuffer(bytes: Array(repeating: 0xAB, count: 4096))).flatMap { channel.close() }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(GarbageWriter()) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
         let port = try #require(channel.localAddress?.port)
@@ -111,7 +111,19 @@ struct ReconnectTests {
 
 /// A thread-safe counter for closures the client calls.
 final class Counter: Sendable {
-    private let count = Mutex(0)
-    func increment() { count.withLock { $0 += 1 } }
-    var value: Int { count.withLock { $0 } }
+    private let count = NIOLockedValueBox(0)
+    func increment() { count.withLockedValue { $0 += 1 } }
+    var value: Int { count.withLockedValue { $0 } }
+}
+
+/// Answers every connection with 4 KiB that are not HTTP/2, then closes it.
+private final class GarbageWriter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    func channelActive(context: ChannelHandlerContext) {
+        // 4 KiB fit the empty socket buffer: the flush writes them before the close.
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: Array(repeating: 0xAB, count: 4096))), promise: nil)
+        context.close(promise: nil)
+    }
 }

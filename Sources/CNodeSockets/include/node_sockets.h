@@ -32,4 +32,10 @@ int swiftmesh_node_accept(int socket);
 /* Polls `fd` for `events` up to `timeout_ms`; returns the revents, 0 on timeout. */
 int swiftmesh_node_poll(int fd, short events, int timeout_ms);
 
+/* Bytes the allocator has handed out (glibc mallinfo2: uordblks + hblkhd). */
+size_t swiftmesh_node_heap_in_use(void);
+
+/* glibc malloc_trim(0): returns free heap pages of every arena to the kernel; 1 if any were. */
+int swiftmesh_node_heap_trim(void);
+
 #endif

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 
 /// Sends every log line at `level` or above (a swift-log level name; `info` when unknown) to standard error.
 /// The returned control changes the level of every logger at run time (ztunnel's `/logging?level=`).
@@ -16,13 +16,13 @@ public func bootstrapLogging(_ level: String) -> LogLevelControl {
 
 /// The process's log level, shared by every logger made after ``bootstrapLogging(_:)``.
 public final class LogLevelControl: Sendable {
-    private let level: Mutex<Logger.Level>
+    private let level: NIOLockedValueBox<Logger.Level>
 
-    init(_ level: Logger.Level) { self.level = Mutex(level) }
+    init(_ level: Logger.Level) { self.level = NIOLockedValueBox(level) }
 
     public var current: Logger.Level {
-        get { level.withLock { $0 } }
-        set { level.withLock { $0 = newValue } }
+        get { level.withLockedValue { $0 } }
+        set { level.withLockedValue { $0 = newValue } }
     }
 }
 

@@ -12,7 +12,7 @@ struct MeshLabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mesh-lab",
         abstract: "A multi-node mesh on one host: nodes and pods as network namespaces, from Kubernetes manifests.",
-        subcommands: [Up.self, Apply.self, Down.self, Status.self, Exec.self, Logs.self, NodeAgent.self]
+        subcommands: [Up.self, Apply.self, Down.self, Status.self, Exec.self, Logs.self, Restart.self, NodeAgent.self]
     )
 }
 
@@ -102,6 +102,18 @@ struct Logs: AsyncParsableCommand {
 
     func run() async throws {
         print(try options.lab().logs(name), terminator: "")
+    }
+}
+
+struct Restart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start controlplane or ztunnel-NODE again (stopped first if running), as `up` did; waits for a ztunnel to be ready.")
+    @OptionGroup var options: LabOptions
+    @Argument(help: "controlplane or ztunnel-NODE") var component: String
+
+    func run() async throws {
+        try Lab.checkHost()
+        try options.lab().restart(component)
+        print("==> \(component) restarted")
     }
 }
 

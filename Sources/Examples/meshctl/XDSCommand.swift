@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
-import Synchronization
+import NIOConcurrencyHelpers
 import XDSClient
 import XDSServer
 
@@ -101,7 +101,7 @@ final class StopSignal {
 }
 
 final class SetOnceFlag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
+    private let value = NIOLockedValueBox(false)
+    func set() { value.withLockedValue { $0 = true } }
+    var isSet: Bool { value.withLockedValue { $0 } }
 }

@@ -57,12 +57,15 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         return store.localWorkload(address: ip, node: node).flatMap { try? $0.identity() }
     }
 
-    /// Keeps the certificates of the identities of this node's workloads only, as the store changes.
+    /// Keeps the certificates of the identities of this node's workloads only, as the store changes,
+    /// and prefetches the ones not held yet in the background.
     func retainLocalIdentities(store: WorkloadStore, node: String) -> Task<Void, Never>? {
         guard let certificates else { return nil }
         return Task {
             for await _ in store.changes() {
-                await certificates.retain(Set(store.workloads(onNode: node).compactMap { try? $0.identity() }))
+                let local = Set(store.workloads(onNode: node).compactMap { try? $0.identity() })
+                await certificates.retain(local)
+                await certificates.prefetch(local)
             }
         }
     }

@@ -67,6 +67,9 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Admin listen address (/config_dump, /logging?level=, POST /quitquitquit); keep it on loopback.")
     var adminAddress: String = "127.0.0.1:15000"
 
+    @Option(help: "Seconds an outbound HBONE connection with no open stream stays pooled before it is closed.")
+    var poolIdleTimeout: Int = 300
+
     @Flag(help: "Carry tunnelled bytes through NIOHTTP2's stream channels instead of HBONE's data path (same frames on the wire; for comparison or as a fallback).")
     var nioHTTP2DataPath = false
 
@@ -143,7 +146,8 @@ struct Ztunnel: AsyncParsableCommand {
         let hboneAddress = try await server.start()
         let client = HBONEClient(
             tls: identity.tls,
-            configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath), connector: capture),
+            configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath),
+                                                     idleTimeout: .seconds(Int64(poolIdleTimeout)), connector: capture),
             metrics: metrics,
             logger: logger
         )
@@ -151,6 +155,8 @@ struct Ztunnel: AsyncParsableCommand {
             store: store, client: client, hbonePort: hbonePort,
             sourceIdentity: localIdentity, connector: capture,
             logger: logger)
+        // After a load peak, freed connection buffers go back to the kernel (docs/reliability.md, part 3).
+        let trimming = Task { await HeapTrimmer(logger: logger).run() }
         var enrolling: Task<Void, Never>?
         if let capture, let zdsSocket {
             let dns = dnsProxy ? DNSProxy(store: store, upstreams: try dnsUpstreams(), logger: logger) : nil
@@ -176,7 +182,7 @@ struct Ztunnel: AsyncParsableCommand {
         }
         let certificates = identity.certificates
         let admin = ZtunnelAdmin(
-            store: store, capture: capture,
+            store: store, capture: capture, pool: client.pool,
             certificates: {
                 await certificates?.statuses().map { ZtunnelAdmin.Certificate(identity: "\($0.identity)", expiresAt: $0.expiresAt, renewAt: $0.renewAt) } ?? []
             },
@@ -204,6 +210,7 @@ struct Ztunnel: AsyncParsableCommand {
         retaining?.cancel()
         enrolling?.cancel()
         await enrolling?.value
+        trimming.cancel()
         await capture?.close()
         try? await socks.close()
         await ready.close()

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import MeshProto
+import NIOConcurrencyHelpers
 import Synchronization
 
 /// An Aggregated Discovery Service client over gRPC (grpc-swift 2), speaking
@@ -132,7 +133,7 @@ public final class ADSClient: Sendable {
 
     /// The configuration the client was created with.
     public let configuration: Configuration
-    private let shared: Mutex<Shared>
+    private let shared: NIOLockedValueBox<Shared>
     private let stopSignal: AsyncStream<Void>.Continuation
     private let stopped: AsyncStream<Void>
     private let logger: Logger
@@ -144,7 +145,7 @@ public final class ADSClient: Sendable {
         logger[metadataKey: "xds.server"] = "\(configuration.host):\(configuration.port)"
         logger[metadataKey: "xds.variant"] = "\(configuration.variant.rawValue)"
         self.logger = logger
-        self.shared = Mutex(Shared(state: ADSProtocolState(
+        self.shared = NIOLockedValueBox(Shared(state: ADSProtocolState(
             variant: configuration.variant,
             node: configuration.node,
             legacyWildcard: configuration.legacyWildcard,
@@ -158,7 +159,7 @@ public final class ADSClient: Sendable {
     /// Subscribes to resources of `type` (adding to what is already subscribed).
     /// The type's decoder and validation hook replace any earlier registration.
     public func subscribe<Value>(_ type: XDSResourceType<Value>, to subscription: XDSSubscription) {
-        shared.withLock { shared in
+        shared.withLockedValue { shared in
             shared.state.register(ErasedResourceType(type), replace: true)
             shared.send(shared.state.subscribe(type.typeURL, wildcard: subscription.wildcard, names: subscription.names, now: .now))
         }
@@ -166,7 +167,7 @@ public final class ADSClient: Sendable {
 
     /// Unsubscribes from resources of `type`; watches see the resources no longer subscribed as removed.
     public func unsubscribe<Value>(_ type: XDSResourceType<Value>, from subscription: XDSSubscription) {
-        shared.withLock { shared in
+        shared.withLockedValue { shared in
             let (request, change) = shared.state.unsubscribe(type.typeURL, wildcard: subscription.wildcard, names: subscription.names)
             shared.send(request)
             shared.deliver(change)
@@ -179,7 +180,7 @@ public final class ADSClient: Sendable {
     /// The sequence ends when the client is shut down.
     public func watch<Value>(_ type: XDSResourceType<Value>) -> AsyncStream<XDSWatchUpdate<Value>> {
         let (stream, continuation) = AsyncStream<XDSWatchUpdate<Value>>.makeStream()
-        let id: Int? = shared.withLock { shared in
+        let id: Int? = shared.withLockedValue { shared in
             guard !shared.stopped else { return nil }
             shared.state.register(ErasedResourceType(type), replace: false)
             let id = shared.nextWatcher
@@ -196,18 +197,18 @@ public final class ADSClient: Sendable {
             return stream
         }
         continuation.onTermination = { [weak self] _ in
-            self?.shared.withLock { _ = $0.watchers[type.typeURL]?.removeValue(forKey: id) }
+            self?.shared.withLockedValue { _ = $0.watchers[type.typeURL]?.removeValue(forKey: id) }
         }
         return stream
     }
 
     /// The current state of `type`, or nil before its first accepted response.
     public func current<Value>(_ type: XDSResourceType<Value>) -> XDSWatchUpdate<Value>? {
-        shared.withLock { $0.state.currentState(type.typeURL) }.map(XDSWatchUpdate.init)
+        shared.withLockedValue { $0.state.currentState(type.typeURL) }.map(XDSWatchUpdate.init)
     }
 
     /// A snapshot of the counters.
-    public var counters: Counters { shared.withLock { $0.counters } }
+    public var counters: Counters { shared.withLockedValue { $0.counters } }
 
     // MARK: Running
 
@@ -222,12 +223,12 @@ public final class ADSClient: Sendable {
             await group.next()
             group.cancelAll()
         }
-        for watcher in shared.withLock({ $0.stop() }) { watcher.finish() }
+        for watcher in shared.withLockedValue({ $0.stop() }) { watcher.finish() }
     }
 
     /// Ends the stream and ``run()``; watches finish. The last state stays readable through ``current(_:)``.
     public func shutdown() {
-        for watcher in shared.withLock({ $0.stop() }) { watcher.finish() }
+        for watcher in shared.withLockedValue({ $0.stop() }) { watcher.finish() }
         stopSignal.finish()
     }
 
@@ -236,7 +237,7 @@ public final class ADSClient: Sendable {
         while !Task.isCancelled {
             let before = counters.responses
             let error = await runStream()
-            if Task.isCancelled || shared.withLock({ $0.stopped }) { return }
+            if Task.isCancelled || shared.withLockedValue({ $0.stopped }) { return }
             if counters.responses > before { attempts.reset() }
             let delay = attempts.next()
             var metadata: Logger.Metadata = [
@@ -256,7 +257,7 @@ public final class ADSClient: Sendable {
         let (requests, continuation) = AsyncStream<ADSProtocolState.Request>.makeStream()
         defer {
             continuation.finish()
-            shared.withLock { shared in
+            shared.withLockedValue { shared in
                 shared.outgoing = nil
                 shared.counters.connected = false
                 shared.state.streamEnded()
@@ -268,7 +269,7 @@ public final class ADSClient: Sendable {
                 transportSecurity: try configuration.transportSecurity()
             )
             try await withGRPCClient(transport: transport) { grpc in
-                let started = shared.withLock { shared -> Bool in
+                let started = shared.withLockedValue { shared -> Bool in
                     guard !shared.stopped else { return false }
                     shared.outgoing = continuation
                     shared.counters.streams += 1
@@ -338,7 +339,7 @@ public final class ADSClient: Sendable {
         let tick = min(configuration.doesNotExistTimeout / 10, .seconds(1))
         while true {
             try await Task.sleep(for: tick)
-            shared.withLock { shared in
+            shared.withLockedValue { shared in
                 for change in shared.state.expire(now: .now) { shared.deliver(change) }
             }
         }
@@ -368,8 +369,8 @@ public final class ADSClient: Sendable {
         decode: (ErasedResourceType?) -> Result<ADSProtocolState.Decoded, XDSClientError>,
         apply: (inout ADSProtocolState, Result<ADSProtocolState.Decoded, XDSClientError>) -> (ADSProtocolState.Request, TypeChange?)
     ) {
-        let decoded = decode(shared.withLock { $0.state.registeredType(typeURL) })
-        shared.withLock { shared in
+        let decoded = decode(shared.withLockedValue { $0.state.registeredType(typeURL) })
+        shared.withLockedValue { shared in
             let (request, change) = apply(&shared.state, decoded)
             shared.counters.responses += 1
             if case .failure = decoded { shared.counters.nacks += 1 } else { shared.counters.acks += 1 }

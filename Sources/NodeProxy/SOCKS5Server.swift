@@ -1,13 +1,15 @@
 import HBONE
 import Logging
-import NodeProxy
-import XDSClient
 import NIOCore
 import NIOPosix
 
 /// A SOCKS5 (RFC 1928) listener for outbound traffic: no authentication, CONNECT only.
-enum SOCKS5Server {
-    static func start(address: (String, Int), router: OutboundRouter, logger: Logger) async throws -> any Channel {
+///
+/// ztunnel's explicit outbound entry, beside in-pod capture: for embedding and tests, where the
+/// application is told to use a proxy instead of having its traffic captured. Keep it on loopback.
+public enum SOCKS5Server {
+    /// Binds the listener; each accepted connection's CONNECT destination goes to `router`.
+    public static func start(address: (String, Int), router: OutboundRouter, logger: Logger) async throws -> any Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
@@ -24,12 +26,12 @@ enum SOCKS5Server {
     }
 }
 
-/// Parses the SOCKS5 greeting and CONNECT request, then hands the connection to the outbound router.
+/// Reads the SOCKS5 greeting and CONNECT request (``SOCKS5Parser``), then hands the connection to the outbound router.
 final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum State { case greeting, request, connecting }
+    private enum State { case greeting, request, connecting, refused }
     private var state = State.greeting
     private var buffer = ByteBuffer()
     private let router: OutboundRouter
@@ -41,10 +43,15 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .connecting = state {
+        switch state {
+        case .connecting:
             // The tunnel's splice sits behind this handler until it is removed.
             context.fireChannelRead(data)
             return
+        case .refused:
+            return  // the connection is closing
+        case .greeting, .request:
+            break
         }
         var bytes = unwrapInboundIn(data)
         buffer.writeBuffer(&bytes)
@@ -52,61 +59,33 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func process(context: ChannelHandlerContext) {
-        switch state {
-        case .greeting:
-            guard buffer.readableBytes >= 2, let count = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self),
-                  buffer.readableBytes >= 2 + Int(count) else { return }
-            let version = buffer.readInteger(as: UInt8.self)
-            let methods = buffer.readBytes(length: Int(buffer.readInteger(as: UInt8.self) ?? 0)) ?? []
-            guard version == 5, methods.contains(0) else {
+        do throws(SOCKS5Error) {
+            switch state {
+            case .greeting:
+                guard try SOCKS5Parser.parseGreeting(&buffer) else { return }
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [5, 0])), promise: nil)
+                state = .request
+                process(context: context)
+            case .request:
+                guard let request = try SOCKS5Parser.parseRequest(&buffer) else { return }
+                state = .connecting
+                connect(context: context, host: request.host, port: request.port)
+            case .connecting, .refused:
+                break
+            }
+        } catch {
+            logger.info("SOCKS5 handshake refused", metadata: ["reason": "\(error)", "peer": "\(context.remoteAddress.map { "\($0)" } ?? "-")"])
+            let inGreeting = state == .greeting
+            state = .refused
+            buffer.clear()
+            if inGreeting {
+                // Method selection reply: X'FF', no acceptable methods (RFC 1928 §3).
                 context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [5, 0xFF])), promise: nil)
                 context.close(promise: nil)
-                return
+            } else {
+                reply(context: context, code: error.replyCode)
             }
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [5, 0])), promise: nil)
-            state = .request
-            process(context: context)
-        case .request:
-            guard let (host, port) = parseRequest(context: context) else { return }
-            state = .connecting
-            connect(context: context, host: host, port: port)
-        case .connecting:
-            break
         }
-    }
-
-    /// VER CMD RSV ATYP DST.ADDR DST.PORT; nil until complete.
-    private func parseRequest(context: ChannelHandlerContext) -> (String, Int)? {
-        let start = buffer.readerIndex
-        guard buffer.readableBytes >= 5, let atyp = buffer.getInteger(at: start + 3, as: UInt8.self) else { return nil }
-        let addressLength: Int
-        switch atyp {
-        case 1: addressLength = 4
-        case 4: addressLength = 16
-        case 3: addressLength = 1 + Int(buffer.getInteger(at: start + 4, as: UInt8.self) ?? 0)
-        default:
-            reply(context: context, code: 0x08)
-            return nil
-        }
-        guard buffer.readableBytes >= 4 + addressLength + 2 else { return nil }
-        let header = buffer.readBytes(length: 4) ?? []
-        guard header[0] == 5, header[1] == 1 else {
-            reply(context: context, code: 0x07)  // command not supported
-            return nil
-        }
-        let host: String
-        switch atyp {
-        case 1:
-            host = (buffer.readBytes(length: 4) ?? []).map(String.init).joined(separator: ".")
-        case 4:
-            let raw = buffer.readBytes(length: 16) ?? []
-            host = stride(from: 0, to: 16, by: 2).map { String(UInt16(raw[$0]) << 8 | UInt16(raw[$0 + 1]), radix: 16) }.joined(separator: ":")
-        default:
-            let length = Int(buffer.readInteger(as: UInt8.self) ?? 0)
-            host = buffer.readString(length: length) ?? ""
-        }
-        let port = Int(buffer.readInteger(as: UInt16.self) ?? 0)
-        return (host, port)
     }
 
     private func reply(context: ChannelHandlerContext, code: UInt8) {
