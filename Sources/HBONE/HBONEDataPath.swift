@@ -123,6 +123,11 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var parentWritable = true
     private var wroteSinceFlush = false
     private var failed = false
+    /// The connection has gone inactive: nothing more is read or passed on. NIOHTTP2 closes the
+    /// connection in the middle of a read that holds more frames (on a connection error); frames
+    /// passed on after that would open stream channels nothing ever closes, and those hold the
+    /// connection's channel, pipeline and handlers in a cycle (found by the hbone-frames fuzzer).
+    private var inactive = false
     /// The frame header being read when it is split between reads.
     private var partialHeader: [UInt8] = []
     /// A WINDOW_UPDATE or SETTINGS frame (header included) being gathered.
@@ -350,19 +355,19 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard !failed else { return }
+        guard !failed, !inactive else { return }
         var run: ByteBuffer?  // `bytes` as it was where the bytes to pass on to NIOHTTP2 begin
         func passOn(_ count: Int) {
             if run == nil { run = bytes }
             bytes.moveReaderIndex(forwardBy: count)
         }
         func endRun() {
-            guard var start = run else { return }
+            guard var start = run, !inactive else { return }
             run = nil
             passedOn = true
             context.fireChannelRead(wrapInboundOut(start.readSlice(length: bytes.readerIndex - start.readerIndex)!))
         }
-        while bytes.readableBytes > 0, !failed {
+        while bytes.readableBytes > 0, !failed, !inactive {
             switch parse {
             case .preface(let remaining):
                 let count = min(remaining, bytes.readableBytes)
@@ -642,6 +647,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        inactive = true
         dropStreams()
         context.fireChannelInactive()
     }

@@ -183,6 +183,20 @@ struct DataPathTests {
         #expect(try harness.delivered().isEmpty)
     }
 
+    @Test("a connection closed in the middle of a read (NIOHTTP2's connection error) gets nothing more of that read: no frame passed on, no DATA delivered")
+    func nothingAfterClose() throws {
+        // Before the fix, frames after the error reached NIOHTTP2 after it had closed the connection and opened
+        // stream channels nothing closed, which held the connection in a cycle (Fuzz/Regressions/hbone-frames).
+        let harness = try DataPathHarness()
+        defer { harness.finish() }
+        let closer = CloseOnFirstRead()
+        try harness.connection.pipeline.syncOperations.addHandler(closer)
+        try? harness.feed(RawFrame.ping() + RawFrame.data(stream: 1, [1, 2, 3]) + RawFrame.ping())
+        #expect(!harness.connection.isActive)
+        #expect(closer.reads == 1, "frames passed on after the close: \(closer.reads - 1)")
+        #expect(try harness.delivered().isEmpty, "DATA delivered after the close")
+    }
+
     @Test("NIOHTTP2's connection WINDOW_UPDATEs pass and count toward the receive window the data path enforces")
     func nioWindowUpdates() throws {
         let harness = try DataPathHarness()
@@ -364,5 +378,16 @@ final class ByteCounter: ChannelInboundHandler, Sendable {
         if case .data(let frame) = unwrapInboundIn(data), case .byteBuffer(let bytes) = frame.data {
             count.withLockedValue { $0 += bytes.readableBytes }
         }
+    }
+}
+
+/// Stands in for NIOHTTP2 meeting a connection error: closes the connection on the first bytes it is passed.
+private final class CloseOnFirstRead: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private(set) var reads = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reads += 1
+        if reads == 1 { context.close(promise: nil) }
     }
 }
