@@ -22,6 +22,18 @@ import PackageDescription
 // `@testable import` a module to reach a parser that is internal or package
 // (HBONE's data path, the ADS response decoder, the DNS codec, the ZDS socket).
 
+/// A product of swift-mesh or of one of its dependencies.
+func mesh(_ name: String) -> Target.Dependency { .product(name: name, package: "swift-mesh") }
+func nio(_ name: String) -> Target.Dependency { .product(name: name, package: "swift-nio") }
+func http2(_ name: String) -> Target.Dependency { .product(name: name, package: "swift-nio-http2") }
+let x509: Target.Dependency = .product(name: "X509", package: "swift-certificates")
+let protobuf: Target.Dependency = .product(name: "SwiftProtobuf", package: "swift-protobuf")
+
+/// The executable `fuzz-NAME` (Sources/fuzz-NAME), with FuzzSupport and `dependencies`.
+func fuzzTarget(_ name: String, _ dependencies: [Target.Dependency]) -> Target {
+    .executableTarget(name: "fuzz-" + name, dependencies: ["FuzzSupport"] + dependencies)
+}
+
 let package = Package(
     name: "swift-mesh-fuzz",
     dependencies: [
@@ -33,100 +45,18 @@ let package = Package(
         .package(name: "swift-log", url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
-        .target(
-            name: "FuzzSupport",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
-        ),
-        .executableTarget(
-            name: "fuzz-spiffe-id",
-            dependencies: ["FuzzSupport", .product(name: "MeshIdentity", package: "swift-mesh")]
-        ),
-        .executableTarget(
-            name: "fuzz-svid-chain",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "MeshIdentity", package: "swift-mesh"),
-                .product(name: "X509", package: "swift-certificates"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-bundle-json",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "MeshIdentity", package: "swift-mesh"),
-                .product(name: "X509", package: "swift-certificates"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-hbone-authority",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "HBONE", package: "swift-mesh"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-hbone-frames",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "HBONE", package: "swift-mesh"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                .product(name: "NIOHPACK", package: "swift-nio-http2"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-xds-response",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "MeshIdentity", package: "swift-mesh"),
-                .product(name: "XDSClient", package: "swift-mesh"),
-                .product(name: "MeshProto", package: "swift-mesh"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-policy-yaml",
-            dependencies: ["FuzzSupport", .product(name: "PolicyEngine", package: "swift-mesh")]
-        ),
-        .executableTarget(
-            name: "fuzz-manifests",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "MeshControlPlane", package: "swift-mesh"),
-                .product(name: "PolicyEngine", package: "swift-mesh"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-local-config",
-            dependencies: ["FuzzSupport", .product(name: "XDSClient", package: "swift-mesh")]
-        ),
-        .executableTarget(
-            name: "fuzz-zds",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "NodeProxy", package: "swift-mesh"),
-                .product(name: "MeshProto", package: "swift-mesh"),
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-socks5",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "NodeProxy", package: "swift-mesh"),
-                .product(name: "NIOCore", package: "swift-nio"),
-            ]
-        ),
-        .executableTarget(
-            name: "fuzz-dns",
-            dependencies: [
-                "FuzzSupport",
-                .product(name: "NodeProxy", package: "swift-mesh"),
-                .product(name: "XDSClient", package: "swift-mesh"),
-            ]
-        ),
+        .target(name: "FuzzSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        fuzzTarget("spiffe-id", [mesh("MeshIdentity")]),
+        fuzzTarget("svid-chain", [mesh("MeshIdentity"), x509]),
+        fuzzTarget("bundle-json", [mesh("MeshIdentity"), x509]),
+        fuzzTarget("hbone-authority", [mesh("HBONE"), nio("NIOCore"), http2("NIOHPACK")]),
+        fuzzTarget("hbone-frames", [mesh("HBONE"), nio("NIOCore"), nio("NIOEmbedded"), http2("NIOHTTP2"), http2("NIOHPACK")]),
+        fuzzTarget("xds-response", [mesh("MeshIdentity"), mesh("XDSClient"), mesh("MeshProto"), protobuf]),
+        fuzzTarget("policy-yaml", [mesh("PolicyEngine")]),
+        fuzzTarget("manifests", [mesh("MeshControlPlane"), mesh("PolicyEngine")]),
+        fuzzTarget("local-config", [mesh("XDSClient")]),
+        fuzzTarget("zds", [mesh("NodeProxy"), mesh("MeshProto"), protobuf]),
+        fuzzTarget("socks5", [mesh("NodeProxy"), nio("NIOCore")]),
+        fuzzTarget("dns", [mesh("NodeProxy"), mesh("XDSClient")]),
     ]
 )

@@ -122,12 +122,12 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     private var passedOn = false
     private var parentWritable = true
     private var wroteSinceFlush = false
-    private var failed = false
-    /// The connection has gone inactive: nothing more is read or passed on. NIOHTTP2 closes the
-    /// connection in the middle of a read that holds more frames (on a connection error); frames
-    /// passed on after that would open stream channels nothing ever closes, and those hold the
-    /// connection's channel, pipeline and handlers in a cycle (found by the hbone-frames fuzzer).
-    private var inactive = false
+    /// The peer broke the protocol here (GOAWAY sent) or the connection went inactive: nothing more
+    /// is read, passed on or registered. NIOHTTP2 closes the connection in the middle of a read that
+    /// holds more frames (on a connection error); frames passed on after that would open stream
+    /// channels nothing ever closes, and those hold the connection's channel, pipeline and handlers
+    /// in a cycle (found by the hbone-frames fuzzer).
+    private var stopped = false
     /// The frame header being read when it is split between reads.
     private var partialHeader: [UInt8] = []
     /// A WINDOW_UPDATE or SETTINGS frame (header included) being gathered.
@@ -158,7 +158,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Registers the stream `id` (on this connection's event loop): from now on its DATA takes the fast path.
     func register(_ codec: HBONEStreamDataCodec, streamID id: Int) -> Stream? {
-        guard context != nil, !failed, streams[id] == nil else { return nil }
+        guard context != nil, !stopped, streams[id] == nil else { return nil }
         // A client registers on the 200 (its CONNECT went out long before); a server once its 200 has.
         let answered = role == .client || earlyAnswered.remove(id) != nil
         let credit = earlyCredit.removeValue(forKey: id) ?? 0
@@ -355,19 +355,19 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        guard !failed, !inactive else { return }
+        guard !stopped else { return }
         var run: ByteBuffer?  // `bytes` as it was where the bytes to pass on to NIOHTTP2 begin
         func passOn(_ count: Int) {
             if run == nil { run = bytes }
             bytes.moveReaderIndex(forwardBy: count)
         }
         func endRun() {
-            guard var start = run, !inactive else { return }
+            guard var start = run, !stopped else { return }
             run = nil
             passedOn = true
             context.fireChannelRead(wrapInboundOut(start.readSlice(length: bytes.readerIndex - start.readerIndex)!))
         }
-        while bytes.readableBytes > 0, !failed, !inactive {
+        while bytes.readableBytes > 0, !stopped {
             switch parse {
             case .preface(let remaining):
                 let count = min(remaining, bytes.readableBytes)
@@ -586,7 +586,15 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        guard !failed else { return }
+        guard !stopped else {
+            // NIOHTTP2 still completes what it was passed before the stop: a read it was given and
+            // never saw completed would keep stream channels it opened (and the connection) alive.
+            if passedOn {
+                passedOn = false
+                context.fireChannelReadComplete()
+            }
+            return
+        }
         if !touched.isEmpty {
             let streams = touched
             touched.removeAll(keepingCapacity: true)
@@ -635,7 +643,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Ends the connection after a peer broke the protocol on the fast path: GOAWAY with `code`, then close.
     private func fail(context: ChannelHandlerContext, code: UInt32, _ error: HBONEError) {
-        failed = true
+        stopped = true
         let lastStream = role == .server ? highestPeerStream : 0
         scratch.clear()
         scratch.writeBytes([0, 0, 8, 7, 0, 0, 0, 0, 0])
@@ -647,7 +655,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        inactive = true
+        stopped = true
         dropStreams()
         context.fireChannelInactive()
     }

@@ -18,13 +18,18 @@ public struct Lab: Sendable {
     public let report: @Sendable (String) -> Void
     /// The prefix of the lab's namespace names (`swm`; tests use their own so a lab can run beside them).
     public let prefix: String
+    /// Flags added to every ztunnel this lab starts (`up`, `apply`, `restart`), e.g.
+    /// `["--pool-idle-timeout", "20"]` for `scripts/soak`.
+    public let ztunnelArguments: [String]
     public let trustDomain = "cluster.local"
     private var processes: LabProcesses { LabProcesses(layout: layout) }
 
-    public init(layout: LabLayout = LabLayout(), binaries: String, prefix: String = "swm", report: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(layout: LabLayout = LabLayout(), binaries: String, prefix: String = "swm", ztunnelArguments: [String] = [],
+                report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.layout = layout
         self.binaries = binaries
         self.prefix = prefix
+        self.ztunnelArguments = ztunnelArguments
         self.report = report
     }
 
@@ -131,12 +136,6 @@ public struct Lab: Sendable {
         ])
     }
 
-    /// Extra ztunnel flags for every node, from `MESH_LAB_ZTUNNEL_ARGS` (split on spaces), e.g.
-    /// `--pool-idle-timeout 20` for `scripts/soak`.
-    static var extraZtunnelArguments: [String] {
-        (ProcessInfo.processInfo.environment["MESH_LAB_ZTUNNEL_ARGS"] ?? "").split(separator: " ").map(String.init)
-    }
-
     private func startNode(_ node: LabTopology.Node, topology: LabTopology) throws(LabError) {
         report("node \(node.name): \(node.address), pods \(node.podCIDR); node agent and ztunnel in \(node.netns)")
         try processes.start("agent-\(node.name)", netns: node.netns, argv: [
@@ -153,7 +152,7 @@ public struct Lab: Sendable {
             "--hbone-listen", "\(node.address):15008",
             // Names outside the cluster go to the wire (the lab's outside world), where a resolver may answer.
             "--dns-upstream", "\(topology.gatewayAddress):53",
-        ] + Self.extraZtunnelArguments)
+        ] + ztunnelArguments)
     }
 
     // MARK: restart

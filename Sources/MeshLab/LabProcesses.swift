@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Starts and stops the lab's long-running processes: each in a network
 /// namespace (`ip netns exec`), in its own process group, with its output in
@@ -68,10 +65,12 @@ public struct LabProcesses: Sendable {
         defer { try? FileManager.default.removeItem(atPath: layout.pid(name)) }
         guard let pid = pid(name) else { return }
         kill(-pid, SIGKILL)
-        while kill(pid, 0) == 0 {
+        // Gone, or a zombie that its parent (this process, or init for a lab `up` started) reaps.
+        while kill(pid, 0) == 0, !Self.isZombie(pid) {
             reap(pid)
             usleep(10_000)
         }
+        reap(pid)
     }
 
     /// Names with a pid file.

@@ -177,7 +177,7 @@ struct AmbientLabTests {
               - {name: http, command: ["python3", "-m", "http.server", "8080"]}
             """)
         let late = lab.pod("mesh/late")
-        let reachedLate = await eventually { (try? await lab.curl(from: "mesh/client", "http://\(late.address):8080/"))?.http == "200" }
+        let reachedLate = await lab.eventuallyOK(from: "mesh/client", "http://\(late.address):8080/")
         #expect(reachedLate, "a pod added live is captured and reachable")
 
         let admitted = try await lab.admitIntruder()
@@ -192,7 +192,7 @@ struct AmbientLabTests {
             return !listening.contains(":15001 ") && !listening.contains(":15008 ")
         }
         #expect(released, "a pod labelled out of the mesh has its listeners closed")
-        let afterRelease = await eventually { (try? await lab.curl(from: "mesh/client", "http://\(serverA.address):8080/"))?.http == "200" }
+        let afterRelease = await lab.eventuallyOK(from: "mesh/client", "http://\(serverA.address):8080/")
         #expect(afterRelease, "the released pod is reached as plain TCP")
 
         try await lab.remove(file: "late.yaml")

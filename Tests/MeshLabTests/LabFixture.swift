@@ -99,8 +99,12 @@ final class LabFixture: Sendable {
         try await apply(file: "policies.yaml", policies.replacingOccurrences(
             of: #"principals: ["cluster.local/ns/mesh/sa/client"]"#,
             with: #"principals: ["cluster.local/ns/mesh/sa/client", "cluster.local/ns/mesh/sa/intruder"]"#))
-        let server = pod("mesh/server-b")
-        return await eventually { (try? await self.curl(from: "mesh/intruder", "http://\(server.address):8080/"))?.http == "200" }
+        return await eventuallyOK(from: "mesh/intruder", "http://\(pod("mesh/server-b").address):8080/")
+    }
+
+    /// Whether `curl` from `pod` to `url` answers 200 within the `eventually` bound (the mesh converges).
+    func eventuallyOK(from pod: String, _ url: String) async -> Bool {
+        await eventually { (try? await self.curl(from: pod, url))?.http == "200" }
     }
 
     /// Removes one manifest file of the scratch copy and applies the directory.

@@ -27,10 +27,16 @@ struct LabOptions: ParsableArguments {
     @Option(help: "Prefix of the lab's network namespace names.")
     var prefix: String = "swm"
 
+    /// Flags for every ztunnel the command starts, from `MESH_LAB_ZTUNNEL_ARGS` (split on spaces;
+    /// `scripts/soak` sets `--pool-idle-timeout 20`).
+    var ztunnelArguments: [String] {
+        (ProcessInfo.processInfo.environment["MESH_LAB_ZTUNNEL_ARGS"] ?? "").split(separator: " ").map(String.init)
+    }
+
     func lab() -> Lab {
         let layout = state.map { LabLayout(root: $0) } ?? LabLayout()
         let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        return Lab(layout: layout, binaries: binaries ?? own, prefix: prefix) { line in print("==> \(line)") }
+        return Lab(layout: layout, binaries: binaries ?? own, prefix: prefix, ztunnelArguments: ztunnelArguments) { line in print("==> \(line)") }
     }
 }
 
