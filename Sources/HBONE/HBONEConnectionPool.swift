@@ -26,6 +26,7 @@ public actor HBONEConnectionPool {
     private var entries: [HBONEPoolKey: Entry] = [:]
     private var closed = false
     private var dials = 0
+    private var keepaliveClosures = 0
 
     /// A pool whose connections present the SVID of their key's source identity, taken from `tls`.
     public init(tls: any MeshTLSProvider, configuration: HBONEClientConfiguration = HBONEClientConfiguration(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger = Logger(label: "mesh.hbone.pool")) {
@@ -73,7 +74,9 @@ public actor HBONEConnectionPool {
         do {
             dials += 1
             let tls = try await identities.meshTLS(for: key.sourceIdentity)
-            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, fastDataPath: fastDataPath, logger: logger)
+            let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, fastDataPath: fastDataPath, logger: logger) {
+                [weak self] connection, error in Task { await self?.failed(connection, error) }
+            }
             entries[key, default: Entry()].dial = nil
             guard !closed else {
                 connection.channel.close(promise: nil)
@@ -91,6 +94,15 @@ public actor HBONEConnectionPool {
         }
     }
 
+    private func failed(_ connection: PooledConnection, _ error: HBONEError) {
+        guard error == .keepaliveTimeout else { return }
+        keepaliveClosures += 1
+        logger.warning("pooled HBONE connection closed: keepalive PING unanswered (peer unreachable); its streams end, new ones dial again", metadata: [
+            "key": "\(connection.key)", "streams": "\(connection.activeStreams)",
+            "timeout_s": "\((configuration.keepalive?.timeout.nanoseconds ?? 0) / 1_000_000_000)",
+        ])
+    }
+
     private func remove(_ connection: PooledConnection) {
         entries[connection.key]?.connections.removeAll { $0 === connection }
         if let entry = entries[connection.key], entry.connections.isEmpty, entry.dial == nil {
@@ -98,7 +110,8 @@ public actor HBONEConnectionPool {
         }
     }
 
-    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, loop: (any EventLoop)?, fastDataPath: Bool, logger: Logger) async throws -> PooledConnection {
+    private static func dial(key: HBONEPoolKey, tls: MeshTLS, configuration: HBONEClientConfiguration, group: any EventLoopGroup, loop: (any EventLoop)?, fastDataPath: Bool, logger: Logger,
+                             onFailure: @escaping @Sendable (PooledConnection, HBONEError) -> Void) async throws -> PooledConnection {
         let authorizer = SPIFFEAuthorizer.exactly(Set(key.destinationIdentities))
         let dialed = DialBox()
         // The preferred loop only if it can run a ClientBootstrap (a NIOPosix loop).
@@ -120,7 +133,8 @@ public actor HBONEConnectionPool {
                         try sync.addHandler(HBONEDataPath(role: .client, settings: configuration.http2))
                     }
                     guard let identity = tlsHandlers.last as? SPIFFEPeerIdentityHandler else { throw HBONEError.closedBeforeResponse }
-                    let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout, fastDataPath: fastDataPath)
+                    let connection = PooledConnection(channel: channel, key: key, maxStreams: configuration.maxStreamsPerConnection, idleTimeout: configuration.idleTimeout, fastDataPath: fastDataPath,
+                                                      onFailure: onFailure)
                     let ready = channel.eventLoop.makePromise(of: Void.self)
                     let http2 = NIOHTTP2Handler(
                         mode: .client,
@@ -186,6 +200,9 @@ public actor HBONEConnectionPool {
 
     /// How many connections this pool has dialled in total.
     public var dialCount: Int { dials }
+
+    /// How many connections were closed because a keepalive PING went unanswered.
+    public var keepaliveClosureCount: Int { keepaliveClosures }
 
     /// Closes every connection and refuses new streams.
     public func close() async {

@@ -37,6 +37,7 @@ final class PooledConnection: Sendable {
         var closed = false
         var idleGeneration: UInt64 = 0
         var lastPeerSettings: Int?
+        var failure: HBONEError?
     }
 
     let channel: any Channel
@@ -49,8 +50,12 @@ final class PooledConnection: Sendable {
     private let multiplexerBox = NIOLockedValueBox<NIOHTTP2Handler.StreamMultiplexer?>(nil)
 
     private let peerBox = NIOLockedValueBox<VerifiedPeer?>(nil)
+    private let onFailure: @Sendable (PooledConnection, HBONEError) -> Void
 
-    init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount, fastDataPath: Bool) {
+    /// `onFailure` hears, once, why this side gave the connection up (a keepalive PING unanswered).
+    init(channel: any Channel, key: HBONEPoolKey, maxStreams: Int, idleTimeout: TimeAmount, fastDataPath: Bool,
+         onFailure: @escaping @Sendable (PooledConnection, HBONEError) -> Void = { _, _ in }) {
+        self.onFailure = onFailure
         self.channel = channel
         self.key = key
         self.fastDataPath = fastDataPath
@@ -114,6 +119,20 @@ final class PooledConnection: Sendable {
     /// GOAWAY received: no new streams; open ones may finish.
     func markDraining() { state.withLockedValue { $0.draining = true } }
 
+    /// Why this side gave the connection up, if it did.
+    var failure: HBONEError? { state.withLockedValue { $0.failure } }
+
+    /// The connection failed (its close follows, which may wait for TLS's close_notify): no new
+    /// streams from now on, and the pool hears why.
+    func fail(_ error: HBONEError) {
+        let first = state.withLockedValue { state in
+            state.draining = true
+            defer { if state.failure == nil { state.failure = error } }
+            return state.failure == nil
+        }
+        if first { onFailure(self, error) }
+    }
+
     var isUsable: Bool { state.withLockedValue { !$0.closed && !$0.draining } }
     var activeStreams: Int { state.withLockedValue { $0.active } }
     var streamLimit: Int { state.withLockedValue { $0.limit } }
@@ -154,6 +173,7 @@ final class HBONEConnectionStateHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? HBONEError { connection.fail(error) }
         complete(.failure(error))
         context.close(promise: nil)
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MeshIdentity
@@ -9,11 +10,27 @@ import X509
 
 /// An Istio CA client usable as an ``SVIDProvider``: each fetch generates a
 /// P-256 key, sends a CSR for ``identity`` and returns the signed SVID.
+///
+/// Given several CA replicas (``servers``), a fetch asks the one that answered
+/// last, and on any failure the next, until one signs or all have failed (the
+/// error is then the last one's).
 public struct IstioCAClient: SVIDProvider {
-    /// The CA's host.
-    public var host: String
-    /// The CA's port.
-    public var port: Int
+    /// One CA address.
+    public struct Server: Sendable, Hashable, CustomStringConvertible {
+        /// An IPv4 or IPv6 literal.
+        public var host: String
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    }
+
+    /// The CA replicas, in order of preference (never empty).
+    public var servers: [Server]
     /// The identity to request.
     public var identity: SPIFFEID
     /// Sent as `authorization: Bearer <token>` when set.
@@ -25,10 +42,18 @@ public struct IstioCAClient: SVIDProvider {
     /// Plaintext by default; ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
     public var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity
 
-    /// Creates a client.
+    private let preferred = PreferredServer()
+
+    /// Creates a client of one CA.
     public init(host: String, port: Int, identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil, transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
-        self.host = host
-        self.port = port
+        self.init(servers: [Server(host: host, port: port)], identity: identity, bearerToken: bearerToken, validitySeconds: validitySeconds,
+                  impersonate: impersonate, transportSecurity: transportSecurity)
+    }
+
+    /// Creates a client of CA replicas (`servers` must not be empty).
+    public init(servers: [Server], identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil, transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
+        precondition(!servers.isEmpty, "IstioCAClient needs at least one server")
+        self.servers = servers
         self.identity = identity
         self.bearerToken = bearerToken
         self.validitySeconds = validitySeconds
@@ -48,10 +73,13 @@ public struct IstioCAClient: SVIDProvider {
         }
         var metadata: Metadata = [:]
         if let bearerToken { metadata.addString("Bearer \(bearerToken)", forKey: "authorization") }
-        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: transportSecurity)
-        let chain = try await withGRPCClient(transport: transport) { client in
-            try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
-                .createCertificate(request, metadata: metadata).certChain
+        let chain = try await failingOver { server in
+            let target: any ResolvableTarget = server.host.contains(":") ? .ipv6(address: server.host, port: server.port) : .ipv4(address: server.host, port: server.port)
+            let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: transportSecurity)
+            return try await withGRPCClient(transport: transport) { client in
+                try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
+                    .createCertificate(request, metadata: metadata).certChain
+            }
         }
         guard !chain.isEmpty else { throw IdentityServicesError.emptyCertificateChain }
         do {
@@ -64,5 +92,32 @@ public struct IstioCAClient: SVIDProvider {
         } catch {
             throw IdentityServicesError.malformedResponse("certificate chain from the Istio CA: \(error)")
         }
+    }
+
+    /// Runs `body` against the preferred server, then each other in turn until one succeeds.
+    private func failingOver<T: Sendable>(_ body: (Server) async throws -> T) async throws -> T {
+        let first = preferred.index % servers.count
+        var lastError: (any Error)?
+        for offset in 0..<servers.count {
+            let index = (first + offset) % servers.count
+            do {
+                let result = try await body(servers[index])
+                preferred.index = index
+                return result
+            } catch {
+                try Task.checkCancellation()
+                lastError = error
+            }
+        }
+        throw lastError ?? IdentityServicesError.emptyCertificateChain
+    }
+}
+
+/// The CA replica that answered last, shared by copies of one ``IstioCAClient``.
+private final class PreferredServer: Sendable {
+    private let value = NIOLockedValueBox(0)
+    var index: Int {
+        get { value.withLockedValue { $0 } }
+        set { value.withLockedValue { $0 = newValue } }
     }
 }

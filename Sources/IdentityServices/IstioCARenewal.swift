@@ -13,19 +13,25 @@ import NIOConcurrencyHelpers
 /// Task { try await source.run() }   // renews at half-life
 /// ```
 public final class IstioCARenewal: SVIDProvider, Sendable {
-    public let host: String
-    public let port: Int
+    /// The CA replicas (see ``IstioCAClient``).
+    public let servers: [IstioCAClient.Server]
     public let bundles: TrustBundleStore
     /// Who the CA must be.
     public let server: SPIFFEAuthorizer
     private let logger: Logger
     private let latest: NIOLockedValueBox<X509SVID>
 
-    public init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, server: SPIFFEAuthorizer,
+    /// Renews at one CA.
+    public convenience init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, server: SPIFFEAuthorizer,
+                            logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {
+        self.init(credential: credential, servers: [IstioCAClient.Server(host: host, port: port)], bundles: bundles, server: server, logger: logger)
+    }
+
+    /// Renews at CA replicas, failing over between them.
+    public init(credential: X509SVID, servers: [IstioCAClient.Server], bundles: TrustBundleStore, server: SPIFFEAuthorizer,
                 logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {
         self.latest = NIOLockedValueBox(credential)
-        self.host = host
-        self.port = port
+        self.servers = servers
         self.bundles = bundles
         self.server = server
         self.logger = logger
@@ -34,7 +40,7 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     public func fetchSVID() async throws -> X509SVID {
         let credential = latest.withLockedValue { $0 }
         let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: bundles, authorizer: server, logger: logger)
-        let renewed = try await IstioCAClient(host: host, port: port, identity: credential.id, transportSecurity: security).fetchSVID()
+        let renewed = try await IstioCAClient(servers: servers, identity: credential.id, transportSecurity: security).fetchSVID()
         latest.withLockedValue { $0 = renewed }
         return renewed
     }

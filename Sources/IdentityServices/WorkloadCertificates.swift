@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshIdentity
+import NIOConcurrencyHelpers
 
 /// The X509-SVIDs of the workloads on one node, as ztunnel keeps them: each is
 /// fetched the first time a connection needs it (so a node with 1,000 pods
@@ -31,6 +32,14 @@ public actor WorkloadCertificates: MeshTLSProvider {
         public var renewing: Bool
     }
 
+    /// CSRs sent to the CA for this node's workloads: first fetches, prefetches and renewals.
+    public struct RequestCounts: Sendable, Hashable {
+        /// Requests sent.
+        public var sent = 0
+        /// Requests that failed (the CA unreachable or refusing); a renewal that fails is retried with backoff.
+        public var failed = 0
+    }
+
     private struct Entry {
         let source: SVIDSource
         let tls: MeshTLS
@@ -46,6 +55,10 @@ public actor WorkloadCertificates: MeshTLSProvider {
     private var pending: [SPIFFEID: Task<Entry, any Error>] = [:]
     private var prefetching: Task<Void, Never>?
     private var closed = false
+    private let counts = NIOLockedValueBox(RequestCounts())
+
+    /// The CSRs sent so far (readable from any thread, for metrics).
+    public nonisolated var requestCounts: RequestCounts { counts.withLockedValue { $0 } }
 
     public init(trustDomain: TrustDomain, bundles: TrustBundleStore, configuration: MeshTLSConfiguration = MeshTLSConfiguration(),
                 logger: Logger = Logger(label: "swift-mesh.workload-certificates"), provider: @escaping ProviderFactory) {
@@ -71,11 +84,11 @@ public actor WorkloadCertificates: MeshTLSProvider {
         if let inFlight = pending[identity] {
             task = inFlight
         } else {
-            task = Task { [makeProvider, bundles, configuration, logger] in
-                let provider = try makeProvider(identity)
+            task = Task { [makeProvider, bundles, configuration, logger, counts] in
+                let provider = CountingSVIDProvider(base: try makeProvider(identity), counts: counts)
                 let first = try await provider.fetchSVID()
                 let source = SVIDSource(provider: provider, logger: logger)
-                source.publish(first)
+                source.publish(first, obtainedAt: Date())
                 let renewal = Task<Void, Never> { _ = try? await source.run() }
                 return Entry(source: source, tls: MeshTLS(svids: source, bundles: bundles, configuration: configuration), renewal: renewal)
             }
@@ -136,10 +149,12 @@ public actor WorkloadCertificates: MeshTLSProvider {
         }
     }
 
-    /// The certificates held, by identity.
+    /// The certificates held, by identity (expired ones too, while their renewal keeps trying).
     public func statuses() -> [Status] {
         entries.compactMap { identity, entry in
-            entry.source.current.map { Status(identity: identity, expiresAt: $0.expiresAt, renewAt: $0.renewAt, renewing: !entry.renewal.isCancelled) }
+            entry.source.latest.map {
+                Status(identity: identity, expiresAt: $0.expiresAt, renewAt: entry.source.renewalTime ?? $0.renewAt, renewing: !entry.renewal.isCancelled)
+            }
         }.sorted { $0.identity.description < $1.identity.description }
     }
 
@@ -151,6 +166,22 @@ public actor WorkloadCertificates: MeshTLSProvider {
         for task in pending.values { task.cancel() }
         entries = [:]
         pending = [:]
+    }
+}
+
+/// Counts the requests a provider makes and those that fail.
+private struct CountingSVIDProvider: SVIDProvider {
+    let base: any SVIDProvider
+    let counts: NIOLockedValueBox<WorkloadCertificates.RequestCounts>
+
+    func fetchSVID() async throws -> X509SVID {
+        counts.withLockedValue { $0.sent += 1 }
+        do {
+            return try await base.fetchSVID()
+        } catch {
+            if !(error is CancellationError) { counts.withLockedValue { $0.failed += 1 } }
+            throw error
+        }
     }
 }
 

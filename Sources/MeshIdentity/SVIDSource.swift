@@ -15,7 +15,8 @@ public enum SVIDSourceError: Error, Hashable, Sendable, CustomStringConvertible 
 /// Holds a workload's current X509-SVID and keeps it fresh.
 ///
 /// `run()` obtains an SVID from an ``SVIDProvider``, renews it at half of its
-/// lifetime, retries failures with ``Backoff`` (0.5 s to 150 s by default),
+/// lifetime, retries failures with ``Backoff`` (0.5 s to 150 s by default, but
+/// at most half the time the SVID has left, and 15 s once it has expired),
 /// and keeps serving the old SVID until it expires. Every new SVID is published
 /// to the streams returned by ``updates()``. All timing comes from a
 /// ``MeshClock`` so tests can drive it without sleeping.
@@ -28,6 +29,8 @@ public enum SVIDSourceError: Error, Hashable, Sendable, CustomStringConvertible 
 public final class SVIDSource: Sendable {
     private struct State {
         var svid: X509SVID?
+        /// When `svid` was obtained from its CA, if known.
+        var obtainedAt: Date?
         var generation: UInt64 = 0
         var subscribers: [UInt64: AsyncStream<X509SVID>.Continuation] = [:]
         var nextSubscriber: UInt64 = 0
@@ -69,6 +72,14 @@ public final class SVIDSource: Sendable {
         }
     }
 
+    /// The SVID held, even if it has expired (for status pages; ``current`` is what to present).
+    public var latest: X509SVID? { state.withLockedValue { $0.svid } }
+
+    /// When ``run()`` renews the SVID held (nil without one).
+    public var renewalTime: Date? {
+        state.withLockedValue { state in state.svid.map { Self.renewalTime($0, obtainedAt: state.obtainedAt) } }
+    }
+
     /// The current SVID, or ``SVIDSourceError/noValidSVID``.
     public func requireCurrent() throws -> X509SVID {
         guard let svid = current else { throw SVIDSourceError.noValidSVID }
@@ -101,15 +112,18 @@ public final class SVIDSource: Sendable {
     }
 
     /// Replaces the SVID and notifies subscribers (used by providers that push, such as the Workload API).
-    public func publish(_ svid: X509SVID) {
+    /// `obtainedAt`, when the SVID was just obtained from a CA, lets renewal tell a back-dated
+    /// `notBefore` from an old certificate (see ``renewalTime(_:obtainedAt:)``).
+    public func publish(_ svid: X509SVID, obtainedAt: Date? = nil) {
         let subscribers = state.withLockedValue { state in
             state.svid = svid
+            state.obtainedAt = obtainedAt
             state.generation += 1
             return Array(state.subscribers.values)
         }
         logger.info(
             "SVID updated",
-            metadata: ["spiffe_id": "\(svid.id)", "expires": "\(svid.expiresAt)", "renew_at": "\(svid.renewAt)"]
+            metadata: ["spiffe_id": "\(svid.id)", "expires": "\(svid.expiresAt)", "renew_at": "\(Self.renewalTime(svid, obtainedAt: obtainedAt))"]
         )
         for subscriber in subscribers { subscriber.yield(svid) }
     }
@@ -120,18 +134,21 @@ public final class SVIDSource: Sendable {
         defer { finishSubscribers() }
         var failures = 0
         while !Task.isCancelled {
-            if let svid = state.withLockedValue({ $0.svid }), clock.now < svid.renewAt {
-                try await clock.sleep(until: svid.renewAt)
-                continue
+            if let (svid, obtainedAt) = state.withLockedValue({ state in state.svid.map { ($0, state.obtainedAt) } }) {
+                let renewAt = Self.renewalTime(svid, obtainedAt: obtainedAt)
+                if clock.now < renewAt {
+                    try await clock.sleep(until: renewAt)
+                    continue
+                }
             }
             do {
                 let svid = try await provider.fetchSVID()
                 failures = 0
-                publish(svid)
+                publish(svid, obtainedAt: clock.now)
             } catch is CancellationError {
                 return
             } catch {
-                let delay = backoff.delay(attempt: failures)
+                let delay = Self.retryDelay(backoff.delay(attempt: failures), until: current?.expiresAt, now: clock.now)
                 failures += 1
                 let keeping = current.map { "keeping SVID valid until \($0.expiresAt)" } ?? "no valid SVID"
                 logger.warning(
@@ -141,6 +158,24 @@ public final class SVIDSource: Sendable {
                 try await clock.sleep(until: clock.now.addingTimeInterval(delay))
             }
         }
+    }
+
+    /// The longest wait between renewal attempts once the SVID has expired (traffic needing it is failing).
+    static let expiredRetryCap: TimeInterval = 15
+
+    /// The backoff delay, shortened so that a few attempts still fall before `expiry` (at most half
+    /// the time left) and, past expiry, to ``expiredRetryCap``: a CA that comes back is used soon.
+    static func retryDelay(_ delay: TimeInterval, until expiry: Date?, now: Date) -> TimeInterval {
+        guard let expiry else { return min(delay, expiredRetryCap) }
+        return min(delay, max(0.5, expiry.timeIntervalSince(now) / 2))
+    }
+
+    /// When to renew: the SVID's half-life, or, if that had passed already when it was obtained
+    /// (CAs back-date `notBefore` for clock skew, ours by 60 s), half of what was left then. A 40 s
+    /// certificate back-dated by 60 s would otherwise be renewed in a tight loop.
+    public static func renewalTime(_ svid: X509SVID, obtainedAt: Date?) -> Date {
+        guard let obtainedAt, svid.renewAt <= obtainedAt else { return svid.renewAt }
+        return obtainedAt.addingTimeInterval(svid.expiresAt.timeIntervalSince(obtainedAt) / 2)
     }
 
     private func finishSubscribers() {

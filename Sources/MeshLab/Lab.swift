@@ -21,15 +21,18 @@ public struct Lab: Sendable {
     /// Flags added to every ztunnel this lab starts (`up`, `apply`, `restart`), e.g.
     /// `["--pool-idle-timeout", "20"]` for `scripts/soak`.
     public let ztunnelArguments: [String]
+    /// How `up` runs the control plane (replicas, flags); `restart` and `apply` follow what `up` recorded.
+    public let controlPlane: LabControlPlane
     public let trustDomain = "cluster.local"
     private var processes: LabProcesses { LabProcesses(layout: layout) }
 
     public init(layout: LabLayout = LabLayout(), binaries: String, prefix: String = "swm", ztunnelArguments: [String] = [],
-                report: @escaping @Sendable (String) -> Void = { _ in }) {
+                controlPlane: LabControlPlane = LabControlPlane(), report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.layout = layout
         self.binaries = binaries
         self.prefix = prefix
         self.ztunnelArguments = ztunnelArguments
+        self.controlPlane = controlPlane
         self.report = report
     }
 
@@ -73,12 +76,12 @@ public struct Lab: Sendable {
             try copyManifests(from: manifests)
             report("network: \(topology.nodes.count) nodes, \(topology.pods.count) pods")
             try LabNetwork(topology: topology).create()
-            try layout.write(LabRecord(source: manifests, binaries: binaries, topology: topology), to: layout.record)
+            try layout.write(LabRecord(source: manifests, binaries: binaries, topology: topology, controlPlane: controlPlane), to: layout.record)
             try ensureCA(nodes: topology.nodes.map(\.name))
-            try startControlPlane(topology)
+            for replica in 0..<controlPlane.replicas { try startControlPlane(topology, replica: replica, controlPlane) }
             for node in topology.nodes {
                 try writeEnrollments(topology, node: node.name)
-                try startNode(node, topology: topology)
+                try startNode(node, topology: topology, controlPlane)
             }
             for node in topology.nodes { try waitReady(node) }
             try waitCaptured(topology.pods.filter(\.ambient))
@@ -127,28 +130,30 @@ public struct Lab: Sendable {
         }
     }
 
-    private func startControlPlane(_ topology: LabTopology) throws(LabError) {
-        report("control plane: mesh-controlplane on \(topology.gatewayAddress):15012 (namespace \(topology.wireNetns))")
-        try processes.start("controlplane", netns: topology.wireNetns, argv: [
+    private func startControlPlane(_ topology: LabTopology, replica: Int, _ controlPlane: LabControlPlane) throws(LabError) {
+        let name = LabControlPlane.name(replica: replica)
+        let address = controlPlane.address(replica: replica, gateway: topology.gatewayAddress)
+        report("control plane: \(name), mesh-controlplane on \(address) (namespace \(topology.wireNetns))")
+        try processes.start(name, netns: topology.wireNetns, argv: [
             binaries + "/mesh-controlplane", "serve", "--manifests", layout.manifests, "--ca-dir", layout.ca,
-            "--address", "\(topology.gatewayAddress):15012", "--monitoring-address", "\(topology.gatewayAddress):15014",
+            "--address", address, "--monitoring-address", controlPlane.monitoringAddress(replica: replica, gateway: topology.gatewayAddress),
             "--trust-domain", trustDomain,
-        ])
+        ] + controlPlane.arguments)
     }
 
-    private func startNode(_ node: LabTopology.Node, topology: LabTopology) throws(LabError) {
+    private func startNode(_ node: LabTopology.Node, topology: LabTopology, _ controlPlane: LabControlPlane) throws(LabError) {
         report("node \(node.name): \(node.address), pods \(node.podCIDR); node agent and ztunnel in \(node.netns)")
         try processes.start("agent-\(node.name)", netns: node.netns, argv: [
             binaries + "/mesh-lab", "node-agent", "--state", layout.root, "--node", node.name,
         ])
-        try startZtunnel(node, topology: topology)
+        try startZtunnel(node, topology: topology, controlPlane)
     }
 
-    private func startZtunnel(_ node: LabTopology.Node, topology: LabTopology) throws(LabError) {
-        let controlPlane = "\(topology.gatewayAddress):15012"
+    private func startZtunnel(_ node: LabTopology.Node, topology: LabTopology, _ controlPlane: LabControlPlane) throws(LabError) {
+        let replicas = (0..<controlPlane.replicas).map { controlPlane.address(replica: $0, gateway: topology.gatewayAddress) }.joined(separator: ",")
         try processes.start("ztunnel-\(node.name)", netns: node.netns, argv: [
             binaries + "/ztunnel", "--node", node.name, "--node-credential", layout.credential(node.name),
-            "--xds-address", controlPlane, "--ca-address", controlPlane, "--zds-socket", layout.zdsSocket(node.name),
+            "--xds-address", replicas, "--ca-address", replicas, "--zds-socket", layout.zdsSocket(node.name),
             "--hbone-listen", "\(node.address):15008",
             // Names outside the cluster go to the wire (the lab's outside world), where a resolver may answer.
             "--dns-upstream", "\(topology.gatewayAddress):53",
@@ -157,21 +162,25 @@ public struct Lab: Sendable {
 
     // MARK: restart
 
-    /// Starts `controlplane` or `ztunnel-NODE` again with the arguments `up` gave it, after it
-    /// exited or was killed (fault tests; an operator after a crash). One still running is stopped
-    /// first. A ztunnel is waited for until ready; its node agent re-enrolls the node's pods.
+    /// Starts `controlplane` (or replica `controlplane-N`) or `ztunnel-NODE` again with the
+    /// arguments `up` gave it, after it exited or was killed (fault tests; an operator after a
+    /// crash). One still running is stopped first. A ztunnel is waited for until ready; its node
+    /// agent re-enrolls the node's pods.
     public func restart(_ component: String) throws(LabError) {
         guard let record else { throw .notRunning }
         let topology = record.topology
-        processes.stop(component)
-        if component == "controlplane" {
-            try startControlPlane(topology)
+        let controlPlane = record.controlPlane ?? LabControlPlane()
+        if let replica = (0..<controlPlane.replicas).first(where: { LabControlPlane.name(replica: $0) == component }) {
+            processes.stop(component)
+            try startControlPlane(topology, replica: replica, controlPlane)
             return
         }
         guard let node = topology.nodes.first(where: { "ztunnel-\($0.name)" == component }) else {
-            throw .invalid("cannot restart \(component): only controlplane and ztunnel-NODE can be")
+            let replicas = (0..<controlPlane.replicas).map(LabControlPlane.name(replica:)).joined(separator: ", ")
+            throw .invalid("cannot restart \(component): only \(replicas) and ztunnel-NODE can be")
         }
-        try startZtunnel(node, topology: topology)
+        processes.stop(component)
+        try startZtunnel(node, topology: topology, controlPlane)
         try waitReady(node)
     }
 
@@ -349,7 +358,8 @@ public struct Lab: Sendable {
         var text = ""
         for file in files {
             guard let contents = FileManager.default.contents(atPath: file) else {
-                throw .invalid("no log for \(name) (components: controlplane, \(record.topology.nodes.map { "ztunnel-\($0.name), agent-\($0.name)" }.joined(separator: ", ")); pods: NAMESPACE/POD)")
+                let replicas = (0..<(record.controlPlane ?? LabControlPlane()).replicas).map(LabControlPlane.name(replica:)).joined(separator: ", ")
+                throw .invalid("no log for \(name) (components: \(replicas), \(record.topology.nodes.map { "ztunnel-\($0.name), agent-\($0.name)" }.joined(separator: ", ")); pods: NAMESPACE/POD)")
             }
             text += String(decoding: contents, as: UTF8.self)
         }

@@ -72,6 +72,8 @@ public struct LabRecord: Codable, Sendable {
     /// The directory holding `ztunnel`, `mesh-controlplane` and `mesh-lab`.
     public var binaries: String
     public var topology: LabTopology
+    /// How `up` ran the control plane (nil in records written before replicas existed: one, no flags).
+    public var controlPlane: LabControlPlane?
 }
 
 /// One pod a node agent should enroll (`enrollments.json`).

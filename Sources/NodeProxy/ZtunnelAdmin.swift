@@ -92,7 +92,8 @@ public struct ZtunnelAdmin: Sendable {
             "workloads": workloads, "services": services, "policies": policies, "certificates": certificates, "capturedPods": captured,
         ]
         if let pool {
-            dump["hbonePool"] = ["connections": await pool.connectionCount(), "activeStreams": await pool.activeStreamCount()]
+            dump["hbonePool"] = ["connections": await pool.connectionCount(), "activeStreams": await pool.activeStreamCount(),
+                                 "keepaliveClosures": await pool.keepaliveClosureCount]
         }
         guard let data = try? JSONSerialization.data(withJSONObject: dump, options: [.prettyPrinted, .sortedKeys]) else { return "{}" }
         return String(decoding: data, as: UTF8.self) + "\n"

@@ -1,5 +1,6 @@
 import HBONE
 import MeshIdentity
+import NIOConcurrencyHelpers
 import NIOCore
 import Prometheus
 import XDSClient
@@ -13,13 +14,17 @@ import XDSClient
 /// namespace, principal and canonical service, `destination_service`,
 /// `request_protocol`, `response_flags` and `connection_security_policy`;
 /// and ztunnel's own `workload_manager_active_proxy_count`, `istio_xds_connection_state`
-/// (1 while the xDS stream is up) and `ztunnel_workloads`.
+/// (1 while the xDS stream is up) and `ztunnel_workloads`; with per-workload
+/// certificates, the Istio agent's `istio_agent_num_outgoing_requests_total` and
+/// `istio_agent_num_failed_outgoing_requests_total` (`request_type="csr"`).
 ///
 /// It observes inbound HBONE tunnels (``HBONEMetricsObserver``) and captured
 /// connections (``CaptureObserver``); pass it to both.
 public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let store: WorkloadStore
+    /// The CSR counts last rendered (the counters advance by the difference).
+    private let renderedCSRs = NIOLockedValueBox((sent: 0, failed: 0))
 
     public init(store: WorkloadStore) {
         self.store = store
@@ -166,7 +171,18 @@ public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendab
     // MARK: Exposition
 
     /// Samples the gauges and renders the Prometheus text exposition.
-    public func render(capturedPods: Int, xds: ADSClient.Counters?) -> String {
+    /// `certificateRequests` are the CSRs sent so far for local workloads and how many failed.
+    public func render(capturedPods: Int, xds: ADSClient.Counters?, certificateRequests: (sent: Int, failed: Int)? = nil) -> String {
+        if let certificateRequests {
+            let (sent, failed) = renderedCSRs.withLockedValue { rendered in
+                defer { rendered = certificateRequests }
+                return (certificateRequests.sent - rendered.sent, certificateRequests.failed - rendered.failed)
+            }
+            let labels = [("request_type", "csr")]
+            counter("istio_agent_num_outgoing_requests_total", "Certificate signing requests sent to the CA", labels).increment(by: Int64(max(0, sent)))
+            counter("istio_agent_num_failed_outgoing_requests_total", "Certificate signing requests that failed (retried with backoff)", labels)
+                .increment(by: Int64(max(0, failed)))
+        }
         registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "workload_manager_active_proxy_count", unitName: "",
                                                             helpText: "The number of pods ztunnel captures (in-pod mode)")).set(Double(capturedPods))
         if let xds {

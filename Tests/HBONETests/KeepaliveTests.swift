@@ -43,8 +43,11 @@ struct KeepaliveTests {
         // While the peer answers, PINGs keep the connection (more than the timeout passes).
         try await Task.sleep(for: .milliseconds(2500))
         #expect(await client.pool.connectionCount() == 1)
+        #expect(await client.pool.keepaliveClosureCount == 0)
         frozen.withLockedValue { $0 = true }
+        // Taken out of use (and counted) when the PING times out, before TLS's close (which waits for close_notify) is over.
         #expect(await eventually { await client.pool.connectionCount() == 0 })
+        #expect(await eventually { await client.pool.keepaliveClosureCount == 1 })
         // The stream on the dropped connection ends instead of hanging.
         try? await stream.executeThenClose { inbound, _ in for try await _ in inbound {} }
         await client.close()

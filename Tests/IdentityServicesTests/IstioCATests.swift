@@ -43,6 +43,23 @@ struct IstioCATests {
         }
     }
 
+    @Test("CA replicas: a CSR the first cannot take goes to the next; with none up, the last error says why")
+    func replicas() async throws {
+        let setup = try Self.setup()
+        let dead = try await closedLocalPort()
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            let client = IstioCAClient(servers: [.init(host: "127.0.0.1", port: dead), .init(host: "127.0.0.1", port: port)],
+                                       identity: setup.web, bearerToken: "web-token")
+            #expect(try await client.fetchSVID().id == setup.web)
+            #expect(try await client.fetchSVID().id == setup.web, "and again, from the replica that answered")
+        }
+        let none = IstioCAClient(servers: [.init(host: "127.0.0.1", port: dead), .init(host: "127.0.0.1", port: dead)],
+                                 identity: setup.web, bearerToken: "web-token")
+        let error = await #expect(throws: RPCError.self) { _ = try await none.fetchSVID() }
+        #expect(error?.code == .unavailable, "\(String(describing: error))")
+    }
+
     @Test("asking for another identity without impersonation rights fails: the CSR names the wrong ID")
     func wrongIdentity() async throws {
         let setup = try Self.setup()

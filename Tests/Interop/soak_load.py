@@ -4,10 +4,11 @@ nothing of the mesh. Each connection sends 1 KiB and reads the 1 KiB echo.
 
   soak_load.py short HOST PORT COUNT CONCURRENCY
       COUNT short connections (connect, 1 KiB each way, close), CONCURRENCY at a time.
-  soak_load.py long HOST PORT COUNT HOLD_SECONDS
+  soak_load.py long HOST PORT COUNT HOLD_SECONDS [EVERY_SECONDS]
       COUNT connections opened (200 at a time) and held together: 1 KiB each way when
       opened, HOLD_SECONDS with all of them open ("held N" is printed when they all are),
-      1 KiB each way again, then all closed.
+      1 KiB each way again, then all closed. With EVERY_SECONDS, each held connection
+      also exchanges 1 KiB each way every EVERY_SECONDS while held (traffic throughout).
 
 Prints one result line, `ok N failed M seconds S` (and `errors {...}` by kind when M > 0),
 and progress on stderr. HOST may be a name: it is resolved once.
@@ -74,7 +75,7 @@ async def short(host, port, count, concurrency):
     return count, errors
 
 
-async def long(host, port, count, hold):
+async def long(host, port, count, hold, every=0):
     errors = collections.Counter()
     gate = asyncio.Semaphore(200)
 
@@ -96,7 +97,29 @@ async def long(host, port, count, hold):
         else:
             opened.append(result)
     print(f"held {len(opened)}", flush=True)
-    await asyncio.sleep(hold)
+    if every > 0:
+        deadline = time.monotonic() + hold
+
+        async def keep_talking(reader, writer):
+            # Spread over the interval so the exchanges do not all land at once.
+            await asyncio.sleep(every * (hash(writer) % 1000) / 1000)
+            while time.monotonic() + every < deadline:
+                async with gate:
+                    await asyncio.wait_for(exchange(reader, writer), TIMEOUT)
+                await asyncio.sleep(every)
+
+        talked = await asyncio.gather(*(keep_talking(r, w) for r, w in opened), return_exceptions=True)
+        still_open = []
+        for connection, result in zip(opened, talked):
+            if isinstance(result, BaseException):
+                errors[type(result).__name__] += 1
+                await close(connection[1])
+            else:
+                still_open.append(connection)
+        opened = still_open
+        await asyncio.sleep(max(0, deadline - time.monotonic()))
+    else:
+        await asyncio.sleep(hold)
 
     async def finish(reader, writer):
         async with gate:
@@ -112,17 +135,18 @@ async def long(host, port, count, hold):
 
 
 def main():
-    if len(sys.argv) != 6 or sys.argv[1] not in ("short", "long"):
+    if len(sys.argv) not in (6, 7) or sys.argv[1] not in ("short", "long") or (len(sys.argv) == 7 and sys.argv[1] != "long"):
         print(__doc__, file=sys.stderr)
         return 2
     mode, host, port, count, extra = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    every = float(sys.argv[6]) if len(sys.argv) == 7 else 0
     raise_fd_limit()
     address = socket.gethostbyname(host)
     started = time.monotonic()
     if mode == "short":
         total, errors = asyncio.run(short(address, port, count, extra))
     else:
-        total, errors = asyncio.run(long(address, port, count, extra))
+        total, errors = asyncio.run(long(address, port, count, extra, every))
     failed = sum(errors.values())
     print(f"ok {total - failed} failed {failed} seconds {time.monotonic() - started:.1f}", flush=True)
     if failed:

@@ -63,6 +63,30 @@ struct SVIDSourceTests {
         #expect(provider.callCount == 2)
     }
 
+    @Test("a short SVID whose half-life its back-dated notBefore already passed renews at half of what is left, not in a loop")
+    func backDatedShortLifetime() async throws {
+        // The CA back-dates notBefore by 60 s: a 40 s certificate's nominal half-life is 10 s in the past.
+        let (clock, provider, source) = try setUp(ttl: 40)
+        let task = Task { try await source.run() }
+        defer { task.cancel() }
+        let first = try await source.firstSVID()
+        #expect(first.renewAt < clock.now)
+        await clock.waitForSleepers()
+        #expect(provider.callCount == 1, "no second request at once")
+        // About 20 s from now (certificate times are whole seconds).
+        func aboutTwentySecondsAhead(_ date: Date?) -> Bool { date.map { abs($0.timeIntervalSince(clock.now) - 20) < 1 } ?? false }
+        #expect(aboutTwentySecondsAhead(source.renewalTime))
+        #expect(aboutTwentySecondsAhead(clock.sleepRequests.last))
+
+        // Published by a caller who just obtained it: the same rule.
+        let published = try await provider.fetchSVID()
+        source.publish(published, obtainedAt: clock.now)
+        #expect(aboutTwentySecondsAhead(source.renewalTime))
+        // Published without saying when (a credential read from disk): its own half-life, even if past.
+        source.publish(published)
+        #expect(source.renewalTime == published.renewAt)
+    }
+
     @Test("backs off 0.5 s doubling to 150 s, keeps the old SVID until it expires")
     func backoffAndKeep() async throws {
         let (clock, provider, source) = try setUp(ttl: 3600)
@@ -116,5 +140,15 @@ struct SVIDSourceTests {
         let backoff = Backoff()
         #expect((0..<12).map(backoff.delay(attempt:)) == [0.5, 1, 2, 4, 8, 16, 32, 64, 128, 150, 150, 150])
         #expect(Backoff(initial: 0.01, maximum: 15).delay(attempt: 100) == 15)
+    }
+
+    @Test("retry delays leave attempts before expiry, and are short once the SVID has expired")
+    func retryDelays() {
+        let now = Date()
+        #expect(SVIDSource.retryDelay(8, until: now.addingTimeInterval(100), now: now) == 8)
+        #expect(SVIDSource.retryDelay(150, until: now.addingTimeInterval(100), now: now) == 50, "at most half the time left")
+        #expect(SVIDSource.retryDelay(4, until: now.addingTimeInterval(0.2), now: now) == 0.5, "never below 0.5 s")
+        #expect(SVIDSource.retryDelay(150, until: nil, now: now) == 15, "expired: every 15 s at most")
+        #expect(SVIDSource.retryDelay(2, until: nil, now: now) == 2)
     }
 }

@@ -17,14 +17,17 @@ final class LabFixture: Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().path + "/Fixtures/" + name
     }
 
-    /// Builds and starts the lab (after removing what a crashed earlier run left).
-    static func start(_ fixture: String, prefix: String) async throws -> LabFixture {
+    /// Builds and starts the lab (after removing what a crashed earlier run left), with
+    /// `ztunnelArguments` added to every ztunnel and the control plane run as `controlPlane` says.
+    static func start(_ fixture: String, prefix: String, ztunnelArguments: [String] = [],
+                      controlPlane: LabControlPlane = LabControlPlane()) async throws -> LabFixture {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("lab-\(prefix)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         for file in try FileManager.default.contentsOfDirectory(atPath: Self.fixture(fixture)) {
             try FileManager.default.copyItem(atPath: Self.fixture(fixture) + "/" + file, toPath: scratch + "/" + file)
         }
-        let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-\(prefix)"), binaries: binaries, prefix: prefix)
+        let lab = Lab(layout: LabLayout(root: "/run/swift-mesh-\(prefix)"), binaries: binaries, prefix: prefix,
+                      ztunnelArguments: ztunnelArguments, controlPlane: controlPlane)
         let topology = try await Interop.onThread {
             try? lab.down()
             do {
@@ -83,6 +86,29 @@ final class LabFixture: Sendable {
         return parsed.stdout.split(separator: "\n").compactMap { line in
             try? JSONDecoder().decode(MetricSample.self, from: Data(line.utf8))
         }
+    }
+
+    /// A node's ztunnel `/config_dump` (admin port, from inside the node's namespace).
+    func configDump(node: String) async throws -> [String: Any] {
+        let page = try await run(netns: self.node(node).netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
+        return (try? JSONSerialization.jsonObject(with: Data(page.stdout.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// The certificates a node's ztunnel holds: identity → (expires, renew at), from `/config_dump`.
+    func certificates(node: String) async throws -> [String: (expiresAt: Date, renewAt: Date)] {
+        let formatter = ISO8601DateFormatter()
+        var held: [String: (expiresAt: Date, renewAt: Date)] = [:]
+        for entry in try await configDump(node: node)["certificates"] as? [[String: Any]] ?? [] {
+            guard let identity = entry["identity"] as? String, let expires = (entry["expiresAt"] as? String).flatMap(formatter.date(from:)),
+                  let renew = (entry["renewAt"] as? String).flatMap(formatter.date(from:)) else { continue }
+            held[identity] = (expires, renew)
+        }
+        return held
+    }
+
+    /// The sum of a metric's samples on a node's ztunnel (0 when absent).
+    func metricTotal(node: String, _ name: String) async throws -> Double {
+        try await metrics(node: node).filter { $0.name == name }.reduce(0) { $0 + $1.value }
     }
 
     /// Replaces one manifest file of the scratch copy and applies the directory.

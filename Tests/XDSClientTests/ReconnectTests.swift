@@ -42,6 +42,37 @@ struct ReconnectTests {
         }
     }
 
+    @Test("two replicas with the same state: the client starts past a dead one, fails over when its replica dies, and keeps its versions", arguments: bothVariants)
+    func replicaFailover(variant: ADSClient.Variant) async throws {
+        // Replicas compute their snapshots independently from the same input: two caches, same content.
+        let caches = [XDSSnapshotCache(), XDSSnapshotCache()]
+        for cache in caches { await cache.setSnapshot(try XDSSnapshot(Fixture.clusters(["a", "b"])), forNode: "node-1") }
+        let replicas = caches.map { XDSServer(cache: $0, configuration: .init(host: "127.0.0.1", port: 0)) }
+        let runs = replicas.map { replica in Task { try await replica.run() } }
+        let ports = [try await replicas[0].listeningPort(), try await replicas[1].listeningPort()]
+        let dead = try await closedLocalPort()
+        let servers = [dead, ports[0], ports[1]].map { ADSClient.Server(host: "127.0.0.1", port: $0) }
+        try await withADSClient(port: dead, variant: variant, configure: { $0.servers = servers }) { client in
+            client.subscribe(.cluster, to: .wildcard)
+            let watch = WatchReader(client.watch(.cluster))
+            #expect(try await watch.next().names == ["a", "b"], "served by the first replica that is up")
+            #expect(client.counters.server == servers[1])
+
+            replicas[0].shutdown()
+            _ = await runs[0].result
+            #expect(await eventually { client.counters.connected && client.counters.server == servers[2] }, "failed over: \(client.counters)")
+            #expect(client.current(.cluster)?.names == ["a", "b"])
+
+            // The second replica knows the client holds its versions: only a change is sent.
+            try await caches[1].updateSnapshot(forNode: "node-1", upserting: [Fixture.resource("c", Fixture.cluster("c"))])
+            let resumed = try await watch.next()
+            #expect(resumed.updated == ["c"], "what the client holds is not sent again")
+            #expect(resumed.names == ["a", "b", "c"])
+        }
+        replicas[1].shutdown()
+        _ = await runs[1].result
+    }
+
     @Test("a server that answers with bytes that are not HTTP/2 is survived: no crash, retries, state kept")
     func garbageServer() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -127,3 +158,4 @@ private final class GarbageWriter: ChannelInboundHandler, Sendable {
         context.close(promise: nil)
     }
 }
+

@@ -76,6 +76,13 @@ public enum HostPort {
         }
         return (String(value[..<colon]), port)
     }
+
+    /// A comma-separated list of host:port (control-plane replicas), in order; at least one.
+    public static func parseList(_ value: String) throws -> [(String, Int)] {
+        let items = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw ValidationError("\"\(value)\" names no host:port") }
+        return try items.map(parse)
+    }
 }
 
 /// Suspends until SIGINT or SIGTERM.
@@ -112,3 +119,21 @@ enum SignalSources {
     static func keep(_ sources: [any DispatchSourceSignal]) { kept = sources }
 }
 
+
+/// Durations on the command line, as Istio writes them (`DEFAULT_WORKLOAD_CERT_TTL=24h`):
+/// a number with `s`, `m` or `h`, or plain seconds.
+public enum DurationText {
+    public static func seconds(_ value: String) throws -> TimeInterval {
+        let units: [Character: TimeInterval] = ["s": 1, "m": 60, "h": 3600]
+        var number = Substring(value)
+        var unit: TimeInterval = 1
+        if let last = value.last, let scale = units[last] {
+            number = number.dropLast()
+            unit = scale
+        }
+        guard let amount = TimeInterval(number), amount > 0, amount.isFinite else {
+            throw ValidationError("\"\(value)\" is not a duration (e.g. 90s, 30m, 24h)")
+        }
+        return amount * unit
+    }
+}

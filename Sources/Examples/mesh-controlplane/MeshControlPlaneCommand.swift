@@ -47,6 +47,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Trust domain of workload identities.")
     var trustDomain: String = "cluster.local"
 
+    @Option(help: "Lifetime of workload certificates (Istio's DEFAULT_WORKLOAD_CERT_TTL), e.g. 24h; ztunnels renew at half of it.")
+    var workloadCertTTL: String = "24h"
+
     @Option(help: "How often to look for manifest changes, in milliseconds.")
     var pollMilliseconds: Int = 200
 
@@ -81,9 +84,11 @@ struct Serve: AsyncParsableCommand {
         let bundles = TrustBundleStore(ca.trustBundle)
         let security = try SPIFFEGRPCSecurity.server(svids: svids, bundles: bundles, authorizer: .memberOf(trust))
         let caCounters = IstioCACounters()
+        let workloadTTL = try DurationText.seconds(workloadCertTTL)
         let caService = IstioCAServer.service(
             authority: ca, authenticator: MTLSCallerAuthenticator(),
-            configuration: .init(impersonationPolicy: controlPlane, counters: caCounters), logger: logger)
+            configuration: .init(defaultTTL: workloadTTL, maximumTTL: max(workloadTTL, 90 * 24 * 3600), impersonationPolicy: controlPlane, counters: caCounters),
+            logger: logger)
         let (host, port) = try HostPort.parse(address)
         let secure = XDSServer(cache: cache, configuration: .init(host: host, port: port, transportSecurity: security),
                                additionalServices: [caService], observer: metrics, logger: logger)
@@ -119,7 +124,7 @@ struct Serve: AsyncParsableCommand {
             logger.notice("mesh-controlplane serving", metadata: [
                 "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(port)",
                 "xds_plaintext": "\(plaintextAddress ?? "off")", "monitoring": "\(monitoringHost):\(monitoring.port)",
-                "trust_domain": "\(trust.name)",
+                "trust_domain": "\(trust.name)", "workload_cert_ttl": "\(workloadCertTTL)",
             ])
             try? await gracefulShutdown()
             logger.notice("draining: ending xDS streams and stopping")

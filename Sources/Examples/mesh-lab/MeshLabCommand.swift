@@ -33,10 +33,18 @@ struct LabOptions: ParsableArguments {
         (ProcessInfo.processInfo.environment["MESH_LAB_ZTUNNEL_ARGS"] ?? "").split(separator: " ").map(String.init)
     }
 
+    /// How `up` runs the control plane, from `MESH_LAB_CONTROLPLANE_REPLICAS` (default 1) and
+    /// `MESH_LAB_CONTROLPLANE_ARGS` (split on spaces, e.g. `--workload-cert-ttl 1h`).
+    var controlPlane: LabControlPlane {
+        let environment = ProcessInfo.processInfo.environment
+        return LabControlPlane(replicas: environment["MESH_LAB_CONTROLPLANE_REPLICAS"].flatMap { Int($0) } ?? 1,
+                               arguments: (environment["MESH_LAB_CONTROLPLANE_ARGS"] ?? "").split(separator: " ").map(String.init))
+    }
+
     func lab() -> Lab {
         let layout = state.map { LabLayout(root: $0) } ?? LabLayout()
         let own = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
-        return Lab(layout: layout, binaries: binaries ?? own, prefix: prefix, ztunnelArguments: ztunnelArguments) { line in print("==> \(line)") }
+        return Lab(layout: layout, binaries: binaries ?? own, prefix: prefix, ztunnelArguments: ztunnelArguments, controlPlane: controlPlane) { line in print("==> \(line)") }
     }
 }
 
@@ -102,7 +110,7 @@ struct Exec: AsyncParsableCommand {
 }
 
 struct Logs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the output of a pod (NAMESPACE/POD) or a component (controlplane, ztunnel-NODE, agent-NODE).")
+    static let configuration = CommandConfiguration(abstract: "Show the output of a pod (NAMESPACE/POD) or a component (controlplane, controlplane-N with replicas, ztunnel-NODE, agent-NODE).")
     @OptionGroup var options: LabOptions
     @Argument(help: "NAMESPACE/POD or a component name.") var name: String
 
@@ -112,9 +120,9 @@ struct Logs: AsyncParsableCommand {
 }
 
 struct Restart: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Start controlplane or ztunnel-NODE again (stopped first if running), as `up` did; waits for a ztunnel to be ready.")
+    static let configuration = CommandConfiguration(abstract: "Start controlplane (or replica controlplane-N) or ztunnel-NODE again (stopped first if running), as `up` did; waits for a ztunnel to be ready.")
     @OptionGroup var options: LabOptions
-    @Argument(help: "controlplane or ztunnel-NODE") var component: String
+    @Argument(help: "controlplane, controlplane-N or ztunnel-NODE") var component: String
 
     func run() async throws {
         try Lab.checkHost()

@@ -36,16 +36,16 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         let bundles = TrustBundleStore(try TrustBundle(trustDomain: trustDomain, pem: String(contentsOfFile: directory + "/bundle.pem", encoding: .utf8)))
         // Only the control plane's own identity may serve xDS and sign certificates for this node.
         let controlPlane = try SPIFFEID(controlPlaneIdentity ?? "spiffe://\(trustDomain.name)/ns/istio-system/sa/istiod")
-        let (caHost, caPort) = try HostPort.parse(caAddress)
+        let caServers = try HostPort.parseList(caAddress).map { IstioCAClient.Server(host: $0.0, port: $0.1) }
         // The node credential renews itself at the CA (allowed while its Node exists), with the credential it holds.
-        let nodeSVIDs = SVIDSource(provider: IstioCARenewal(credential: credential, host: caHost, port: caPort, bundles: bundles,
+        let nodeSVIDs = SVIDSource(provider: IstioCARenewal(credential: credential, servers: caServers, bundles: bundles,
                                                             server: .exactly(controlPlane), logger: logger), logger: logger)
         nodeSVIDs.publish(credential)
         let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
             try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
         }
         let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in
-            IstioCAClient(host: caHost, port: caPort, identity: credential.id, impersonate: id, transportSecurity: try security())
+            IstioCAClient(servers: caServers, identity: credential.id, impersonate: id, transportSecurity: try security())
         }
         return ZtunnelIdentity(tls: certificates, certificates: certificates, renewal: Task { _ = try? await nodeSVIDs.run() },
                                controlPlaneSecurity: security, description: "per workload, node credential \(credential.id)")

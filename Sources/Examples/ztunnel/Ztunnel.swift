@@ -28,7 +28,7 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Local config (YAML, ztunnel's LOCAL_XDS shape: workloads, services, policies).")
     var config: String?
 
-    @Option(help: "Control plane host:port to take mesh state from over ADS, instead of --config (plaintext with --svid, SPIFFE mTLS with --node-credential).")
+    @Option(help: "Control plane host:port to take mesh state from over ADS, instead of --config (plaintext with --svid, SPIFFE mTLS with --node-credential). Replicas comma-separated: the next is tried when a stream ends.")
     var xdsAddress: String?
 
     @Option(help: "xDS variant with --xds-address: delta or sotw.")
@@ -43,7 +43,7 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Per-workload identities: a directory with this node's credential (svid.pem, svid.key, bundle.pem from `mesh-controlplane node-credential`). Needs --xds-address and --ca-address.")
     var nodeCredential: String?
 
-    @Option(help: "Istio CA host:port (mesh-controlplane's 15012) that signs each local workload's certificate, with --node-credential.")
+    @Option(help: "Istio CA host:port (mesh-controlplane's 15012) that signs each local workload's certificate, with --node-credential. Replicas comma-separated: a request that fails is sent to the next.")
     var caAddress: String?
 
     @Option(help: "The SPIFFE ID the control plane must present, with --node-credential (default: spiffe://TRUST-DOMAIN/ns/istio-system/sa/istiod).")
@@ -70,6 +70,12 @@ struct Ztunnel: AsyncParsableCommand {
     @Option(help: "Seconds an outbound HBONE connection with no open stream stays pooled before it is closed.")
     var poolIdleTimeout: Int = 300
 
+    @Option(help: "Seconds between HTTP/2 PINGs on pooled outbound HBONE connections.")
+    var keepaliveInterval: Int = 10
+
+    @Option(help: "Seconds a PING may go unanswered before its HBONE connection is closed as dead.")
+    var keepaliveTimeout: Int = 20
+
     @Flag(help: "Carry tunnelled bytes through NIOHTTP2's stream channels instead of HBONE's data path (same frames on the wire; for comparison or as a fallback).")
     var nioHTTP2DataPath = false
 
@@ -88,6 +94,7 @@ struct Ztunnel: AsyncParsableCommand {
     func validate() throws {
         guard (svid == nil) != (nodeCredential == nil) else { throw ValidationError("give exactly one of --svid and --node-credential") }
         guard (config == nil) != (xdsAddress == nil) else { throw ValidationError("give exactly one of --config and --xds-address") }
+        guard keepaliveInterval > 0, keepaliveTimeout > 0 else { throw ValidationError("--keepalive-interval and --keepalive-timeout must be positive") }
         if nodeCredential != nil, xdsAddress == nil || caAddress == nil {
             throw ValidationError("--node-credential needs --xds-address and --ca-address (the control plane)")
         }
@@ -102,10 +109,10 @@ struct Ztunnel: AsyncParsableCommand {
                                                 store: store, node: node, logger: logger)
         var xds: ADSClient?
         if let address = xdsAddress {
-            let (host, port) = try HostPort.parse(address)
+            let servers = try HostPort.parseList(address).map { ADSClient.Server(host: $0.0, port: $0.1) }
             guard let variant = ADSClient.Variant(rawValue: xdsVariant) else { throw ValidationError("--xds-variant must be delta or sotw") }
             xds = ADSClient(configuration: .init(
-                host: host, port: port, variant: variant,
+                servers: servers, variant: variant,
                 node: XDSNode.ztunnel(podName: "ztunnel-\(node)", namespace: "istio-system", podIP: try HostPort.parse(hboneListen).0, nodeName: node),
                 transportSecurity: identity.controlPlaneSecurity
             ))
@@ -147,6 +154,7 @@ struct Ztunnel: AsyncParsableCommand {
         let client = HBONEClient(
             tls: identity.tls,
             configuration: HBONEClientConfiguration(http2: HBONEHTTP2Settings(maxConcurrentStreams: 100, fastDataPath: !nioHTTP2DataPath),
+                                                     keepalive: HBONEKeepalive(interval: .seconds(Int64(keepaliveInterval)), timeout: .seconds(Int64(keepaliveTimeout))),
                                                      idleTimeout: .seconds(Int64(poolIdleTimeout)), connector: capture),
             metrics: metrics,
             logger: logger
@@ -178,7 +186,8 @@ struct Ztunnel: AsyncParsableCommand {
         let metricsServer = try await MonitoringServer.start(host: metricsHost, port: metricsPort) { request in
             guard request.path == "/metrics" || request.path == "/stats/prometheus" else { return .notFound }
             return MonitoringReply(contentType: "text/plain; version=0.0.4",
-                                   body: istioMetrics.render(capturedPods: capture?.capturedUIDs.count ?? 0, xds: adsClient?.counters))
+                                   body: istioMetrics.render(capturedPods: capture?.capturedUIDs.count ?? 0, xds: adsClient?.counters,
+                                                             certificateRequests: identity.certificates.map { ($0.requestCounts.sent, $0.requestCounts.failed) }))
         }
         let certificates = identity.certificates
         let admin = ZtunnelAdmin(

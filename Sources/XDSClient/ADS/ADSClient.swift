@@ -6,15 +6,16 @@ import NIOConcurrencyHelpers
 import Synchronization
 
 /// An Aggregated Discovery Service client over gRPC (grpc-swift 2), speaking
-/// state of the world or delta xDS to one control plane.
+/// state of the world or delta xDS to a control plane: one, or several replicas
+/// serving the same state, to fail over between.
 ///
 /// Subscribe per type (wildcard or names, at any time), watch typed updates,
 /// and ``run()`` it: it connects, re-subscribes on every new stream (delta
 /// sends `initial_resource_versions`, state of the world the last accepted
 /// version), ACKs what it accepts and NACKs with `error_detail` what a decoder
 /// or validation hook rejects, without applying any of it. When the stream
-/// breaks it reconnects with ``ReconnectBackoff``; meanwhile the last good
-/// state keeps serving.
+/// breaks it reconnects with ``ReconnectBackoff``, trying the next of the
+/// configured servers first; meanwhile the last good state keeps serving.
 ///
 /// ```swift
 /// let client = ADSClient(configuration: .init(
@@ -35,12 +36,45 @@ public final class ADSClient: Sendable {
         case delta
     }
 
+    /// One control-plane address.
+    public struct Server: Sendable, Hashable, CustomStringConvertible {
+        /// An IPv4 or IPv6 literal or a DNS name.
+        public var host: String
+        /// The port (istiod serves xDS on 15010 plaintext, 15012 mTLS).
+        public var port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+
+        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+        var target: any ResolvableTarget {
+            if host.contains(":") { return .ipv6(address: host, port: port) }
+            if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
+                return .ipv4(address: host, port: port)
+            }
+            return .dns(host: host, port: port)
+        }
+    }
+
     /// Where the control plane is and how to talk to it.
     public struct Configuration: Sendable {
-        /// The control plane's host: an IPv4 or IPv6 literal or a DNS name.
-        public var host: String
-        /// The control plane's port (istiod serves xDS on 15010 plaintext, 15012 mTLS).
-        public var port: Int
+        /// The control plane's replicas, in order of preference (never empty). When a stream
+        /// ends or cannot be opened, the client tries the next one; the backoff grows only
+        /// after every server has failed once.
+        public var servers: [Server]
+        /// The first server's host.
+        public var host: String {
+            get { servers[0].host }
+            set { servers[0].host = newValue }
+        }
+        /// The first server's port.
+        public var port: Int {
+            get { servers[0].port }
+            set { servers[0].port = newValue }
+        }
         /// State of the world or delta (delta by default, as ztunnel uses).
         public var variant: Variant
         /// The node sent on the first request of every stream.
@@ -60,7 +94,7 @@ public final class ADSClient: Sendable {
         /// The largest response message accepted (64 MiB by default; a 100,000-workload push is ~20 MiB).
         public var maxResponseBytes: Int
 
-        /// Creates a configuration.
+        /// Creates a configuration for one control plane.
         public init(
             host: String,
             port: Int,
@@ -73,8 +107,25 @@ public final class ADSClient: Sendable {
             connectTimeout: Duration = .seconds(10),
             maxResponseBytes: Int = 64 << 20
         ) {
-            self.host = host
-            self.port = port
+            self.init(servers: [Server(host: host, port: port)], variant: variant, node: node, transportSecurity: transportSecurity,
+                      backoff: backoff, doesNotExistTimeout: doesNotExistTimeout, legacyWildcard: legacyWildcard,
+                      connectTimeout: connectTimeout, maxResponseBytes: maxResponseBytes)
+        }
+
+        /// Creates a configuration for control-plane replicas serving the same state (`servers` must not be empty).
+        public init(
+            servers: [Server],
+            variant: Variant = .delta,
+            node: Envoy_Config_Core_V3_Node,
+            transportSecurity: @escaping @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = { .plaintext },
+            backoff: ReconnectBackoff = ReconnectBackoff(),
+            doesNotExistTimeout: Duration = .seconds(15),
+            legacyWildcard: Bool = false,
+            connectTimeout: Duration = .seconds(10),
+            maxResponseBytes: Int = 64 << 20
+        ) {
+            precondition(!servers.isEmpty, "ADSClient.Configuration needs at least one server")
+            self.servers = servers
             self.variant = variant
             self.node = node
             self.transportSecurity = transportSecurity
@@ -98,6 +149,8 @@ public final class ADSClient: Sendable {
         public var nacks = 0
         /// Whether a stream is open now.
         public var connected = false
+        /// The server of the open stream, or of the last one.
+        public var server: Server?
     }
 
     private struct Shared: Sendable {
@@ -142,7 +195,7 @@ public final class ADSClient: Sendable {
     public init(configuration: Configuration, logger: Logger = Logger(label: "swift-mesh.xds-client")) {
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "xds.server"] = "\(configuration.host):\(configuration.port)"
+        logger[metadataKey: "xds.servers"] = "\(configuration.servers.map(\.description).joined(separator: ","))"
         logger[metadataKey: "xds.variant"] = "\(configuration.variant.rawValue)"
         self.logger = logger
         self.shared = NIOLockedValueBox(Shared(state: ADSProtocolState(
@@ -233,17 +286,30 @@ public final class ADSClient: Sendable {
     }
 
     private func reconnectLoop() async {
+        let servers = configuration.servers
         var attempts = configuration.backoff.attempts()
+        var next = 0
+        var failures = 0
         while !Task.isCancelled {
+            let server = servers[next]
             let before = counters.responses
-            let error = await runStream()
+            let error = await runStream(to: server)
             if Task.isCancelled || shared.withLockedValue({ $0.stopped }) { return }
-            if counters.responses > before { attempts.reset() }
-            let delay = attempts.next()
+            if counters.responses > before {
+                attempts.reset()
+                failures = 0
+            } else {
+                failures += 1
+            }
+            // The next replica first, at once; the delay grows once per round in which every server failed.
+            next = (next + 1) % servers.count
+            let delay = failures % servers.count == 0 ? attempts.next() : configuration.backoff.initial
             var metadata: Logger.Metadata = [
+                "server": "\(server)",
                 "error": "\(error.map { "\($0)" } ?? "the server closed the stream")",
                 "retry_in": "\(delay)",
             ]
+            if servers.count > 1 { metadata["next_server"] = "\(servers[next])" }
             if let error = error as? RPCError, error.message.contains("decode message") {
                 metadata["hint"] = "a response may exceed maxResponseBytes (\(configuration.maxResponseBytes) bytes); raise it"
             }
@@ -253,7 +319,7 @@ public final class ADSClient: Sendable {
     }
 
     /// One stream: connect, send the initial requests, process responses until the stream ends.
-    private func runStream() async -> (any Error)? {
+    private func runStream(to server: Server) async -> (any Error)? {
         let (requests, continuation) = AsyncStream<ADSProtocolState.Request>.makeStream()
         defer {
             continuation.finish()
@@ -265,7 +331,7 @@ public final class ADSClient: Sendable {
         }
         do {
             let transport = try HTTP2ClientTransport.Posix(
-                target: target,
+                target: server.target,
                 transportSecurity: try configuration.transportSecurity()
             )
             try await withGRPCClient(transport: transport) { grpc in
@@ -274,11 +340,12 @@ public final class ADSClient: Sendable {
                     shared.outgoing = continuation
                     shared.counters.streams += 1
                     shared.counters.connected = true
+                    shared.counters.server = server
                     for request in shared.state.streamStarted(now: .now) { continuation.yield(request) }
                     return true
                 }
                 guard started else { return }
-                logger.info("ADS stream opening", metadata: ["node": "\(configuration.node.id)"])
+                logger.info("ADS stream opening", metadata: ["server": "\(server)", "node": "\(configuration.node.id)"])
                 let opened = OpenedFlag()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await self.expireLoop() }
@@ -324,14 +391,6 @@ public final class ADSClient: Sendable {
         } catch {
             return error
         }
-    }
-
-    private var target: any ResolvableTarget {
-        if configuration.host.contains(":") { return .ipv6(address: configuration.host, port: configuration.port) }
-        if configuration.host.split(separator: ".").count == 4, configuration.host.allSatisfy({ $0.isNumber || $0 == "." }) {
-            return .ipv4(address: configuration.host, port: configuration.port)
-        }
-        return .dns(host: configuration.host, port: configuration.port)
     }
 
     /// Fires does-not-exist timeouts while a stream is open.
