@@ -41,6 +41,10 @@ public struct IstioCAClient: SVIDProvider {
     public var impersonate: SPIFFEID?
     /// Plaintext by default; ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
     public var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity
+    /// Called with the roots at the end of every answer (self-signed certificates; the CA that
+    /// signed first, then any other root it says to trust, as during a root rotation), so the
+    /// caller can keep its trust bundle in step with the CA.
+    public var onRoots: (@Sendable ([Certificate]) -> Void)?
 
     private let preferred = PreferredServer()
 
@@ -51,8 +55,10 @@ public struct IstioCAClient: SVIDProvider {
     }
 
     /// Creates a client of CA replicas (`servers` must not be empty).
-    public init(servers: [Server], identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil, transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext) {
+    public init(servers: [Server], identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil,
+                transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext, onRoots: (@Sendable ([Certificate]) -> Void)? = nil) {
         precondition(!servers.isEmpty, "IstioCAClient needs at least one server")
+        self.onRoots = onRoots
         self.servers = servers
         self.identity = identity
         self.bearerToken = bearerToken
@@ -83,12 +89,15 @@ public struct IstioCAClient: SVIDProvider {
         }
         guard !chain.isEmpty else { throw IdentityServicesError.emptyCertificateChain }
         do {
-            // The reply ends with the root; an SVID presents the leaf and intermediates only.
+            // The reply ends with the roots; an SVID presents the leaf and intermediates only.
             var certificates = try chain.map { try Certificate(pemEncoded: $0) }
-            if certificates.count > 1, let last = certificates.last, last.issuer == last.subject {
-                certificates.removeLast()
+            var roots: [Certificate] = []
+            while certificates.count > 1, let last = certificates.last, last.issuer == last.subject {
+                roots.insert(certificates.removeLast(), at: 0)
             }
-            return try X509SVID(chain: certificates, privateKey: key)
+            let svid = try X509SVID(chain: certificates, privateKey: key)
+            if !roots.isEmpty { onRoots?(roots) }
+            return svid
         } catch {
             throw IdentityServicesError.malformedResponse("certificate chain from the Istio CA: \(error)")
         }

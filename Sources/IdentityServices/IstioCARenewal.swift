@@ -1,6 +1,7 @@
 import Logging
 import MeshIdentity
 import NIOConcurrencyHelpers
+import X509
 
 /// An ``SVIDProvider`` that renews the holder's own SVID at the Istio CA,
 /// authenticated over SPIFFE mTLS by the newest SVID it holds (first the one
@@ -20,6 +21,7 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     public let server: SPIFFEAuthorizer
     private let logger: Logger
     private let latest: NIOLockedValueBox<X509SVID>
+    private let onRoots: (@Sendable ([Certificate]) -> Void)?
 
     /// Renews at one CA.
     public convenience init(credential: X509SVID, host: String, port: Int, bundles: TrustBundleStore, server: SPIFFEAuthorizer,
@@ -28,8 +30,10 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     }
 
     /// Renews at CA replicas, failing over between them.
+    /// Renews at CA replicas, failing over between them; `onRoots` hears the roots of each answer (see ``IstioCAClient/onRoots``).
     public init(credential: X509SVID, servers: [IstioCAClient.Server], bundles: TrustBundleStore, server: SPIFFEAuthorizer,
-                logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {
+                onRoots: (@Sendable ([Certificate]) -> Void)? = nil, logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {
+        self.onRoots = onRoots
         self.latest = NIOLockedValueBox(credential)
         self.servers = servers
         self.bundles = bundles
@@ -40,7 +44,7 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
     public func fetchSVID() async throws -> X509SVID {
         let credential = latest.withLockedValue { $0 }
         let security = try SPIFFEGRPCSecurity.client(svids: SVIDSource(svid: credential), bundles: bundles, authorizer: server, logger: logger)
-        let renewed = try await IstioCAClient(servers: servers, identity: credential.id, transportSecurity: security).fetchSVID()
+        let renewed = try await IstioCAClient(servers: servers, identity: credential.id, transportSecurity: security, onRoots: onRoots).fetchSVID()
         latest.withLockedValue { $0 = renewed }
         return renewed
     }

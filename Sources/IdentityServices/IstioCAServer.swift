@@ -45,7 +45,12 @@ public final class IstioCAServer: Sendable {
     private let server: GRPCServer<HTTP2ServerTransport.Posix>
 
     /// Creates a server signing with `authority`; callers are identified by `authenticator`.
-    public init(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
+    public convenience init(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
+        self.init(authority: RotatingAuthority(signer: authority), authenticator: authenticator, configuration: configuration, logger: logger)
+    }
+
+    /// Creates a server signing with whatever `authority` holds at each request (root rotation).
+    public init(authority: RotatingAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "swift-mesh.istio-ca")) {
         let transport = HTTP2ServerTransport.Posix(
             address: configuration.host.contains(":")
                 ? .ipv6(host: configuration.host, port: configuration.port)
@@ -60,6 +65,12 @@ public final class IstioCAServer: Sendable {
     /// one gRPC server (istiod serves xDS and the CA on 15012); the
     /// configuration's address and transport security are not used.
     public static func service(authority: CertificateAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(),
+                               logger: Logger = Logger(label: "swift-mesh.istio-ca")) -> any RegistrableRPCService {
+        service(authority: RotatingAuthority(signer: authority), authenticator: authenticator, configuration: configuration, logger: logger)
+    }
+
+    /// The service alone, signing with whatever `authority` holds at each request (root rotation).
+    public static func service(authority: RotatingAuthority, authenticator: any IstioCACallerAuthenticator, configuration: Configuration = Configuration(),
                                logger: Logger = Logger(label: "swift-mesh.istio-ca")) -> any RegistrableRPCService {
         IstioCAService(authority: authority, authenticator: authenticator, configuration: configuration, logger: logger)
     }

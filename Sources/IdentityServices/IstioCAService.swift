@@ -9,7 +9,7 @@ import SwiftProtobuf
 struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
     static let impersonationKey = "ImpersonatedIdentity"
 
-    let authority: CertificateAuthority
+    let authority: RotatingAuthority
     let authenticator: any IstioCACallerAuthenticator
     let configuration: IstioCAServer.Configuration
     let logger: Logger
@@ -24,9 +24,11 @@ struct IstioCAService: Istio_V1_Auth_IstioCertificateService.ServiceProtocol {
         let ttl = lifetime(requestedSeconds: request.message.validityDuration)
         let chain: [String]
         do {
-            // Istio's reply: leaf first, then intermediates, the root last.
-            let issued = try authority.issue(csrPEM: request.message.csr, allowedID: subject, ttl: ttl)
-            chain = try (issued + authority.chain.suffix(1)).map { try $0.serializeAsPEM().pemString }
+            // Istio's reply: leaf first, then intermediates, the roots last: the signing root first,
+            // then any other root clients must trust (during a root rotation).
+            let state = authority.current
+            let issued = try state.signer.issue(csrPEM: request.message.csr, allowedID: subject, ttl: ttl)
+            chain = try (issued + state.roots).map { try $0.serializeAsPEM().pemString }
         } catch let error as CertificateAuthorityError {
             configuration.counters.csrRefused()
             logger.warning("rejected CSR", metadata: ["caller": "\(caller)", "subject": "\(subject)", "error": "\(error)"])

@@ -5,8 +5,10 @@ import XDSClient
 
 /// ztunnel's admin endpoint (127.0.0.1:15000 in the node's namespace):
 /// `/config_dump` (workloads, services, policies, captured pods and
-/// certificates with expiry, as JSON), `/logging?level=LEVEL` (read or set the
-/// log level), `/quitquitquit` (POST: graceful shutdown) and `/healthz/ready`.
+/// certificates with expiry, as JSON), `/debug/xds` (the version of every xDS
+/// resource held, by type: after a reconnect it equals what a fresh client gets),
+/// `/logging?level=LEVEL` (read or set the log level), `/quitquitquit` (POST:
+/// graceful shutdown) and `/healthz/ready`.
 public struct ZtunnelAdmin: Sendable {
     /// One workload certificate ztunnel holds.
     public struct Certificate: Sendable {
@@ -28,12 +30,15 @@ public struct ZtunnelAdmin: Sendable {
     public let quit: @Sendable () -> Void
     /// The outbound HBONE pool, whose connections and open streams the dump reports.
     public let pool: HBONEConnectionPool?
+    /// The xDS client whose resource versions `/debug/xds` reports (nil with a local config).
+    public let xds: ADSClient?
 
     /// `logLevel(nil)` reads the level; `logLevel(name)` sets it and returns the new one (nil for an unknown name).
-    public init(store: WorkloadStore, capture: InPodCapture?, pool: HBONEConnectionPool? = nil,
+    public init(store: WorkloadStore, capture: InPodCapture?, pool: HBONEConnectionPool? = nil, xds: ADSClient? = nil,
                 certificates: @escaping @Sendable () async -> [Certificate],
                 logLevel: @escaping @Sendable (String?) -> String?, quit: @escaping @Sendable () -> Void) {
         self.store = store
+        self.xds = xds
         self.capture = capture
         self.pool = pool
         self.certificates = certificates
@@ -45,6 +50,10 @@ public struct ZtunnelAdmin: Sendable {
         switch request.path {
         case "/config_dump":
             return MonitoringReply(contentType: "application/json", body: await configDump())
+        case "/debug/xds":
+            let versions = xds?.resourceVersions() ?? [:]
+            let data = (try? JSONSerialization.data(withJSONObject: versions, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
+            return MonitoringReply(contentType: "application/json", body: String(decoding: data, as: UTF8.self) + "\n")
         case "/logging":
             if let level = request.query["level"] {
                 guard let set = logLevel(level) else {

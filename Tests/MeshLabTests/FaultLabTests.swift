@@ -128,12 +128,20 @@ struct FaultLabTests {
         print("fault: first connection to server-b succeeded \(ContinuousClock.now - ready) after node-b's ztunnel was ready")
         let stillDenied = try await lab.curl(from: "other/visitor", "http://\(serverB.address):8080/")
         #expect(stillDenied.http == "000", "policy is enforced again after the restart: \(stillDenied)")
+
+        // node-a's ztunnel went through a failover and an outage; node-b's is a fresh client: same resources, same versions.
+        let converged = await eventually {
+            guard let a = try? await lab.xdsVersions(node: "node-a"), let b = try? await lab.xdsVersions(node: "node-b") else { return false }
+            return !a.isEmpty && a == b
+        }
+        #expect(converged, "node-a reconverged to the resource versions a fresh client gets")
     }
 
     @Test("""
         The link between the nodes down for 10 s: the pooled connection is found dead by keepalive (counted, logged) and \
         traffic resumes after. Every workload certificate rotated while 1,000 tunnels carry traffic: no connection lost, \
-        and a new connection is presented the new certificate (seen by openssl)
+        and a new connection is presented the new certificate (seen by openssl). The CA's root rotated (added, switched \
+        to, old one dropped) while 200 tunnels carry traffic: none lost; new connections see the new root
         """)
     func linkDownAndRotationUnderLoad() async throws {
         let lab = try await Self.start()
@@ -188,13 +196,46 @@ struct FaultLabTests {
         #expect(presentedBefore.serial != nil && presentedAfter.serial != nil, "openssl saw the certificate node-b presents: \(presentedAfter.text)")
         #expect(presentedAfter.serial != presentedBefore.serial, "a new connection is presented the new certificate")
         print("fault: rotation under 1,000 tunnels: \(load.text.split(separator: "\n").last ?? ""); serial \(presentedBefore.serial ?? "-") → \(presentedAfter.serial ?? "-")")
+
+        // 3. Trust-bundle rotation under traffic: a new root added, made the signer, the old one dropped, while
+        // 200 tunnels exchange 1 KiB every 2 s. Each step waits what `ca rotate` asks: half a certificate lifetime
+        // after `add`, a whole one after `switch`.
+        let rotating = try PeerProcess("/usr/bin/env", ["ip", "netns", "exec", lab.pod("mesh/client").netns, "python3", "-u",
+                                                        Interop.script("soak_load.py"), "long", echo.address, "7000", "200", "100", "2"])
+        defer { rotating.stop() }
+        #expect(await rotating.waitFor("held 200", bound: 60), "200 tunnels open: \(rotating.text)")
+        let oldRoot = try await subject(ofCertificate: lab.lab.layout.ca + "/ca.pem", lab)
+        for (step, wait) in [("add", 25), ("switch", 45), ("finish", 25)] {
+            let output = try await Interop.run(LabFixture.binaries + "/mesh-controlplane", ["ca", "rotate", step, "--dir", lab.lab.layout.ca])
+            #expect(output.status == 0, "ca rotate \(step): \(output.combined)")
+            try await Task.sleep(for: .seconds(wait))
+        }
+        let newRoot = try await subject(ofCertificate: lab.lab.layout.ca + "/ca.pem", lab)
+        #expect(newRoot != oldRoot, "the signer's root changed: \(oldRoot) → \(newRoot)")
+        #expect(await rotating.waitFor("ok ", bound: 60), "the load finishes: \(rotating.text)")
+        #expect(rotating.text.contains("ok 200 failed 0"), "no tunnel lost or reset through the root rotation: \(rotating.text)")
+        let after = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(after.http == "200", "a connection after the rotation: \(after)\n\(lab.tail("ztunnel-node-a"))\n\(lab.tail("ztunnel-node-b"))")
+        let issuer = try await presentedCertificate(lab, echo.address).text
+        #expect(issuer.contains("issuer=") && issuer.contains(newRoot.dropFirst("subject=".count)), "a new connection is presented a certificate of the new root: \(issuer)")
+        for node in ["node-a", "node-b"] {
+            let log = try lab.lab.logs("ztunnel-\(node)")
+            #expect(log.contains("renewing the node credential"), "\(node)'s ztunnel renewed its node credential under the new root")
+            #expect(log.contains("trust bundle updated from the CA"), "\(node)'s ztunnel followed the CA's roots")
+        }
+        print("fault: trust-bundle rotation under 200 tunnels: \(rotating.text.split(separator: "\n").last ?? ""); \(oldRoot) → \(newRoot)")
+    }
+
+    /// `subject=…` of a PEM certificate file, as openssl prints it.
+    private func subject(ofCertificate path: String, _ lab: LabFixture) async throws -> String {
+        try await Interop.run("/usr/bin/env", ["openssl", "x509", "-in", path, "-noout", "-subject"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The certificate node-b's ztunnel presents for `address`'s HBONE port, as openssl sees it
     /// from node-a (the handshake then fails: openssl has no client certificate to give).
     private func presentedCertificate(_ lab: LabFixture, _ address: String) async throws -> (serial: String?, text: String) {
         let output = try await lab.run(netns: lab.node("node-a").netns, ["sh", "-c",
-            "openssl s_client -connect \(address):15008 -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial -ext subjectAltName"])
+            "openssl s_client -connect \(address):15008 -alpn h2 </dev/null 2>/dev/null | openssl x509 -noout -serial -issuer -ext subjectAltName"])
         let serial = output.stdout.split(separator: "\n").first { $0.hasPrefix("serial=") }.map { String($0.dropFirst("serial=".count)) }
         return (serial, output.combined)
     }

@@ -88,10 +88,22 @@ final class LabFixture: Sendable {
         }
     }
 
+    /// The last `lines` lines of a component's or pod's output (for failure messages).
+    func tail(_ name: String, lines: Int = 30) -> String {
+        let text = (try? lab.logs(name)) ?? "(no log)"
+        return "--- \(name) ---\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+    }
+
     /// A node's ztunnel `/config_dump` (admin port, from inside the node's namespace).
     func configDump(node: String) async throws -> [String: Any] {
         let page = try await run(netns: self.node(node).netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
         return (try? JSONSerialization.jsonObject(with: Data(page.stdout.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// The version of every xDS resource a node's ztunnel holds (admin `/debug/xds`): type URL → name → version.
+    func xdsVersions(node: String) async throws -> [String: [String: String]] {
+        let page = try await run(netns: self.node(node).netns, ["curl", "-sf", "http://127.0.0.1:15000/debug/xds"])
+        return (try? JSONDecoder().decode([String: [String: String]].self, from: Data(page.stdout.utf8))) ?? [:]
     }
 
     /// The certificates a node's ztunnel holds: identity → (expires, renew at), from `/config_dump`.

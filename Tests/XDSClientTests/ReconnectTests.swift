@@ -68,6 +68,15 @@ struct ReconnectTests {
             let resumed = try await watch.next()
             #expect(resumed.updated == ["c"], "what the client holds is not sent again")
             #expect(resumed.names == ["a", "b", "c"])
+
+            // It holds the same versions a fresh client of the surviving replica gets.
+            let held = client.resourceVersions()
+            try await withADSClient(port: ports[1], variant: variant) { fresh in
+                fresh.subscribe(.cluster, to: .wildcard)
+                _ = try await WatchReader(fresh.watch(.cluster)).next()
+                #expect(fresh.resourceVersions() == held, "fresh \(fresh.resourceVersions()) vs failed over \(held)")
+            }
+            #expect(held[XDSResourceType.cluster.typeURL]?.count == 3)
         }
         replicas[1].shutdown()
         _ = await runs[1].result

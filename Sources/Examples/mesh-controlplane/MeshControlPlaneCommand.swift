@@ -60,7 +60,8 @@ struct Serve: AsyncParsableCommand {
         unblockShutdownSignals()
         bootstrapLogging(logLevel)
         let logger = Logger(label: "mesh-controlplane")
-        let ca = try CADirectory(path: caDir).load()
+        let caDirectory = CADirectory(path: caDir)
+        let ca = try caDirectory.load()
         let trust = try TrustDomain(trustDomain)
         guard ca.trustDomain == trust else {
             throw ValidationError("the CA in \(caDir) is for trust domain \(ca.trustDomain), not \(trust)")
@@ -78,15 +79,20 @@ struct Serve: AsyncParsableCommand {
         }
 
         let serverID = try SPIFFEID("spiffe://\(trust.name)/ns/istio-system/sa/istiod")
-        // The control plane's own serving certificate, renewed at half of its 24 h lifetime.
-        let svids = SVIDSource(provider: LocalCAProvider(authority: ca, id: serverID, ttl: 24 * 3600), logger: logger)
+        // The CA signs with whatever the directory holds (root rotation: `ca rotate`), and the roots it lists are trusted.
+        let authority = RotatingAuthority(signer: ca, roots: try caDirectory.roots())
+        let bundles = TrustBundleStore(TrustBundle(trustDomain: trust, authorities: authority.current.roots, sequenceNumber: 1))
+        // The control plane's own serving certificate, renewed at half of its 24 h lifetime, and at once by a new signer.
+        let svids = SVIDSource(provider: authority.provider(for: serverID, ttl: 24 * 3600), logger: logger)
         svids.publish(try ca.issueSVID(for: serverID, ttl: 24 * 3600))
-        let bundles = TrustBundleStore(ca.trustBundle)
+        let caWatcher = CADirectoryWatcher(directory: caDirectory, authority: authority, bundles: bundles, logger: logger) { signer in
+            if let svid = try? signer.issueSVID(for: serverID, ttl: 24 * 3600) { svids.publish(svid, obtainedAt: Date()) }
+        }
         let security = try SPIFFEGRPCSecurity.server(svids: svids, bundles: bundles, authorizer: .memberOf(trust))
         let caCounters = IstioCACounters()
         let workloadTTL = try DurationText.seconds(workloadCertTTL)
         let caService = IstioCAServer.service(
-            authority: ca, authenticator: MTLSCallerAuthenticator(),
+            authority: authority, authenticator: MTLSCallerAuthenticator(),
             configuration: .init(defaultTTL: workloadTTL, maximumTTL: max(workloadTTL, 90 * 24 * 3600), impersonationPolicy: controlPlane, counters: caCounters),
             logger: logger)
         let (host, port) = try HostPort.parse(address)
@@ -113,9 +119,11 @@ struct Serve: AsyncParsableCommand {
         services.append(ClosureService {
             let renewing = Task { _ = try? await svids.run() }
             let watching = Task { await controlPlane.run(source: source) }
+            let followingCA = Task { await caWatcher.run() }
             try? await gracefulShutdown()
             watching.cancel()
             renewing.cancel()
+            followingCA.cancel()
             await watching.value
             await monitoring.close()
         })
@@ -139,7 +147,27 @@ struct Serve: AsyncParsableCommand {
 }
 
 struct CA: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "ca", abstract: "Manage the mesh CA.", subcommands: [Init.self])
+    static let configuration = CommandConfiguration(commandName: "ca", abstract: "Manage the mesh CA.", subcommands: [Init.self, Rotate.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One step of a root rotation in --dir: add (a new root, trusted, not signing), switch (the new root signs), finish (the old root dropped).",
+            discussion: """
+                A running mesh-controlplane follows each step within a second. Between steps, wait at least half a workload \
+                certificate's lifetime after `add` (every ztunnel renews once and learns the new root) and a whole lifetime \
+                after `switch` (every certificate of the old root is replaced; ztunnels renew their node credential under \
+                the new root when they see it sign). Node credential directories written before `finish` are of the old root.
+                """)
+
+        @Argument(help: "add, switch or finish.") var step: String
+        @Option(help: "CA directory.") var dir: String
+        @Option(help: "Validity of a new root in days (with add).") var days: Int = 365
+
+        func run() async throws {
+            guard let step = CADirectory.RotationStep(rawValue: step) else { throw ValidationError("the step is add, switch or finish, not \(step)") }
+            print(try CADirectory(path: dir).rotate(step, validity: TimeInterval(days) * 86400))
+        }
+    }
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a self-signed root CA: ca.pem, ca.key (0600), bundle.json and bundle.pem in --dir.")

@@ -37,15 +37,19 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
         // Only the control plane's own identity may serve xDS and sign certificates for this node.
         let controlPlane = try SPIFFEID(controlPlaneIdentity ?? "spiffe://\(trustDomain.name)/ns/istio-system/sa/istiod")
         let caServers = try HostPort.parseList(caAddress).map { IstioCAClient.Server(host: $0.0, port: $0.1) }
+        // The CA's answers keep the trust bundle (and, in a root rotation, the node credential) in step with its roots.
+        let roots = CARootFollower(trustDomain: trustDomain, bundles: bundles, logger: logger)
         // The node credential renews itself at the CA (allowed while its Node exists), with the credential it holds.
-        let nodeSVIDs = SVIDSource(provider: IstioCARenewal(credential: credential, servers: caServers, bundles: bundles,
-                                                            server: .exactly(controlPlane), logger: logger), logger: logger)
+        let nodeRenewal = IstioCARenewal(credential: credential, servers: caServers, bundles: bundles, server: .exactly(controlPlane),
+                                         onRoots: roots.bundleOnly, logger: logger)
+        let nodeSVIDs = SVIDSource(provider: nodeRenewal, logger: logger)
         nodeSVIDs.publish(credential)
+        roots.follow(node: nodeSVIDs, renewal: nodeRenewal)
         let security: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity = {
             try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
         }
         let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in
-            IstioCAClient(servers: caServers, identity: credential.id, impersonate: id, transportSecurity: try security())
+            IstioCAClient(servers: caServers, identity: credential.id, impersonate: id, transportSecurity: try security(), onRoots: roots.onRoots)
         }
         return ZtunnelIdentity(tls: certificates, certificates: certificates, renewal: Task { _ = try? await nodeSVIDs.run() },
                                controlPlaneSecurity: security, description: "per workload, node credential \(credential.id)")

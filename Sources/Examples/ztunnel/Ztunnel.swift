@@ -191,7 +191,7 @@ struct Ztunnel: AsyncParsableCommand {
         }
         let certificates = identity.certificates
         let admin = ZtunnelAdmin(
-            store: store, capture: capture, pool: client.pool,
+            store: store, capture: capture, pool: client.pool, xds: xds,
             certificates: {
                 await certificates?.statuses().map { ZtunnelAdmin.Certificate(identity: "\($0.identity)", expiresAt: $0.expiresAt, renewAt: $0.renewAt) } ?? []
             },

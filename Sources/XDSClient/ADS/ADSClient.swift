@@ -260,6 +260,16 @@ public final class ADSClient: Sendable {
         shared.withLockedValue { $0.state.currentState(type.typeURL) }.map(XDSWatchUpdate.init)
     }
 
+    /// The server version of every resource held, by type URL and name (delta: each resource's
+    /// own version; state of the world: the type's accepted `version_info`).
+    public func resourceVersions() -> [String: [String: String]] {
+        shared.withLockedValue { shared in
+            shared.state.types.filter(\.value.received).mapValues { type in
+                type.entries.mapValues { shared.state.variant == .delta ? $0.version : type.acceptedVersion }
+            }
+        }
+    }
+
     /// A snapshot of the counters.
     public var counters: Counters { shared.withLockedValue { $0.counters } }
 
