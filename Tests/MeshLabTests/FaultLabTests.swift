@@ -214,8 +214,8 @@ struct FaultLabTests {
         #expect(newRoot != oldRoot, "the signer's root changed: \(oldRoot) → \(newRoot)")
         #expect(await rotating.waitFor("ok ", bound: 60), "the load finishes: \(rotating.text)")
         #expect(rotating.text.contains("ok 200 failed 0"), "no tunnel lost or reset through the root rotation: \(rotating.text)")
-        let after = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
-        #expect(after.http == "200", "a connection after the rotation: \(after)\n\(lab.tail("ztunnel-node-a"))\n\(lab.tail("ztunnel-node-b"))")
+        let afterRotation = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(afterRotation.http == "200", "a connection after the rotation: \(afterRotation)\n\(lab.tail("ztunnel-node-a"))\n\(lab.tail("ztunnel-node-b"))")
         let issuer = try await presentedCertificate(lab, echo.address).text
         #expect(issuer.contains("issuer=") && issuer.contains(newRoot.dropFirst("subject=".count)), "a new connection is presented a certificate of the new root: \(issuer)")
         for node in ["node-a", "node-b"] {
