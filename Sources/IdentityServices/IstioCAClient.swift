@@ -41,6 +41,10 @@ public struct IstioCAClient: SVIDProvider {
     public var impersonate: SPIFFEID?
     /// Plaintext by default; ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
     public var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity
+    /// When set, called for every request instead of using ``transportSecurity``, so that an mTLS
+    /// client built from an `SVIDSource` presents the credential that is current then (a node
+    /// credential renews while the client lives on).
+    public var makeTransportSecurity: (@Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity)?
     /// Called with the roots at the end of every answer (self-signed certificates; the CA that
     /// signed first, then any other root it says to trust, as during a root rotation), so the
     /// caller can keep its trust bundle in step with the CA.
@@ -56,9 +60,12 @@ public struct IstioCAClient: SVIDProvider {
 
     /// Creates a client of CA replicas (`servers` must not be empty).
     public init(servers: [Server], identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil,
-                transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext, onRoots: (@Sendable ([Certificate]) -> Void)? = nil) {
+                transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext,
+                makeTransportSecurity: (@Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity)? = nil,
+                onRoots: (@Sendable ([Certificate]) -> Void)? = nil) {
         precondition(!servers.isEmpty, "IstioCAClient needs at least one server")
         self.onRoots = onRoots
+        self.makeTransportSecurity = makeTransportSecurity
         self.servers = servers
         self.identity = identity
         self.bearerToken = bearerToken
@@ -79,6 +86,7 @@ public struct IstioCAClient: SVIDProvider {
         }
         var metadata: Metadata = [:]
         if let bearerToken { metadata.addString("Bearer \(bearerToken)", forKey: "authorization") }
+        let transportSecurity = try makeTransportSecurity?() ?? self.transportSecurity
         let chain = try await failingOver { server in
             let target: any ResolvableTarget = server.host.contains(":") ? .ipv6(address: server.host, port: server.port) : .ipv4(address: server.host, port: server.port)
             let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: transportSecurity)

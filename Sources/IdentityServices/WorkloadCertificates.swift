@@ -14,7 +14,7 @@ import NIOConcurrencyHelpers
 ///
 /// ```swift
 /// let certificates = WorkloadCertificates(trustDomain: td, bundles: bundles) { id in
-///     IstioCAClient(host: "istiod", port: 15012, identity: nodeID, impersonate: id, transportSecurity: try nodeTLS())
+///     IstioCAClient(servers: [.init(host: "istiod", port: 15012)], identity: nodeID, impersonate: id, makeTransportSecurity: nodeTLS)
 /// }
 /// let server = HBONEServer(identities: certificates, serverIdentity: { local in ... }, handler: handler)
 /// await certificates.retain(identitiesOfLocalWorkloads)

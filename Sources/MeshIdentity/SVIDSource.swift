@@ -134,10 +134,10 @@ public final class SVIDSource: Sendable {
         defer { finishSubscribers() }
         var failures = 0
         while !Task.isCancelled {
-            if let (svid, obtainedAt) = state.withLockedValue({ state in state.svid.map { ($0, state.obtainedAt) } }) {
+            if let (svid, obtainedAt, generation) = state.withLockedValue({ state in state.svid.map { ($0, state.obtainedAt, state.generation) } }) {
                 let renewAt = Self.renewalTime(svid, obtainedAt: obtainedAt)
                 if clock.now < renewAt {
-                    try await clock.sleep(until: renewAt)
+                    try await sleep(until: renewAt, orUntilPublishedAfter: generation)
                     continue
                 }
             }
@@ -157,6 +157,22 @@ public final class SVIDSource: Sendable {
                 )
                 try await clock.sleep(until: clock.now.addingTimeInterval(delay))
             }
+        }
+    }
+
+    /// Sleeps until `deadline`, or until an SVID newer than `generation` is published by someone
+    /// else (its renewal time may be earlier: a credential renewed out of turn with a shorter life).
+    private func sleep(until deadline: Date, orUntilPublishedAfter generation: UInt64) async throws {
+        let updates = self.updates()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [clock] in try await clock.sleep(until: deadline) }
+            group.addTask { [state] in
+                for await _ in updates where state.withLockedValue({ $0.generation }) != generation { return }
+                // The updates end only when the source stops; the deadline sleeper or cancellation ends the wait.
+                try await Task.sleep(nanoseconds: .max)
+            }
+            try await group.next()
+            group.cancelAll()
         }
     }
 

@@ -70,6 +70,27 @@ struct MTLSTests {
         }
     }
 
+    @Test("with makeTransportSecurity, each request presents the client SVID current then (a renewed node credential), not the one at creation")
+    func clientCredentialPerRequest() async throws {
+        let setup = try Self.setup()
+        let istiod = try IdentityFixture.id("istio-system", "istiod")
+        let foreign = try CertificateAuthority.selfSigned(trustDomain: IdentityFixture.trustDomain)
+        try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
+            let port = try await setup.server.listeningPort()
+            let svids = SVIDSource(svid: try setup.authority.issueSVID(for: setup.web))
+            let client = IstioCAClient(servers: [.init(host: "127.0.0.1", port: port)], identity: setup.web, makeTransportSecurity: {
+                try SPIFFEGRPCSecurity.client(svids: svids, bundles: setup.bundles, authorizer: .exactly(istiod))
+            })
+            #expect(try await client.fetchSVID().id == setup.web)
+            // The same client object, after its source moved to a credential the CA does not trust: refused,
+            // which shows the new credential was presented (a transport fixed at creation would still succeed).
+            svids.publish(try foreign.issueSVID(for: setup.web))
+            await #expect(throws: (any Error).self) { _ = try await client.fetchSVID() }
+            svids.publish(try setup.authority.issueSVID(for: setup.web))
+            #expect(try await client.fetchSVID().id == setup.web, "and back")
+        }
+    }
+
     @Test("a client refuses a server whose SPIFFE ID it does not expect")
     func unexpectedServer() async throws {
         let setup = try Self.setup()

@@ -1,4 +1,5 @@
 import Foundation
+import MeshTestSupport
 import NIOConcurrencyHelpers
 import Testing
 @testable import MeshIdentity
@@ -85,6 +86,28 @@ struct SVIDSourceTests {
         // Published without saying when (a credential read from disk): its own half-life, even if past.
         source.publish(published)
         #expect(source.renewalTime == published.renewAt)
+    }
+
+    @Test("an SVID published out of turn with an earlier renewal time wakes the renewal loop, which renews it on time")
+    func publishedOutOfTurn() async throws {
+        let (clock, provider, source) = try setUp(ttl: 3600)
+        let task = Task { try await source.run() }
+        defer { task.cancel() }
+        let first = try await source.firstSVID()
+        await clock.waitForSleepers()
+        #expect(clock.sleepRequests.last == first.renewAt)
+        // A node credential renewed out of turn (a root rotation) with a 40 s life: renew it in about 20 s, not at the old half-life.
+        let short = try await ScriptedProvider(authority: provider.authority, id: provider.id, clock: clock, ttl: 40).fetchSVID()
+        source.publish(short, obtainedAt: clock.now)
+        #expect(await eventually { clock.sleepRequests.last.map { abs($0.timeIntervalSince(clock.now) - 20) < 1 } ?? false },
+                "the loop sleeps until the new SVID's renewal time: \(clock.sleepRequests)")
+        await clock.waitForSleepers()
+        var updates = source.updates().makeAsyncIterator()
+        #expect(await updates.next() == short)
+        clock.advance(to: clock.now.addingTimeInterval(21))
+        let renewed = try #require(await updates.next())
+        #expect(renewed != short)
+        #expect(provider.callCount == 2)
     }
 
     @Test("backs off 0.5 s doubling to 150 s, keeps the old SVID until it expires")

@@ -222,6 +222,10 @@ struct FaultLabTests {
             let log = try lab.lab.logs("ztunnel-\(node)")
             #expect(log.contains("renewing the node credential"), "\(node)'s ztunnel renewed its node credential under the new root")
             #expect(log.contains("trust bundle updated from the CA"), "\(node)'s ztunnel followed the CA's roots")
+            // Renewals go on after the old root is gone: each presents the node credential current then
+            // (a CA client that kept the one it was created with was refused from here on).
+            let held = try await lab.certificates(node: node)
+            #expect(!held.isEmpty && held.values.allSatisfy { $0.renewAt > Date() }, "\(node)'s certificates keep renewing after finish: \(held)")
         }
         print("fault: trust-bundle rotation under 200 tunnels: \(rotating.text.split(separator: "\n").last ?? ""); \(oldRoot) → \(newRoot)")
     }

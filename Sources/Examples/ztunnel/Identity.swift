@@ -49,7 +49,8 @@ struct ZtunnelIdentity: Sendable, CustomStringConvertible {
             try SPIFFEGRPCSecurity.client(svids: nodeSVIDs, bundles: bundles, authorizer: .exactly(controlPlane), logger: logger)
         }
         let certificates = WorkloadCertificates(trustDomain: trustDomain, bundles: bundles, logger: logger) { id in
-            IstioCAClient(servers: caServers, identity: credential.id, impersonate: id, transportSecurity: try security(), onRoots: roots.onRoots)
+            // The node credential current at each request (it renews; a rotation replaces its root).
+            IstioCAClient(servers: caServers, identity: credential.id, impersonate: id, makeTransportSecurity: security, onRoots: roots.onRoots)
         }
         return ZtunnelIdentity(tls: certificates, certificates: certificates, renewal: Task { _ = try? await nodeSVIDs.run() },
                                controlPlaneSecurity: security, description: "per workload, node credential \(credential.id)")
