@@ -119,9 +119,6 @@ final class PooledConnection: Sendable {
     /// GOAWAY received: no new streams; open ones may finish.
     func markDraining() { state.withLockedValue { $0.draining = true } }
 
-    /// Why this side gave the connection up, if it did.
-    var failure: HBONEError? { state.withLockedValue { $0.failure } }
-
     /// The connection failed (its close follows, which may wait for TLS's close_notify): no new
     /// streams from now on, and the pool hears why.
     func fail(_ error: HBONEError) {

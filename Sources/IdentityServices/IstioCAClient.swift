@@ -15,19 +15,8 @@ import X509
 /// last, and on any failure the next, until one signs or all have failed (the
 /// error is then the last one's).
 public struct IstioCAClient: SVIDProvider {
-    /// One CA address.
-    public struct Server: Sendable, Hashable, CustomStringConvertible {
-        /// An IPv4 or IPv6 literal.
-        public var host: String
-        public var port: Int
-
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    }
+    /// One CA address (an IP literal or a DNS name).
+    public typealias Server = ServerAddress
 
     /// The CA replicas, in order of preference (never empty).
     public var servers: [Server]
@@ -88,8 +77,7 @@ public struct IstioCAClient: SVIDProvider {
         if let bearerToken { metadata.addString("Bearer \(bearerToken)", forKey: "authorization") }
         let transportSecurity = try makeTransportSecurity?() ?? self.transportSecurity
         let chain = try await failingOver { server in
-            let target: any ResolvableTarget = server.host.contains(":") ? .ipv6(address: server.host, port: server.port) : .ipv4(address: server.host, port: server.port)
-            let transport = try HTTP2ClientTransport.Posix(target: target, transportSecurity: transportSecurity)
+            let transport = try HTTP2ClientTransport.Posix(target: server.grpcTarget, transportSecurity: transportSecurity)
             return try await withGRPCClient(transport: transport) { client in
                 try await Istio_V1_Auth_IstioCertificateService.Client(wrapping: client)
                     .createCertificate(request, metadata: metadata).certChain
@@ -114,19 +102,17 @@ public struct IstioCAClient: SVIDProvider {
     /// Runs `body` against the preferred server, then each other in turn until one succeeds.
     private func failingOver<T: Sendable>(_ body: (Server) async throws -> T) async throws -> T {
         let first = preferred.index % servers.count
-        var lastError: (any Error)?
         for offset in 0..<servers.count {
             let index = (first + offset) % servers.count
             do {
                 let result = try await body(servers[index])
                 preferred.index = index
                 return result
-            } catch {
+            } catch where offset < servers.count - 1 {
                 try Task.checkCancellation()
-                lastError = error
             }
         }
-        throw lastError ?? IdentityServicesError.emptyCertificateChain
+        preconditionFailure("the last server's error is thrown above")
     }
 }
 

@@ -29,7 +29,6 @@ public final class IstioCARenewal: SVIDProvider, Sendable {
         self.init(credential: credential, servers: [IstioCAClient.Server(host: host, port: port)], bundles: bundles, server: server, logger: logger)
     }
 
-    /// Renews at CA replicas, failing over between them.
     /// Renews at CA replicas, failing over between them; `onRoots` hears the roots of each answer (see ``IstioCAClient/onRoots``).
     public init(credential: X509SVID, servers: [IstioCAClient.Server], bundles: TrustBundleStore, server: SPIFFEAuthorizer,
                 onRoots: (@Sendable ([Certificate]) -> Void)? = nil, logger: Logger = Logger(label: "swift-mesh.istio-ca-renewal")) {

@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import MeshIdentity
 import MeshProto
 import NIOConcurrencyHelpers
 import Synchronization
@@ -36,28 +37,8 @@ public final class ADSClient: Sendable {
         case delta
     }
 
-    /// One control-plane address.
-    public struct Server: Sendable, Hashable, CustomStringConvertible {
-        /// An IPv4 or IPv6 literal or a DNS name.
-        public var host: String
-        /// The port (istiod serves xDS on 15010 plaintext, 15012 mTLS).
-        public var port: Int
-
-        public init(host: String, port: Int) {
-            self.host = host
-            self.port = port
-        }
-
-        public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-        var target: any ResolvableTarget {
-            if host.contains(":") { return .ipv6(address: host, port: port) }
-            if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) {
-                return .ipv4(address: host, port: port)
-            }
-            return .dns(host: host, port: port)
-        }
-    }
+    /// One control-plane address (istiod serves xDS on 15010 plaintext, 15012 mTLS).
+    public typealias Server = ServerAddress
 
     /// Where the control plane is and how to talk to it.
     public struct Configuration: Sendable {
@@ -341,7 +322,7 @@ public final class ADSClient: Sendable {
         }
         do {
             let transport = try HTTP2ClientTransport.Posix(
-                target: server.target,
+                target: server.grpcTarget,
                 transportSecurity: try configuration.transportSecurity()
             )
             try await withGRPCClient(transport: transport) { grpc in
