@@ -14,6 +14,9 @@ public struct HBONEAuthority: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `:authority`: `1.2.3.4:80`, `[::1]:80` or `name.ns.svc.cluster.local:80`.
     public init(parsing value: String) throws(HBONEError) {
+        // ASCII only (as the host and port must be): every byte is then a Character, so byte
+        // positions found below are Character boundaries and slices never round.
+        guard value.utf8.allSatisfy({ $0 < 0x80 }) else { throw .invalidAuthority(value) }
         let hostPart: Substring
         let portPart: Substring
         if value.hasPrefix("[") {
@@ -26,19 +29,29 @@ public struct HBONEAuthority: Sendable, Hashable, CustomStringConvertible {
                 throw .invalidAuthority(value)
             }
         } else {
-            guard let colon = value.lastIndex(of: ":") else { throw .invalidAuthority(value) }
+            guard let colon = value.utf8.lastIndex(of: UInt8(ascii: ":")) else { throw .invalidAuthority(value) }
             hostPart = value[..<colon]
-            portPart = value[value.index(after: colon)...]
-            guard !hostPart.contains(":") else { throw .invalidAuthority(value) }
+            portPart = value[value.utf8.index(after: colon)...]
+            guard !hostPart.utf8.contains(UInt8(ascii: ":")) else { throw .invalidAuthority(value) }
         }
-        guard !hostPart.isEmpty, hostPart.count <= 253,
-              hostPart.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" || $0 == ":" || $0 == "_" }),
-              hostPart.allSatisfy({ $0.isASCII }),
-              !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
+        // Byte by byte (ASCII only): on every tunnel's path, where Character's Unicode checks cost.
+        guard !hostPart.isEmpty, hostPart.utf8.count <= 253, hostPart.utf8.allSatisfy(Self.isHostByte),
+              !portPart.isEmpty, portPart.utf8.count <= 5, portPart.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
               let port = Int(portPart), (1...65535).contains(port)
         else { throw .invalidAuthority(value) }
         self.host = String(hostPart)
         self.port = port
+    }
+
+    /// An ASCII letter or digit, `.`, `-`, `:` or `_`.
+    private static func isHostByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "_"):
+            return true
+        default:
+            return false
+        }
     }
 
     /// The authority of a socket address.

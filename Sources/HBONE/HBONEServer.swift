@@ -123,7 +123,7 @@ public final class HBONEServer: Sendable {
                     logger.warning("HBONE connection to an address with no local workload; closing", metadata: ["local": "\(local.map { "\($0)" } ?? "-")"])
                     return channel.close()
                 }
-                return channel.eventLoop.makeFutureWithTask {
+                return channel.eventLoop.makeFutureWithLoopTask {
                     try await identities.meshTLS(for: identity)
                 }.flatMapThrowing { tls in
                     try Self.configure(channel: channel, tls: tls, authorizer: authorizer, configuration: configuration, handler: handler, metrics: metrics, logger: logger)

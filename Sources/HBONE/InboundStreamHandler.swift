@@ -79,8 +79,7 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
         let handler = self.handler
         let peerAddress = connection.remoteAddress
         let localAddress = connection.localAddress
-        let promise = loop.makePromise(of: Decision.self)
-        promise.completeWithTask {
+        loop.makeFutureWithLoopTask { () async throws -> Decision in
             let peer = try await connection.verifiedPeer()
             let request = HBONEInboundRequest(peerID: peer.peerID, authority: authority, forwarding: forwarding,
                                                peerAddress: peerAddress, localAddress: localAddress)
@@ -89,8 +88,7 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
             case .allow: return .allowed(request, upstream)
             case .deny(let reason): return .denied(request, reason)
             }
-        }
-        promise.futureResult.whenComplete { result in
+        }.whenComplete { result in
             let (this, context) = bound.value
             this.decided(result, context: context)
         }
@@ -125,7 +123,7 @@ final class HBONEInboundStreamHandler: ChannelInboundHandler, RemovableChannelHa
         let configuration = self.configuration
         let loop = context.eventLoop
         // Inside the destination workload's namespace when the connector holds it.
-        loop.makeFutureWithTask {
+        loop.makeFutureWithLoopTask {
             let bootstrap = ClientBootstrap(group: loop)
                 .connectTimeout(configuration.upstreamConnectTimeout)
                 .channelOption(.allowRemoteHalfClosure, value: true)

@@ -34,6 +34,10 @@ public struct AccessLog: HBONEMetricsObserver, CaptureObserver {
     public func tunnelOpened(_ info: HBONETunnelInfo) {}
 
     public func tunnelClosed(_ info: HBONETunnelInfo, summary: HBONETunnelSummary) {
+        // An outbound tunnel is the inside of a connection logged by its owner (a captured pod's
+        // `outboundClosed`, or the SOCKS5 listener): at debug level only, so each connection is one info line.
+        let level: Logger.Level = info.direction == .outbound ? .debug : .info
+        guard logger.logLevel <= level else { return }
         let destination = workload(info.authority)
         var metadata: Logger.Metadata = [
             "direction": "\(info.direction)",
@@ -56,10 +60,7 @@ public struct AccessLog: HBONEMetricsObserver, CaptureObserver {
             metadata.merge(names("dst", destination)) { $1 }
             metadata["dst.identity"] = "\(info.peerID.map { "\($0)" } ?? "-")"
         }
-        // An outbound tunnel is the inside of a connection logged by its owner (a captured pod's
-        // `outboundClosed`, or the SOCKS5 listener): at debug level only, so each connection is one info line.
-        logger.log(level: info.direction == .outbound ? .debug : .info, summary.status == 200 ? "connection complete" : "connection refused",
-                   metadata: metadata)
+        logger.log(level: level, summary.status == 200 ? "connection complete" : "connection refused", metadata: metadata)
     }
 
     // MARK: Captured connections

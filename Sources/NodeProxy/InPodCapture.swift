@@ -198,7 +198,19 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
     public func connectedSocket(to destination: SocketAddress, forWorkload workload: String, timeout: TimeAmount) async throws -> NIOBSDSocket.Handle? {
         guard let pod = state.withLockedValue({ $0.byAddress[workload] }) else { return nil }
         let namespace = pod.namespace
-        return try await workers.run { try namespace.connectedSocket(to: destination, mark: InPodRules.ztunnelMark, timeout: timeout) }
+        switch try namespace.startConnect(to: destination, mark: InPodRules.ztunnelMark) {
+        case .connected(let socket):
+            return socket
+        case .inProgress(let socket):
+            do {
+                return try await workers.run { try namespace.finishConnect(socket, to: destination, timeout: timeout) }
+            } catch let error as CaptureError {
+                throw error  // finishConnect closed the socket
+            } catch {
+                closeDescriptor(socket)  // the workers have stopped: finishConnect never ran
+                throw error
+            }
+        }
     }
 
     // MARK: Listeners
@@ -217,7 +229,7 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
                     // Handled once active: the initializer runs before registration, and a splice
                     // joined to a channel not yet active would take it for closed.
                     try channel.pipeline.syncOperations.addHandler(ActivationHandler { channel in
-                        Task { await accepted(channel) }
+                        channel.eventLoop.runTask { await accepted(channel) }
                     })
                 }
             }

@@ -9,11 +9,19 @@ import NIOPosix
 /// when the last reference goes) releases the namespace only if nothing else
 /// holds it.
 ///
-/// Sockets are made inside the namespace on a worker thread that enters it
-/// with `setns(2)` (which moves only the calling thread), creates the socket
-/// (a socket keeps the namespace it was created in) and returns to its own
+/// Sockets are made inside the namespace by a thread that enters it with
+/// `setns(2)` (which moves only the calling thread), creates the socket (a
+/// socket keeps the namespace it was created in) and returns to its own
 /// namespace before it does anything else.
 public final class NetworkNamespace: Sendable {
+    /// A connect begun by ``startConnect(to:mark:)``.
+    enum PendingConnect {
+        /// Connected: the socket is ready for use.
+        case connected(CInt)
+        /// Still connecting: ``finishConnect(_:to:timeout:)`` waits for it.
+        case inProgress(CInt)
+    }
+
     private let fd: OwnedDescriptor
     /// A short name for logs (the pod, or the path).
     public let name: String
@@ -38,8 +46,8 @@ public final class NetworkNamespace: Sendable {
     public func close() { fd.close() }
 
     /// Runs `body` on the calling thread while it is inside this namespace, then
-    /// returns the thread to the namespace it was in. Call it only on a thread
-    /// you own (a worker of ``NamespaceWorkers``), never on an event loop.
+    /// returns the thread to the namespace it was in. `body` must not block or
+    /// suspend: nothing else may run on the thread while it is in the pod's namespace.
     func enter<R>(_ body: () throws(CaptureError) -> R) throws(CaptureError) -> R {
         let original = Glibc.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         guard original >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: errno) }
@@ -120,9 +128,13 @@ public final class NetworkNamespace: Sendable {
         }
     }
 
-    /// A TCP socket made in this namespace, marked `mark` (SO_MARK, so the pod's capture
-    /// rules let it pass), and connected to `destination` within `timeout`.
-    func connectedSocket(to destination: SocketAddress, mark: UInt32, timeout: TimeAmount) throws(CaptureError) -> CInt {
+    /// A TCP connect started from inside this namespace: a socket made there, marked `mark`
+    /// (SO_MARK, so the pod's capture rules let it pass), its non-blocking connect to
+    /// `destination` begun. Nothing here blocks, so it may run on an event loop: the thread is
+    /// inside the namespace only for `socket(2)`. To a pod on this node (over a veth pair) the
+    /// handshake has usually completed when `connect(2)` returns, and the result is
+    /// ``PendingConnect/connected``; otherwise ``finishConnect(_:to:timeout:)`` waits.
+    func startConnect(to destination: SocketAddress, mark: UInt32) throws(CaptureError) -> PendingConnect {
         let family = destination.protocol == .inet6 ? AF_INET6 : AF_INET
         let socket = try enter { () throws(CaptureError) -> CInt in
             let socket = swiftmesh_node_socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue))
@@ -132,24 +144,43 @@ public final class NetworkNamespace: Sendable {
         do {
             try setInt(socket, SOL_SOCKET, SO_MARK, CInt(bitPattern: mark), "SO_MARK")
             let started = destination.withSockAddr { address, length in Glibc.connect(socket, address, socklen_t(length)) }
-            if started != 0 {
-                guard errno == EINPROGRESS else { throw CaptureError.system(operation: "connect to \(destination) from \(name)", errno: errno) }
-                let milliseconds = CInt(clamping: max(1, timeout.nanoseconds / 1_000_000))
-                let ready = swiftmesh_node_poll(socket, Int16(POLLOUT), milliseconds)
-                guard ready >= 0 else { throw CaptureError.system(operation: "poll connect to \(destination)", errno: -ready) }
-                guard ready > 0 else { throw CaptureError.connectTimedOut(destination: "\(destination)") }
-                var error: CInt = 0
-                var length = socklen_t(MemoryLayout<CInt>.size)
-                guard getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else {
-                    throw CaptureError.system(operation: "SO_ERROR", errno: errno)
-                }
-                guard error == 0 else { throw CaptureError.system(operation: "connect to \(destination) from \(name)", errno: error) }
+            if started == 0 { return .connected(socket) }
+            guard errno == EINPROGRESS else { throw CaptureError.system(operation: "connect to \(destination) from \(name)", errno: errno) }
+            return try connectResult(socket, to: destination, waitingMilliseconds: 0) ? .connected(socket) : .inProgress(socket)
+        } catch {
+            Glibc.close(socket)
+            throw error as! CaptureError
+        }
+    }
+
+    /// Waits up to `timeout` for the connect `pending` started (blocking: on a worker, never on
+    /// an event loop) and returns the connected socket; closes it and throws if the connect fails.
+    func finishConnect(_ socket: CInt, to destination: SocketAddress, timeout: TimeAmount) throws(CaptureError) -> CInt {
+        do {
+            let milliseconds = CInt(clamping: max(1, timeout.nanoseconds / 1_000_000))
+            guard try connectResult(socket, to: destination, waitingMilliseconds: milliseconds) else {
+                throw CaptureError.connectTimedOut(destination: "\(destination)")
             }
             return socket
         } catch {
             Glibc.close(socket)
             throw error as! CaptureError
         }
+    }
+
+    /// Whether the non-blocking connect on `socket` has completed within `milliseconds` (0: now);
+    /// throws its error if it failed.
+    private func connectResult(_ socket: CInt, to destination: SocketAddress, waitingMilliseconds milliseconds: CInt) throws(CaptureError) -> Bool {
+        let ready = swiftmesh_node_poll(socket, Int16(POLLOUT), milliseconds)
+        guard ready >= 0 else { throw .system(operation: "poll connect to \(destination)", errno: -ready) }
+        guard ready > 0 else { return false }
+        var error: CInt = 0
+        var length = socklen_t(MemoryLayout<CInt>.size)
+        guard getsockopt(socket, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else {
+            throw .system(operation: "SO_ERROR", errno: errno)
+        }
+        guard error == 0 else { throw .system(operation: "connect to \(destination) from \(name)", errno: error) }
+        return true
     }
 
     private func setInt(_ socket: CInt, _ level: CInt, _ option: CInt, _ value: CInt, _ label: String) throws(CaptureError) {

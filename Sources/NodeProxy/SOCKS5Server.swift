@@ -100,8 +100,7 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         // Stop reading: the splice starts reading once the tunnel is up.
         channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in
-            let promise = channel.eventLoop.makePromise(of: Void.self)
-            promise.completeWithTask {
+            channel.eventLoop.makeFutureWithLoopTask {
                 // The reply must precede any tunnelled byte, so the tunnel is opened first
                 // and the success reply is written before the splice starts reading.
                 // SOCKS5 success reply (bound address 0.0.0.0:0), written before any forwarded byte.
@@ -114,8 +113,7 @@ final class SOCKS5Handler: ChannelInboundHandler, RemovableChannelHandler {
                         "bytes_to_destination": "\(sent)", "bytes_from_destination": "\(received)",
                     ])
                 }
-            }
-            promise.futureResult.whenComplete { result in
+            }.whenComplete { result in
                 let (this, context) = bound.value
                 switch result {
                 case .success:

@@ -66,19 +66,41 @@ public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendab
         registry.makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
     }
 
+    /// The connection counters of one label set.
+    private struct ConnectionCounters: Sendable {
+        var opened, closed, received, sent: Counter
+    }
+
+    /// Opened, closed and byte counters by label values (the names are always those of `labels(...)`,
+    /// in that order): made once per label set, as the registry validates and hashes every label on each lookup.
+    private let connectionCounters = NIOLockedValueBox<[[String]: ConnectionCounters]>([:])
+
+    private func counters(_ labels: [(String, String)]) -> ConnectionCounters {
+        let key = labels.map(\.1)
+        if let found = connectionCounters.withLockedValue({ $0[key] }) { return found }
+        let made = ConnectionCounters(
+            opened: counter("istio_tcp_connections_opened_total", "The total number of TCP connections opened", labels),
+            closed: counter("istio_tcp_connections_closed_total", "The total number of TCP connections closed", labels),
+            received: counter("istio_tcp_received_bytes_total", "The size of total bytes received during request in case of a TCP connection", labels),
+            sent: counter("istio_tcp_sent_bytes_total", "The size of total bytes sent during response in case of a TCP connection", labels)
+        )
+        connectionCounters.withLockedValue { $0[key] = made }
+        return made
+    }
+
     private func opened(_ labels: [(String, String)]) {
-        counter("istio_tcp_connections_opened_total", "The total number of TCP connections opened", labels).increment()
+        counters(labels).opened.increment()
     }
 
     private func closed(_ labels: [(String, String)], received: UInt64, sent: UInt64) {
-        counter("istio_tcp_connections_closed_total", "The total number of TCP connections closed", labels).increment()
-        counter("istio_tcp_received_bytes_total", "The size of total bytes received during request in case of a TCP connection", labels)
-            .increment(by: Int64(clamping: received))
-        counter("istio_tcp_sent_bytes_total", "The size of total bytes sent during response in case of a TCP connection", labels)
-            .increment(by: Int64(clamping: sent))
+        let counters = counters(labels)
+        counters.closed.increment()
+        counters.received.increment(by: Int64(clamping: received))
+        counters.sent.increment(by: Int64(clamping: sent))
     }
 
     private func failed(_ labels: [(String, String)]) {
+        // Rare: looked up in the registry each time, so that a label set that never failed has no such series.
         counter("istio_tcp_connections_failed_total", "The total number of TCP connections that failed to establish", labels).increment()
     }
 

@@ -154,7 +154,10 @@ struct AuthorityTests {
         #expect(authority.description == input)
     }
 
-    @Test("invalid authorities", arguments: ["", ":80", "host:", "host:x", "fd00::1:80", "[fd00::1]", "[nothex]:80", "h/st:80", "host:080000"])
+    // The last three are non-ASCII: a prepended mark (U+0600) that joins the colon into one
+    // Character, a combining accent on the colon, and non-ASCII digits.
+    @Test("invalid authorities", arguments: ["", ":80", "host:", "host:x", "fd00::1:80", "[fd00::1]", "[nothex]:80", "h/st:80", "host:080000",
+                                             "a\u{600}:80", "host:\u{301}80", "host:\u{661}\u{662}"])
     func invalid(input: String) {
         #expect(throws: HBONEError.invalidAuthority(input)) { try HBONEAuthority(parsing: input) }
     }
