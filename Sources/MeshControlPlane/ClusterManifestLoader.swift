@@ -12,7 +12,7 @@ import Yams
 /// document and the field path, and nothing is returned. Kinds the control
 /// plane does not read are skipped with one warning each.
 public struct ClusterManifestLoader: Sendable {
-    private let logger: Logger
+    let logger: Logger
     private let policyLoader: ManifestLoader
 
     public init(logger: Logger = Logger(label: "swift-mesh.controlplane.manifests")) {

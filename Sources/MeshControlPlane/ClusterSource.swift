@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import PolicyEngine
 
 /// One outcome of reading the cluster's configuration.
@@ -17,19 +18,35 @@ public protocol ClusterSource: Sendable {
 }
 
 /// Reads a manifest directory tree and re-reads it whenever a file is added,
-/// removed or modified (polled by path, size and modification time; an edit
-/// is picked up once the file has been quiet for one poll, so a half-written
-/// file is not read).
+/// removed or modified.
+///
+/// On Linux the tree is watched with inotify (``ManifestWatcher``): an edit is
+/// read once the tree has been quiet for `quietPeriod` (so a file being written
+/// is not read half-way), and only the files named by the events are looked at
+/// again; an unchanged tree costs nothing but a full walk every `resyncInterval`,
+/// a safety net for changes inotify cannot see (a network file system written
+/// from elsewhere). Where inotify is unavailable, or its watch limit
+/// (`fs.inotify.max_user_watches`) is reached, the tree is polled every
+/// `pollInterval` by path, size, modification time and inode, and an edit is
+/// picked up once the file has been unchanged for one poll.
 public struct DirectoryClusterSource: ClusterSource {
     public let directory: String
     public let pollInterval: Duration
+    public let quietPeriod: Duration
+    public let resyncInterval: Duration
+    /// Whether to watch with inotify (false: always poll).
+    public let inotify: Bool
     public let loader: ClusterManifestLoader
     /// Decoded files, reused while unchanged: a reload reads only what changed.
     private let cache = ManifestCache()
 
-    public init(directory: String, pollInterval: Duration = .milliseconds(200), loader: ClusterManifestLoader = ClusterManifestLoader()) {
+    public init(directory: String, pollInterval: Duration = .milliseconds(200), quietPeriod: Duration = .milliseconds(20),
+                resyncInterval: Duration = .seconds(60), inotify: Bool = true, loader: ClusterManifestLoader = ClusterManifestLoader()) {
         self.directory = directory
+        self.inotify = inotify
         self.pollInterval = pollInterval
+        self.quietPeriod = quietPeriod
+        self.resyncInterval = resyncInterval
         self.loader = loader
     }
 
@@ -38,34 +55,102 @@ public struct DirectoryClusterSource: ClusterSource {
         do { return .loaded(try loader.load(directory: directory, cache: cache)) } catch { return .refused(error) }
     }
 
-    /// Reads the files of a scan just made.
-    private func load(_ stamps: [String: FileStamp]) -> ClusterSourceEvent {
+    /// Reads the files of a scan just made (nil: the directory could not be walked, which `load()` reports).
+    private func load(_ stamps: [String: FileStamp]?) -> ClusterSourceEvent {
+        guard let stamps else { return load() }
         do { return .loaded(try loader.load(directory: directory, stamps: stamps, cache: cache)) } catch { return .refused(error) }
     }
 
+    /// The first read, then one event per change, from a thread of its own (it blocks
+    /// in `poll(2)`) until the stream is dropped or its consumer cancelled.
     public func events() -> AsyncStream<ClusterSourceEvent> {
         let (stream, continuation) = AsyncStream<ClusterSourceEvent>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let task = Task {
-            var applied = fingerprint()
-            continuation.yield(load())
-            var seen = applied
-            while !Task.isCancelled {
-                try? await Task.sleep(for: pollInterval)
-                let now = fingerprint()
-                defer { seen = now }
-                // Changed since the last read, and unchanged since the last poll.
-                guard now != applied, now == seen else { continue }
-                applied = now
-                continuation.yield(now.map(load) ?? load())
-            }
+        let stopped = NIOLockedValueBox(false)
+        continuation.onTermination = { _ in stopped.withLockedValue { $0 = true } }
+        let thread = Thread { [self] in
+            watch(continuation, until: { stopped.withLockedValue { $0 } })
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
+        thread.name = "manifest-watch"
+        thread.start()
         return stream
+    }
+
+    private func watch(_ continuation: AsyncStream<ClusterSourceEvent>.Continuation, until stopped: () -> Bool) {
+        var watcher: ManifestWatcher?
+        do {
+            if inotify { watcher = try ManifestWatcher() }
+        } catch {
+            loader.logger.warning("manifest directory polled instead of watched", metadata: ["directory": "\(directory)", "reason": "\(error)",
+                                                                                          "poll": "\(pollInterval)"])
+        }
+        var stamps = scan(registeringWith: &watcher)
+        var applied = stamps
+        var lastScan = ContinuousClock.now
+        continuation.yield(load(stamps))
+        while !stopped() {
+            guard let active = watcher else {
+                // Polling: a change is read once the tree is unchanged for one poll.
+                sleep(pollInterval)
+                let now = fingerprint()
+                defer { stamps = now }
+                guard now != applied, now == stamps else { continue }
+                applied = now
+                continuation.yield(load(now))
+                continue
+            }
+            var changes = active.changes(waitingMilliseconds: 100)
+            if changes.isEmpty {
+                guard ContinuousClock.now - lastScan >= resyncInterval else { continue }
+                changes.rescan = true
+            } else {
+                // Read once the writers have paused for the quiet period.
+                while true {
+                    let more = active.changes(waitingMilliseconds: milliseconds(quietPeriod))
+                    if more.isEmpty { break }
+                    changes.merge(more)
+                }
+            }
+            if changes.rescan || stamps == nil {
+                stamps = scan(registeringWith: &watcher)
+                lastScan = ContinuousClock.now
+            } else {
+                for path in changes.files { stamps?[path] = ManifestTree.stamp(path) }
+            }
+            guard stamps != applied else { continue }
+            applied = stamps
+            continuation.yield(load(stamps))
+        }
+    }
+
+    /// Walks the tree; the watcher watches every directory walked. If it cannot (the
+    /// watch limit), it is dropped and the source polls from then on.
+    private func scan(registeringWith watcher: inout ManifestWatcher?) -> [String: FileStamp]? {
+        guard let active = watcher else { return fingerprint() }
+        var directories: [String] = []
+        guard let stamps = try? ManifestTree.scan(directory, directories: &directories) else { return nil }
+        do {
+            try active.watch(directories)
+        } catch {
+            loader.logger.warning("manifest directory polled instead of watched", metadata: ["directory": "\(directory)", "reason": "\(error)",
+                                                                                          "poll": "\(pollInterval)"])
+            watcher = nil
+        }
+        return stamps
     }
 
     /// Path, size, modification time and inode of every manifest file (nil when unreadable).
     func fingerprint() -> [String: FileStamp]? {
         try? ClusterManifestLoader.scan(directory)
+    }
+
+    private func milliseconds(_ duration: Duration) -> CInt {
+        CInt(clamping: max(1, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000))
+    }
+
+    private func sleep(_ duration: Duration) {
+        var request = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0, errno == EINTR { request = remaining }
     }
 }

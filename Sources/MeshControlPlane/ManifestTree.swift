@@ -13,24 +13,52 @@ public struct FileStamp: Hashable, Sendable {
 }
 
 /// A walk of a manifest directory with plain `readdir`/`stat`: fast enough to
-/// repeat every poll over thousands of files.
+/// repeat every poll over thousands of files (where inotify is unavailable), and
+/// the full re-read ``ManifestWatcher`` falls back to.
 enum ManifestTree {
     struct ScanError: Error {
         let message: String
     }
 
     static func scan(_ directory: String) throws(ScanError) -> [String: FileStamp] {
+        var directories: [String] = []
+        return try scan(directory, directories: &directories)
+    }
+
+    /// Scans as ``scan(_:)`` does and appends every directory walked (the root first) to `directories`.
+    static func scan(_ directory: String, directories: inout [String]) throws(ScanError) -> [String: FileStamp] {
         var info = stat()
         guard stat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
             throw ScanError(message: "not a directory")
         }
         var found: [String: FileStamp] = [:]
         var visited: Set<[UInt64]> = [[UInt64(info.st_dev), UInt64(info.st_ino)]]
-        try walk(directory, into: &found, visited: &visited)
+        try walk(directory, into: &found, directories: &directories, visited: &visited)
         return found
     }
 
-    private static func walk(_ directory: String, into found: inout [String: FileStamp], visited: inout Set<[UInt64]>) throws(ScanError) {
+    /// The stamp of the manifest file at `path`, or nil if it is no longer a regular file
+    /// (following links, as the walk does).
+    static func stamp(_ path: String) -> FileStamp? {
+        var info = stat()
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        #if canImport(Darwin)
+        let modified = info.st_mtimespec
+        #else
+        let modified = info.st_mtim
+        #endif
+        return FileStamp(size: Int64(info.st_size), modified: Int64(modified.tv_sec) * 1_000_000_000 + Int64(modified.tv_nsec),
+                         inode: UInt64(info.st_ino))
+    }
+
+    /// Whether a file name is one the walk reads: `*.yaml` or `*.yml`, not hidden.
+    static func isManifestName(_ name: some StringProtocol) -> Bool {
+        !name.hasPrefix(".") && (name.hasSuffix(".yaml") || name.hasSuffix(".yml"))
+    }
+
+    private static func walk(_ directory: String, into found: inout [String: FileStamp], directories: inout [String],
+                             visited: inout Set<[UInt64]>) throws(ScanError) {
+        directories.append(directory)
         guard let handle = opendir(directory) else { throw ScanError(message: "cannot list \(directory): \(String(cString: strerror(errno)))") }
         defer { closedir(handle) }
         var subdirectories: [String] = []
@@ -56,17 +84,9 @@ enum ManifestTree {
                 }
                 if type == UInt8(DT_DIR) { continue }
             }
-            guard name.hasSuffix(".yaml") || name.hasSuffix(".yml") else { continue }
-            var info = stat()
-            guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { continue }
-            #if canImport(Darwin)
-            let modified = info.st_mtimespec
-            #else
-            let modified = info.st_mtim
-            #endif
-            found[path] = FileStamp(size: Int64(info.st_size), modified: Int64(modified.tv_sec) * 1_000_000_000 + Int64(modified.tv_nsec),
-                                    inode: UInt64(info.st_ino))
+            guard isManifestName(name), let stamp = stamp(path) else { continue }
+            found[path] = stamp
         }
-        for subdirectory in subdirectories { try walk(subdirectory, into: &found, visited: &visited) }
+        for subdirectory in subdirectories { try walk(subdirectory, into: &found, directories: &directories, visited: &visited) }
     }
 }

@@ -8,7 +8,7 @@ import MeshTestSupport
 import XDSServer
 
 /// A control plane as `mesh-controlplane serve` wires it, in process: a
-/// ControlPlane fed by a DirectoryClusterSource (50 ms polls), an XDSServer on
+/// ControlPlane fed by a DirectoryClusterSource (inotify, or 50 ms polls), an XDSServer on
 /// 127.0.0.1 (port 0) with the Istio CA beside ADS, plaintext or SPIFFE mTLS.
 struct ControlPlaneHarness: Sendable {
     let directory: URL
@@ -23,12 +23,13 @@ struct ControlPlaneHarness: Sendable {
         directory: URL,
         authority: CertificateAuthority? = nil,
         port: Int = 0,
+        inotify: Bool = true,
         _ body: @Sendable (ControlPlaneHarness) async throws -> T
     ) async throws -> T {
         let cache = XDSSnapshotCache()
         let metrics = ControlPlaneMetrics()
         let controlPlane = ControlPlane(cache: cache, metrics: metrics)
-        let source = DirectoryClusterSource(directory: directory.path, pollInterval: .milliseconds(50))
+        let source = DirectoryClusterSource(directory: directory.path, pollInterval: .milliseconds(50), inotify: inotify)
         await controlPlane.apply(source.load())
         var security = HTTP2ServerTransport.Posix.TransportSecurity.plaintext
         var services: [any RegistrableRPCService] = []

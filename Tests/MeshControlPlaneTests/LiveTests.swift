@@ -11,11 +11,12 @@ import XDSServer
 struct LiveTests {
     static func uid(_ name: String) -> String { "Kubernetes//Pod/demo/\(name)" }
 
-    @Test("edit, add and delete files while a SotW and a delta client watch: each sees exactly the change, in one push")
-    func liveChanges() async throws {
+    @Test("edit, add and delete files while a SotW and a delta client watch: each sees exactly the change, in one push",
+          arguments: [true, false])
+    func liveChanges(inotify: Bool) async throws {
         let dir = try Manifests.directory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try await ControlPlaneHarness.run(directory: dir) { harness in
+        try await ControlPlaneHarness.run(directory: dir, inotify: inotify) { harness in
             try await withADSClient(port: harness.port, variant: .stateOfTheWorld, node: "ztunnel~10.0.0.1~a~istio-system") { sotw in
                 try await withADSClient(port: harness.port, variant: .delta, node: "ztunnel~10.0.0.2~b~istio-system") { delta in
                     let watches = [WatchReader(sotw.watch(.address)), WatchReader(delta.watch(.address))]

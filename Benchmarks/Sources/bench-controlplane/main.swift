@@ -18,7 +18,7 @@
 //   selection, so exactly one Address resource changes) until every client's
 //   watch has seen it (the client ACKs before the watch sees it), p50/p99, in
 //   two modes: `apply(source.load())` called right after the write, and the
-//   ControlPlane driven by DirectoryClusterSource's polling;
+//   ControlPlane driven by DirectoryClusterSource's watch (inotify, 20 ms quiet period);
 // - CSRs signed per second over gRPC (node token + ImpersonatedIdentity,
 //   checked by the ControlPlane's NodeImpersonationRule) vs in-process
 //   CertificateAuthority.issue(csrPEM:) on one thread.
@@ -787,7 +787,7 @@ func runClient(pods: Int) async throws {
     let local = try signInProcess(csrs: csrs, duration: .seconds(max(1, csrSeconds / 2)))
     let stock = await signWithIstioCAClient(port: port, cluster: cluster, duration: .seconds(2))
 
-    // Edits: apply(source.load()) right after the write, then DirectoryClusterSource polling.
+    // Edits: apply(source.load()) right after the write, then DirectoryClusterSource watching.
     let direct = await measureEdits(mode: true, first: 0, maximum: maxEdits, budget: editBudget, perEdit: perEdit,
                                     directory: directory, cluster: cluster, clients: clientCount, tracker: tracker, server: server)
     let watchStart = Double(await server.ask("watch", "WATCHING", within: perEdit)[0]) ?? 0
@@ -841,7 +841,7 @@ func runClient(pods: Int) async throws {
         line += ")"
         print(line)
     }
-    print("  edit = rewrite one pod file (label authz \"on\" -> \"off\", so its Address drops its AuthorizationPolicy), until all \(clientCount) clients' watches saw it; the first mode sends `reload` after the write and the control plane calls apply(source.load()), the second runs ControlPlane.run(source:) over DirectoryClusterSource (poll 200 ms; its first full read took \(s2(watchStart)))   (target p99 <= 100 ms)")
+    print("  edit = rewrite one pod file (label authz \"on\" -> \"off\", so its Address drops its AuthorizationPolicy), until all \(clientCount) clients' watches saw it; the first mode sends `reload` after the write and the control plane calls apply(source.load()), the second runs ControlPlane.run(source:) over DirectoryClusterSource (inotify, read once quiet for 20 ms; its first full read took \(s2(watchStart)))   (target p99 <= 100 ms)")
     print("DirectoryClusterSource idle   \(String(format: "%.0f", idleShare * 100))% of a core while watching \(written.files) files with no change")
     print("server streams                \(status[0]) connected, \(status[1]) synced on every type, \(status[2]) with a NACK; CA: \(status[3]) CSRs, \(status[4]) issued, \(status[5]) impersonation refusals, \(status[6]) CSR refusals")
     print("client counters               \(counters.map(\.streams).reduce(0, +)) streams, \(counters.map(\.responses).reduce(0, +)) responses, \(counters.map(\.acks).reduce(0, +)) ACKs, \(counters.map(\.nacks).reduce(0, +)) NACKs over \(clientCount) clients")

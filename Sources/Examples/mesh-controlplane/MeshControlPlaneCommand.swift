@@ -50,7 +50,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Lifetime of workload certificates (Istio's DEFAULT_WORKLOAD_CERT_TTL), e.g. 24h; ztunnels renew at half of it.")
     var workloadCertTTL: String = "24h"
 
-    @Option(help: "How often to look for manifest changes, in milliseconds.")
+    @Option(help: "How the manifest directory is watched: inotify (changes seen at once; a full walk every minute as a safety net) or poll (a full walk every --poll-milliseconds, for file systems written from elsewhere).")
+    var manifestWatch: ManifestWatchMode = .inotify
+
+    @Option(help: "How often to walk the manifest directory when polling (also the fallback when inotify is unavailable), in milliseconds.")
     var pollMilliseconds: Int = 200
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
@@ -70,7 +73,7 @@ struct Serve: AsyncParsableCommand {
         let cache = XDSSnapshotCache()
         let metrics = ControlPlaneMetrics()
         let controlPlane = ControlPlane(cache: cache, options: options, metrics: metrics, logger: logger)
-        let source = DirectoryClusterSource(directory: manifests, pollInterval: .milliseconds(pollMilliseconds))
+        let source = DirectoryClusterSource(directory: manifests, pollInterval: .milliseconds(pollMilliseconds), inotify: manifestWatch == .inotify)
         // The first configuration must be good: there is no last good state to fall back on.
         let first = source.load()
         guard await controlPlane.apply(first) else {
@@ -203,4 +206,10 @@ struct NodeCredentialCommand: AsyncParsableCommand {
         let svid = try ca.writeCredential(id: id, ttl: TimeInterval(hours) * 3600, to: out)
         print("issued \(svid.id) (expires \(svid.expiresAt)) to \(out)")
     }
+}
+
+/// `--manifest-watch`: how changes to the manifest directory are noticed.
+enum ManifestWatchMode: String, ExpressibleByArgument, CaseIterable {
+    case inotify
+    case poll
 }
