@@ -23,10 +23,23 @@ public final class ChannelTracker: Sendable {
         }
         if added {
             channel.closeFuture.whenComplete { [weak self] _ in
-                _ = self?.state.withLockedValue { $0.channels.removeValue(forKey: id) }
+                self?.state.withLockedValue { state in
+                    state.channels.removeValue(forKey: id)
+                    Self.shrinkIfMostlyEmpty(&state.channels)
+                }
             }
         }
         return added
+    }
+
+    /// A dictionary keeps the buffer of its largest size: after a burst (10,000 connections of one
+    /// pod) that is most of a megabyte held for good. Once it is seven-eighths empty it is copied
+    /// into one sized to what is left (each copy at most halves the next threshold: O(1) amortized).
+    static func shrinkIfMostlyEmpty<Key: Hashable, Value>(_ dictionary: inout [Key: Value]) {
+        guard dictionary.capacity >= 1024, dictionary.count * 8 < dictionary.capacity else { return }
+        var smaller = [Key: Value](minimumCapacity: dictionary.count)
+        for (key, value) in dictionary { smaller[key] = value }
+        dictionary = smaller
     }
 
     /// Stops admitting channels and returns the open ones.
@@ -44,4 +57,7 @@ public final class ChannelTracker: Sendable {
 
     /// The open channels.
     public var count: Int { state.withLockedValue { $0.channels.count } }
+
+    /// How many channels the table has room for without growing.
+    var capacity: Int { state.withLockedValue { $0.channels.capacity } }
 }

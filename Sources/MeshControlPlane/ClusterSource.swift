@@ -22,7 +22,8 @@ public protocol ClusterSource: Sendable {
 ///
 /// On Linux the tree is watched with inotify (``ManifestWatcher``): an edit is
 /// read once the tree has been quiet for `quietPeriod` (so a file being written
-/// is not read half-way), and only the files named by the events are looked at
+/// is not read half-way; at the latest after a second of changes without a
+/// pause), and only the files named by the events are looked at
 /// again; an unchanged tree costs nothing but a full walk every `resyncInterval`,
 /// a safety net for changes inotify cannot see (a network file system written
 /// from elsewhere). Where inotify is unavailable, or its watch limit
@@ -61,22 +62,39 @@ public struct DirectoryClusterSource: ClusterSource {
         do { return .loaded(try loader.load(directory: directory, stamps: stamps, cache: cache)) } catch { return .refused(error) }
     }
 
-    /// The first read, then one event per change, from a thread of its own (it blocks
-    /// in `poll(2)`) until the stream is dropped or its consumer cancelled.
+    /// The file list of the tree at one moment (nil: it could not be walked).
+    private struct TreeStamps: Sendable {
+        var files: [String: FileStamp]?
+    }
+
+    /// The first read, then one event per change, until the stream is dropped or its
+    /// consumer cancelled. A thread of its own watches (it blocks in `poll(2)`) and
+    /// passes on the tree's file list; a task reads and decodes the files, so the
+    /// cluster state is built on the threads that convert and serve it (a thread that
+    /// allocated it would hold a malloc arena of its own, tens of megabytes at 10,000 pods).
     public func events() -> AsyncStream<ClusterSourceEvent> {
         let (stream, continuation) = AsyncStream<ClusterSourceEvent>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let stopped = NIOLockedValueBox(false)
-        continuation.onTermination = { _ in stopped.withLockedValue { $0 = true } }
-        let thread = Thread { [self] in
-            watch(continuation, until: { stopped.withLockedValue { $0 } })
+        // Only the newest file list matters: it describes the whole tree.
+        let (trees, changed) = AsyncStream<TreeStamps>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let reader = Task { [self] in
+            for await tree in trees { continuation.yield(load(tree.files)) }
             continuation.finish()
+        }
+        let stopped = NIOLockedValueBox(false)
+        continuation.onTermination = { _ in
+            stopped.withLockedValue { $0 = true }
+            reader.cancel()
+        }
+        let thread = Thread { [self] in
+            watch(changed, until: { stopped.withLockedValue { $0 } })
+            changed.finish()
         }
         thread.name = "manifest-watch"
         thread.start()
         return stream
     }
 
-    private func watch(_ continuation: AsyncStream<ClusterSourceEvent>.Continuation, until stopped: () -> Bool) {
+    private func watch(_ continuation: AsyncStream<TreeStamps>.Continuation, until stopped: () -> Bool) {
         var watcher: ManifestWatcher?
         do {
             if inotify { watcher = try ManifestWatcher() }
@@ -87,7 +105,7 @@ public struct DirectoryClusterSource: ClusterSource {
         var stamps = scan(registeringWith: &watcher)
         var applied = stamps
         var lastScan = ContinuousClock.now
-        continuation.yield(load(stamps))
+        continuation.yield(TreeStamps(files: stamps))
         while !stopped() {
             guard let active = watcher else {
                 // Polling: a change is read once the tree is unchanged for one poll.
@@ -96,7 +114,7 @@ public struct DirectoryClusterSource: ClusterSource {
                 defer { stamps = now }
                 guard now != applied, now == stamps else { continue }
                 applied = now
-                continuation.yield(load(now))
+                continuation.yield(TreeStamps(files: now))
                 continue
             }
             var changes = active.changes(waitingMilliseconds: 100)
@@ -104,8 +122,10 @@ public struct DirectoryClusterSource: ClusterSource {
                 guard ContinuousClock.now - lastScan >= resyncInterval else { continue }
                 changes.rescan = true
             } else {
-                // Read once the writers have paused for the quiet period.
-                while true {
+                // Read once the writers have paused for the quiet period (or after a second
+                // of changes without a pause, so that a tree that never rests is still read).
+                let first = ContinuousClock.now
+                while ContinuousClock.now - first < .seconds(1) {
                     let more = active.changes(waitingMilliseconds: milliseconds(quietPeriod))
                     if more.isEmpty { break }
                     changes.merge(more)
@@ -119,7 +139,7 @@ public struct DirectoryClusterSource: ClusterSource {
             }
             guard stamps != applied else { continue }
             applied = stamps
-            continuation.yield(load(stamps))
+            continuation.yield(TreeStamps(files: stamps))
         }
     }
 
