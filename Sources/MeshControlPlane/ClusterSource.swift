@@ -69,9 +69,9 @@ public struct DirectoryClusterSource: ClusterSource {
 
     /// The first read, then one event per change, until the stream is dropped or its
     /// consumer cancelled. A thread of its own watches (it blocks in `poll(2)`) and
-    /// passes on the tree's file list; a task reads and decodes the files, so the
-    /// cluster state is built on the threads that convert and serve it (a thread that
-    /// allocated it would hold a malloc arena of its own, tens of megabytes at 10,000 pods).
+    /// passes on the tree's file list; a task reads and decodes the files. While a
+    /// read is under way (seconds for a whole tree of 10,000 pods) the watch goes on,
+    /// and the changes it sees meanwhile become one read of the newest list.
     public func events() -> AsyncStream<ClusterSourceEvent> {
         let (stream, continuation) = AsyncStream<ClusterSourceEvent>.makeStream(bufferingPolicy: .bufferingNewest(1))
         // Only the newest file list matters: it describes the whole tree.
