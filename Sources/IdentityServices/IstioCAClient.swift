@@ -28,12 +28,11 @@ public struct IstioCAClient: SVIDProvider {
     public var validitySeconds: Int64
     /// When set, asks the CA to issue for this identity instead (node agents).
     public var impersonate: SPIFFEID?
-    /// Plaintext by default; ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
-    public var transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity
-    /// When set, called for every request instead of using ``transportSecurity``, so that an mTLS
-    /// client built from an `SVIDSource` presents the credential that is current then (a node
-    /// credential renews while the client lives on).
-    public var makeTransportSecurity: (@Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity)?
+    /// The transport security of a request, asked for at every request (as ``ADSClient``'s is), so
+    /// that an mTLS client built from an `SVIDSource` presents the credential current then (a node
+    /// credential renews while the client lives on). Plaintext by default;
+    /// ``SPIFFEGRPCSecurity/client(svids:bundles:authorizer:verifier:logger:)`` for mTLS.
+    public var transportSecurity: @Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity
     /// Called with the roots at the end of every answer (self-signed certificates; the CA that
     /// signed first, then any other root it says to trust, as during a root rotation), so the
     /// caller can keep its trust bundle in step with the CA.
@@ -47,20 +46,20 @@ public struct IstioCAClient: SVIDProvider {
                   impersonate: impersonate, transportSecurity: transportSecurity)
     }
 
-    /// Creates a client of CA replicas (`servers` must not be empty).
+    /// Creates a client of CA replicas (`servers` must not be empty). `makeTransportSecurity`, when
+    /// given, is asked at every request; otherwise every request uses `transportSecurity`.
     public init(servers: [Server], identity: SPIFFEID, bearerToken: String? = nil, validitySeconds: Int64 = 0, impersonate: SPIFFEID? = nil,
                 transportSecurity: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext,
                 makeTransportSecurity: (@Sendable () throws -> HTTP2ClientTransport.Posix.TransportSecurity)? = nil,
                 onRoots: (@Sendable ([Certificate]) -> Void)? = nil) {
         precondition(!servers.isEmpty, "IstioCAClient needs at least one server")
         self.onRoots = onRoots
-        self.makeTransportSecurity = makeTransportSecurity
         self.servers = servers
         self.identity = identity
         self.bearerToken = bearerToken
         self.validitySeconds = validitySeconds
         self.impersonate = impersonate
-        self.transportSecurity = transportSecurity
+        self.transportSecurity = makeTransportSecurity ?? { transportSecurity }
     }
 
     public func fetchSVID() async throws -> X509SVID {
@@ -75,7 +74,7 @@ public struct IstioCAClient: SVIDProvider {
         }
         var metadata: Metadata = [:]
         if let bearerToken { metadata.addString("Bearer \(bearerToken)", forKey: "authorization") }
-        let transportSecurity = try makeTransportSecurity?() ?? self.transportSecurity
+        let transportSecurity = try self.transportSecurity()
         let chain = try await failingOver { server in
             let transport = try HTTP2ClientTransport.Posix(target: server.grpcTarget, transportSecurity: transportSecurity)
             return try await withGRPCClient(transport: transport) { client in

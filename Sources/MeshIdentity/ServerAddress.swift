@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Where a mesh service is reached (a control plane's xDS or CA, one replica of
 /// several): an IPv4 or IPv6 literal or a DNS name, and a port.
 public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
@@ -14,11 +16,14 @@ public struct ServerAddress: Sendable, Hashable, CustomStringConvertible {
         self.port = port
     }
 
-    /// An IPv6 literal contains a colon; four dot-separated numbers are IPv4; anything else is a name.
+    /// What `inet_pton` makes of ``host`` (NIO's `SocketAddress(ipAddress:port:)`): an IPv4 or IPv6
+    /// literal, or else a name to resolve.
     public var kind: Kind {
-        if host.contains(":") { return .ipv6 }
-        if host.split(separator: ".").count == 4, host.allSatisfy({ $0.isNumber || $0 == "." }) { return .ipv4 }
-        return .dns
+        switch try? SocketAddress(ipAddress: host, port: port) {
+        case .v4?: return .ipv4
+        case .v6?: return .ipv6
+        default: return .dns
+        }
     }
 
     public var description: String { kind == .ipv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }

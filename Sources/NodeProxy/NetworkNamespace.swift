@@ -131,8 +131,8 @@ public final class NetworkNamespace: Sendable {
     /// A TCP connect started from inside this namespace: a socket made there, marked `mark`
     /// (SO_MARK, so the pod's capture rules let it pass), its non-blocking connect to
     /// `destination` begun. Nothing here blocks, so it may run on an event loop: the thread is
-    /// inside the namespace only for `socket(2)`. To a pod on this node (over a veth pair) the
-    /// handshake has usually completed when `connect(2)` returns, and the result is
+    /// inside the namespace only for `socket(2)`. If the handshake has completed by the time
+    /// `connect(2)` returns (a local peer can answer within the call), the result is
     /// ``PendingConnect/connected``; otherwise ``finishConnect(_:to:timeout:)`` waits.
     func startConnect(to destination: SocketAddress, mark: UInt32) throws(CaptureError) -> PendingConnect {
         let family = destination.protocol == .inet6 ? AF_INET6 : AF_INET
@@ -153,8 +153,9 @@ public final class NetworkNamespace: Sendable {
         }
     }
 
-    /// Waits up to `timeout` for the connect `pending` started (blocking: on a worker, never on
-    /// an event loop) and returns the connected socket; closes it and throws if the connect fails.
+    /// Waits up to `timeout` for the connect in progress on `socket` (blocking: on a worker, never
+    /// on an event loop) and returns the socket once connected; closes it and throws if the connect
+    /// fails or times out.
     func finishConnect(_ socket: CInt, to destination: SocketAddress, timeout: TimeAmount) throws(CaptureError) -> CInt {
         do {
             let milliseconds = CInt(clamping: max(1, timeout.nanoseconds / 1_000_000))

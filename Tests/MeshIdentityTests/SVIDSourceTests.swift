@@ -74,15 +74,13 @@ struct SVIDSourceTests {
         #expect(first.renewAt < clock.now)
         await clock.waitForSleepers()
         #expect(provider.callCount == 1, "no second request at once")
-        // About 20 s from now (certificate times are whole seconds).
-        func aboutTwentySecondsAhead(_ date: Date?) -> Bool { date.map { abs($0.timeIntervalSince(clock.now) - 20) < 1 } ?? false }
-        #expect(aboutTwentySecondsAhead(source.renewalTime))
-        #expect(aboutTwentySecondsAhead(clock.sleepRequests.last))
+        #expect(aboutTwentySeconds(after: clock.now, source.renewalTime))
+        #expect(aboutTwentySeconds(after: clock.now, clock.sleepRequests.last))
 
         // Published by a caller who just obtained it: the same rule.
         let published = try await provider.fetchSVID()
         source.publish(published, obtainedAt: clock.now)
-        #expect(aboutTwentySecondsAhead(source.renewalTime))
+        #expect(aboutTwentySeconds(after: clock.now, source.renewalTime))
         // Published without saying when (a credential read from disk): its own half-life, even if past.
         source.publish(published)
         #expect(source.renewalTime == published.renewAt)
@@ -99,7 +97,7 @@ struct SVIDSourceTests {
         // A node credential renewed out of turn (a root rotation) with a 40 s life: renew it in about 20 s, not at the old half-life.
         let short = try await ScriptedProvider(authority: provider.authority, id: provider.id, clock: clock, ttl: 40).fetchSVID()
         source.publish(short, obtainedAt: clock.now)
-        #expect(await eventually { clock.sleepRequests.last.map { abs($0.timeIntervalSince(clock.now) - 20) < 1 } ?? false },
+        #expect(await eventually { aboutTwentySeconds(after: clock.now, clock.sleepRequests.last) },
                 "the loop sleeps until the new SVID's renewal time: \(clock.sleepRequests)")
         await clock.waitForSleepers()
         var updates = source.updates().makeAsyncIterator()
@@ -174,4 +172,9 @@ struct SVIDSourceTests {
         #expect(SVIDSource.retryDelay(150, until: nil, now: now) == 15, "expired: every 15 s at most")
         #expect(SVIDSource.retryDelay(2, until: nil, now: now) == 2)
     }
+}
+
+/// Whether `date` is about 20 s after `now` (half of a 40 s certificate; certificate times are whole seconds).
+private func aboutTwentySeconds(after now: Date, _ date: Date?) -> Bool {
+    date.map { abs($0.timeIntervalSince(now) - 20) < 1 } ?? false
 }
