@@ -78,29 +78,69 @@ public struct AddressAllocator: Sendable {
             guard let slot = nodeSlots.take(preferring: node.name) else { throw .exhausted(range: nodeRange.description, object: "Node \(node.name)") }
             plan.nodeIPs[node.name] = offset(nodeRange.address, by: UInt64(slot))
         }
-        // Pod addresses, per node.
-        var podSlots: [String: SlotPool] = [:]
-        for (name, cidr) in plan.nodeCIDRs { podSlots[name] = SlotPool(count: hostCount(cidr), firstUsable: 2) }
-        for pod in state.pods {
-            for ip in pod.podIPs {
-                for (name, cidr) in plan.nodeCIDRs where cidr.contains(ip) { podSlots[name]?.reserve(hostIndex(ip, in: cidr)) }
-            }
-        }
-        for pod in state.pods.sorted(by: { $0.key < $1.key }) where pod.isMeshCandidate {
-            if !pod.podIPs.isEmpty { plan.podIPs[pod.key] = pod.podIPs; continue }
-            guard let node = pod.nodeName, let cidr = plan.nodeCIDRs[node] else { continue }
-            guard let slot = podSlots[node]?.take(preferring: pod.key) else { throw .exhausted(range: cidr.description, object: "Pod \(pod.key)") }
-            plan.podIPs[pod.key] = [offset(cidr.address, by: UInt64(slot))]
-        }
+        // Pod addresses: those given, then per node those left out.
+        for pod in state.pods where pod.isMeshCandidate && !pod.podIPs.isEmpty { plan.podIPs[pod.key] = pod.podIPs }
+        _ = try allocatePods(of: state, onNodes: nil, into: &plan)
         // Cluster IPs.
         var serviceSlots = SlotPool(count: hostCount(serviceRange), firstUsable: 2)
         for service in state.services { if let ip = service.clusterIP, serviceRange.contains(ip) { serviceSlots.reserve(hostIndex(ip, in: serviceRange)) } }
-        for service in state.services.sorted(by: { $0.key < $1.key }) where !service.headless {
+        let serviceKeys = state.services.map(\.key)
+        for index in state.services.indices.sorted(by: { serviceKeys[$0] < serviceKeys[$1] }) where !state.services[index].headless {
+            let service = state.services[index]
             if let ip = service.clusterIP { plan.serviceIPs[service.key] = ip; continue }
             guard let slot = serviceSlots.take(preferring: service.key) else { throw .exhausted(range: serviceRange.description, object: "Service \(service.key)") }
             plan.serviceIPs[service.key] = offset(serviceRange.address, by: UInt64(slot))
         }
         return plan
+    }
+
+    /// The plan of `state`, made from `previous`, the plan of a state that
+    /// differs from `state` only in pods: `removed` in their old versions,
+    /// `added` in their new ones (a changed pod is in both). Only the nodes
+    /// those pods are on, or whose ranges hold their addresses, are allocated
+    /// again; the result equals ``plan(for:)``. Also returns the pods whose
+    /// addresses changed.
+    public func plan(for state: ClusterState, updating previous: AddressPlan, removed: [ClusterPod], added: [ClusterPod])
+        throws(AddressAllocationError) -> (plan: AddressPlan, moved: Set<String>) {
+        var plan = previous
+        var nodes = Set<String>()
+        var touched = Set<String>()
+        for pod in removed + added {
+            if let node = pod.nodeName, plan.nodeCIDRs[node] != nil { nodes.insert(node) }
+            for ip in pod.podIPs { for (name, cidr) in plan.nodeCIDRs where cidr.contains(ip) { nodes.insert(name) } }
+            plan.podIPs[pod.key] = nil
+            touched.insert(pod.key)
+        }
+        for pod in added where pod.isMeshCandidate && !pod.podIPs.isEmpty { plan.podIPs[pod.key] = pod.podIPs }
+        touched.formUnion(try allocatePods(of: state, onNodes: nodes, into: &plan))
+        return (plan, touched.filter { previous.podIPs[$0] != plan.podIPs[$0] })
+    }
+
+    /// Allocates an address to each running pod on `nodes` (nil: on every node)
+    /// that the manifests leave without one, in name order, each preferring the
+    /// slot its name hashes to. Returns the pods allocated.
+    private func allocatePods(of state: ClusterState, onNodes nodes: Set<String>?, into plan: inout AddressPlan) throws(AddressAllocationError) -> [String] {
+        let cidrs = nodes.map { nodes in plan.nodeCIDRs.filter { nodes.contains($0.key) } } ?? plan.nodeCIDRs
+        guard !cidrs.isEmpty else { return [] }
+        var podSlots: [String: SlotPool] = [:]
+        for (name, cidr) in cidrs { podSlots[name] = SlotPool(count: hostCount(cidr), firstUsable: 2) }
+        // Every address a manifest gives inside these ranges is taken, whichever pod gives it.
+        for pod in state.pods {
+            for ip in pod.podIPs {
+                for (name, cidr) in cidrs where cidr.contains(ip) { podSlots[name]?.reserve(hostIndex(ip, in: cidr)) }
+            }
+        }
+        let pending = state.pods.filter { pod in
+            pod.isMeshCandidate && pod.podIPs.isEmpty && pod.nodeName.map { cidrs[$0] != nil } == true
+        }
+        var allocated: [String] = []
+        for pod in pending.sorted(by: { $0.key < $1.key }) {
+            let node = pod.nodeName!, cidr = cidrs[node]!
+            guard let slot = podSlots[node]?.take(preferring: pod.key) else { throw .exhausted(range: cidr.description, object: "Pod \(pod.key)") }
+            plan.podIPs[pod.key] = [offset(cidr.address, by: UInt64(slot))]
+            allocated.append(pod.key)
+        }
+        return allocated
     }
 
     private func subnetIndex(_ address: IPAddress) -> Int {

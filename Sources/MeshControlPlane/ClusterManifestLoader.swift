@@ -42,26 +42,84 @@ public struct ClusterManifestLoader: Sendable {
     }
 
     /// Loads the files `stamps` lists (from ``scan(_:)`` of `directory`), reusing `cache`.
+    ///
+    /// When the files that changed since the cache's last load held only pods,
+    /// before and after, the result is that load's state with those pods
+    /// replaced and checked (``MergedTree``); otherwise every file's objects are
+    /// merged and validated again.
     public func load(directory: String, stamps: [String: FileStamp], cache: ManifestCache? = nil) throws(PolicyLoadError) -> ClusterState {
         let cache = cache ?? ManifestCache()
+        if let merged = cache.lastMerge, let state = try patch(merged, stamps: stamps, cache: cache) { return state }
         var fragments: [(file: String, objects: FileObjects)] = []
-        for path in stamps.keys.sorted() {
-            let stamp = stamps[path]!
-            if let cached = cache.objects(path: path, stamp: stamp) {
-                fragments.append((path, cached))
-                continue
-            }
-            let text: String
-            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-                throw PolicyLoadError(file: path, documentIndex: 0, fieldPath: "", kind: .io, message: "cannot read file: \(error.localizedDescription)")
-            }
-            let objects = try decode(yaml: text, file: path)
-            cache.store(objects, path: path, stamp: stamp)
-            fragments.append((path, objects))
-        }
+        for path in stamps.keys.sorted() { fragments.append((path, try read(path, stamp: stamps[path]!, cache: cache))) }
         cache.retain(Set(stamps.keys))
-        return try Self.merge(fragments)
+        let merged = try Self.mergeTree(fragments, stamps: stamps)
+        cache.lastMerge = merged
+        return merged.state
     }
+
+    /// The objects of one file: the cache's while its stamp is unchanged, else read and decoded (and cached).
+    private func read(_ path: String, stamp: FileStamp, cache: ManifestCache) throws(PolicyLoadError) -> FileObjects {
+        if let cached = cache.objects(path: path, stamp: stamp) { return cached }
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw PolicyLoadError(file: path, documentIndex: 0, fieldPath: "", kind: .io, message: "cannot read file: \(error.localizedDescription)")
+        }
+        let objects = try decode(yaml: text, file: path)
+        cache.store(objects, path: path, stamp: stamp)
+        return objects
+    }
+
+    /// `merged` with the pods of the changed files replaced, when those files
+    /// held only pods before and after (at most `patchLimit` of them); nil
+    /// when a full merge is needed.
+    private func patch(_ merged: MergedTree, stamps: [String: FileStamp], cache: ManifestCache) throws(PolicyLoadError) -> ClusterState? {
+        var changed: [String] = []
+        for (path, stamp) in stamps where merged.stamps[path] != stamp {
+            changed.append(path)
+            if changed.count > Self.patchLimit { return nil }
+        }
+        for path in merged.stamps.keys where stamps[path] == nil { changed.append(path) }
+        guard changed.count <= Self.patchLimit else { return nil }
+        guard !changed.isEmpty else { return merged.state }
+        changed.sort()
+        var replacements: [String: FileObjects] = [:]
+        for path in changed {
+            if let stamp = stamps[path] { replacements[path] = try read(path, stamp: stamp, cache: cache) }
+            guard merged.files[path]?.podsOnly ?? true, replacements[path]?.podsOnly ?? true else { return nil }
+        }
+        var next = merged
+        var gone = Set<String>()
+        for path in changed {
+            guard let old = merged.files[path] else { continue }
+            for key in old.keys where next.owners[key] == path { next.owners[key] = nil }
+            for pod in old.state.pods {
+                gone.insert(pod.key)
+                next.pods.release(pod)
+            }
+        }
+        let touched = Set(changed)
+        next.state.pods.removeAll { touched.contains($0.origin.file) }
+        next.state.policies.workloads.removeAll { gone.contains("\($0.namespace)/\($0.name)") }
+        for path in changed {
+            next.files[path] = replacements[path]
+            guard let objects = replacements[path] else { continue }
+            for key in objects.keys {
+                if let other = next.owners.updateValue(path, forKey: key) { throw Self.duplicate(key, in: objects, file: path, other: other) }
+            }
+            for pod in objects.state.pods { try next.pods.check(pod) }
+            next.state.pods += objects.state.pods
+            next.state.policies.workloads += objects.state.policies.workloads
+        }
+        next.stamps = stamps
+        cache.forget(changed.filter { stamps[$0] == nil })
+        cache.lastMerge = next
+        cache.countPatch()
+        return next.state
+    }
+
+    /// How many changed files a reload patches into the last state at most (more: a full merge).
+    static let patchLimit = 64
 
     /// Loads YAML texts (`file` labels errors) and validates the result.
     public func load(_ sources: [(file: String, text: String)]) throws(PolicyLoadError) -> ClusterState {
@@ -78,26 +136,56 @@ public struct ClusterManifestLoader: Sendable {
 
     /// Joins the files' objects in order, refusing an object defined in two files, and validates the whole.
     static func merge(_ fragments: [(file: String, objects: FileObjects)]) throws(PolicyLoadError) -> ClusterState {
+        try mergeTree(fragments, stamps: [:]).state
+    }
+
+    /// ``merge(_:)``, keeping what a later patch needs.
+    static func mergeTree(_ fragments: [(file: String, objects: FileObjects)], stamps: [String: FileStamp]) throws(PolicyLoadError) -> MergedTree {
         var state = ClusterState()
         var owners: [String: String] = [:]
         for (file, objects) in fragments {
             for key in objects.keys {
-                if let other = owners.updateValue(file, forKey: key) {
-                    let origin = objects.state.origin(ofKey: key) ?? ObjectOrigin(file: file, document: 0)
-                    throw origin.error(.duplicate, "\(key) is also defined in \(other)", field: "metadata.name")
-                }
+                if let other = owners.updateValue(file, forKey: key) { throw duplicate(key, in: objects, file: file, other: other) }
             }
             state.append(objects.state)
         }
-        try state.validate()
-        return state
+        let pods = try state.validated()
+        return MergedTree(stamps: stamps, files: Dictionary(fragments, uniquingKeysWith: { _, last in last }), state: state, owners: owners, pods: pods)
+    }
+
+    private static func duplicate(_ key: String, in objects: FileObjects, file: String, other: String) -> PolicyLoadError {
+        let origin = objects.state.origin(ofKey: key) ?? ObjectOrigin(file: file, document: 0)
+        return origin.error(.duplicate, "\(key) is also defined in \(other)", field: "metadata.name")
     }
 }
 
+/// The result of one load of a tree, with what lets the next load replace the
+/// pods of a few changed files instead of merging every file again.
+struct MergedTree: Sendable {
+    /// The files read, and what each held.
+    var stamps: [String: FileStamp]
+    var files: [String: FileObjects]
+    /// The merged, validated state.
+    var state: ClusterState
+    /// File defining each object key.
+    var owners: [String: String]
+    /// The pod checks' state over `state.pods`.
+    var pods: PodChecker
+}
+
 /// The objects decoded from one file, and their `kind/namespace/name` keys.
-struct FileObjects: Sendable {
+/// A class: tables of ten thousand files are copied from one load to the next.
+final class FileObjects: Sendable {
     let state: ClusterState
     let keys: Set<String>
+    /// Whether the file defines pods and nothing else.
+    let podsOnly: Bool
+
+    init(state: ClusterState, keys: Set<String>) {
+        self.state = state
+        self.keys = keys
+        podsOnly = state.skipped.isEmpty && state.policies.skipped.isEmpty && keys.allSatisfy { $0.hasPrefix("Pod/") }
+    }
 }
 
 /// Decoded files by path, reused while a file's size and modification time
@@ -105,11 +193,17 @@ struct FileObjects: Sendable {
 public final class ManifestCache: Sendable {
     private let entries = NIOLockedValueBox<[String: (stamp: FileStamp, objects: FileObjects)]>([:])
     private let decoded = NIOLockedValueBox(0)
+    private let merged = NIOLockedValueBox<MergedTree?>(nil)
+    private let patched = NIOLockedValueBox(0)
 
     public init() {}
 
     /// How many files were decoded and stored so far (the others were reused).
     public var decodedFiles: Int { decoded.withLockedValue { $0 } }
+
+    /// How many loads replaced the pods of a few changed files in the last state
+    /// instead of merging every file again.
+    public var patchedLoads: Int { patched.withLockedValue { $0 } }
 
     func objects(path: String, stamp: FileStamp) -> FileObjects? {
         entries.withLockedValue { entries in entries[path].flatMap { $0.stamp == stamp ? $0.objects : nil } }
@@ -123,6 +217,19 @@ public final class ManifestCache: Sendable {
     /// Forgets files that are gone.
     func retain(_ paths: Set<String>) {
         entries.withLockedValue { entries in entries = entries.filter { paths.contains($0.key) } }
+    }
+
+    /// Forgets the files at `paths`.
+    func forget(_ paths: [String]) {
+        entries.withLockedValue { entries in for path in paths { entries[path] = nil } }
+    }
+
+    func countPatch() { patched.withLockedValue { $0 += 1 } }
+
+    /// The last load's merged state.
+    var lastMerge: MergedTree? {
+        get { merged.withLockedValue { $0 } }
+        set { merged.withLockedValue { $0 = newValue } }
     }
 }
 

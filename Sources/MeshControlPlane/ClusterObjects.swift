@@ -116,41 +116,121 @@ public struct ContainerSpec: Hashable, Sendable {
 }
 
 /// A `v1 Pod`.
+///
+/// Its fields sit behind one immutable reference: a cluster's pods are copied
+/// often (sorted, indexed, compared, carried from one state to the next), and a
+/// copy then costs one reference count instead of one per field. Setting a
+/// field makes a new reference.
 public struct ClusterPod: Hashable, Sendable {
-    public var namespace: String
-    public var name: String
-    public var labels: Labels
-    public var annotations: [String: String]
-    public var serviceAccount: String
+    private struct Fields: Hashable, Sendable {
+        var namespace: String
+        var name: String
+        var labels: Labels
+        var annotations: [String: String]
+        var serviceAccount: String
+        var nodeName: String?
+        var podIPs: [IPAddress]
+        var containers: [ContainerSpec]
+        var hostNetwork: Bool
+        var phase: String?
+        var origin: ObjectOrigin
+    }
+
+    private final class Box: Sendable {
+        let fields: Fields
+        /// `namespace/name`, made once.
+        let key: String
+
+        init(_ fields: Fields) {
+            self.fields = fields
+            key = "\(fields.namespace)/\(fields.name)"
+        }
+    }
+
+    private var box: Box
+
+    private mutating func update(_ change: (inout Fields) -> Void) {
+        var fields = box.fields
+        change(&fields)
+        box = Box(fields)
+    }
+
+    public var namespace: String {
+        get { box.fields.namespace }
+        set { update { $0.namespace = newValue } }
+    }
+    public var name: String {
+        get { box.fields.name }
+        set { update { $0.name = newValue } }
+    }
+    public var labels: Labels {
+        get { box.fields.labels }
+        set { update { $0.labels = newValue } }
+    }
+    public var annotations: [String: String] {
+        get { box.fields.annotations }
+        set { update { $0.annotations = newValue } }
+    }
+    public var serviceAccount: String {
+        get { box.fields.serviceAccount }
+        set { update { $0.serviceAccount = newValue } }
+    }
     /// `spec.nodeName`; a pod without one is pending and gets no address.
-    public var nodeName: String?
+    public var nodeName: String? {
+        get { box.fields.nodeName }
+        set { update { $0.nodeName = newValue } }
+    }
     /// `status.podIP` and `status.podIPs`, if the manifest gives them.
-    public var podIPs: [IPAddress]
-    public var containers: [ContainerSpec]
+    public var podIPs: [IPAddress] {
+        get { box.fields.podIPs }
+        set { update { $0.podIPs = newValue } }
+    }
+    public var containers: [ContainerSpec] {
+        get { box.fields.containers }
+        set { update { $0.containers = newValue } }
+    }
     /// `spec.hostNetwork`: the pod uses its node's network; the mesh does not capture it.
-    public var hostNetwork: Bool
+    public var hostNetwork: Bool {
+        get { box.fields.hostNetwork }
+        set { update { $0.hostNetwork = newValue } }
+    }
     /// `status.phase`, if given (`Succeeded` and `Failed` pods are over).
-    public var phase: String?
-    public var origin: ObjectOrigin
+    public var phase: String? {
+        get { box.fields.phase }
+        set { update { $0.phase = newValue } }
+    }
+    public var origin: ObjectOrigin {
+        get { box.fields.origin }
+        set { update { $0.origin = newValue } }
+    }
 
     public init(namespace: String, name: String, labels: Labels = [:], annotations: [String: String] = [:], serviceAccount: String = "default",
                 nodeName: String? = nil, podIPs: [IPAddress] = [], containers: [ContainerSpec] = [], hostNetwork: Bool = false, phase: String? = nil,
                 origin: ObjectOrigin) {
-        self.namespace = namespace
-        self.name = name
-        self.labels = labels
-        self.annotations = annotations
-        self.serviceAccount = serviceAccount
-        self.nodeName = nodeName
-        self.podIPs = podIPs
-        self.containers = containers
-        self.hostNetwork = hostNetwork
-        self.phase = phase
-        self.origin = origin
+        box = Box(Fields(namespace: namespace, name: name, labels: labels, annotations: annotations, serviceAccount: serviceAccount,
+                         nodeName: nodeName, podIPs: podIPs, containers: containers, hostNetwork: hostNetwork, phase: phase, origin: origin))
     }
 
+    public static func == (lhs: ClusterPod, rhs: ClusterPod) -> Bool { lhs.box === rhs.box || lhs.box.fields == rhs.box.fields }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(box.fields) }
+
     /// `namespace/name`.
-    public var key: String { "\(namespace)/\(name)" }
+    public var key: String { box.key }
+
+    /// Whether `other` is a copy of this very value (not merely an equal one): cheap, and
+    /// what a state patched from another keeps of the pods it did not touch.
+    func isCopy(of other: ClusterPod) -> Bool { box === other.box }
+
+    /// Whether `other` is this pod with the same content, wherever it was read
+    /// (an edit earlier in a multi-document file moves the origin of the pods after it).
+    public func sameSpec(as other: ClusterPod) -> Bool {
+        if box === other.box { return true }
+        let a = box.fields, b = other.box.fields
+        return a.namespace == b.namespace && a.name == b.name && a.labels == b.labels && a.annotations == b.annotations
+            && a.serviceAccount == b.serviceAccount && a.nodeName == b.nodeName && a.podIPs == b.podIPs && a.containers == b.containers
+            && a.hostNetwork == b.hostNetwork && a.phase == b.phase
+    }
 
     /// False once the pod has ended (`Succeeded` or `Failed`): it has no workload, endpoint or identity any more.
     public var isRunning: Bool { phase != "Succeeded" && phase != "Failed" }

@@ -70,6 +70,17 @@ public struct ClusterState: Sendable {
     /// The pod `namespace/name`.
     public func pod(_ key: String) -> ClusterPod? { pods.first { $0.key == key } }
 
+    /// Whether `other` holds the same objects as this state, pods aside.
+    public func differsOnlyInPods(from other: ClusterState) -> Bool {
+        nodes == other.nodes && services == other.services && serviceAccounts == other.serviceAccounts
+            && endpointSlices == other.endpointSlices && peerAuthentications == other.peerAuthentications
+            && gateways == other.gateways && httpRoutes == other.httpRoutes && skipped == other.skipped
+            && policies.namespaces == other.policies.namespaces && policies.services == other.policies.services
+            && policies.authorizationPolicies == other.policies.authorizationPolicies
+            && policies.networkPolicies == other.policies.networkPolicies && policies.ciliumPolicies == other.policies.ciliumPolicies
+            && policies.skipped == other.policies.skipped
+    }
+
     /// The service `namespace/name`.
     public func service(namespace: String, name: String) -> ClusterService? {
         services.first { $0.namespace == namespace && $0.name == name }
@@ -79,31 +90,17 @@ public struct ClusterState: Sendable {
     /// namespace or with a service account that does not exist, a pod on an
     /// undefined node, and two pods (or two Services) claiming one address.
     public func validate() throws(PolicyLoadError) {
-        let namespaces = Set(policies.namespaces.map(\.name)).union(Self.builtinNamespaces)
-        let accounts = Set(serviceAccounts.map { "\($0.namespace)/\($0.name)" })
-        let nodeNames = Set(nodes.map(\.name))
-        var podIPs: [IPAddress: String] = [:]
-        for pod in pods {
-            guard namespaces.contains(pod.namespace) else {
-                throw pod.origin.error(.missingReference, "namespace '\(pod.namespace)' does not exist (add a Namespace manifest)", field: "metadata.namespace")
-            }
-            guard pod.serviceAccount == "default" || accounts.contains("\(pod.namespace)/\(pod.serviceAccount)") else {
-                throw pod.origin.error(.missingReference, "service account '\(pod.namespace)/\(pod.serviceAccount)' does not exist", field: "spec.serviceAccountName")
-            }
-            if let node = pod.nodeName, !nodeNames.contains(node) {
-                throw pod.origin.error(.missingReference, "node '\(node)' is not defined by any Node manifest", field: "spec.nodeName")
-            }
-            // Pods on the node's network share its address, and ended pods keep theirs: neither claims it.
-            for ip in pod.podIPs where pod.isMeshCandidate {
-                if let other = podIPs[ip] {
-                    throw pod.origin.error(.duplicate, "pod IP \(ip) is also claimed by pod \(other)", field: "status.podIP")
-                }
-                podIPs[ip] = pod.key
-            }
-        }
+        _ = try validated()
+    }
+
+    /// Validates as ``validate()`` does and returns the pod checks' state, for
+    /// checking pods that replace some of these later (``PodChecker``).
+    func validated() throws(PolicyLoadError) -> PodChecker {
+        var checker = PodChecker(self)
+        for pod in pods { try checker.check(pod) }
         var clusterIPs: [IPAddress: String] = [:]
         for service in services {
-            guard namespaces.contains(service.namespace) else {
+            guard checker.namespaces.contains(service.namespace) else {
                 throw service.origin.error(.missingReference, "namespace '\(service.namespace)' does not exist (add a Namespace manifest)", field: "metadata.namespace")
             }
             guard let ip = service.clusterIP else { continue }
@@ -128,5 +125,47 @@ public struct ClusterState: Sendable {
             }
             nodeIPs[ip] = node.name
         }
+        return checker
+    }
+}
+
+/// What Kubernetes refuses of a pod given the other objects: a namespace,
+/// service account or node that does not exist, an address another pod claims.
+struct PodChecker: Sendable {
+    let namespaces: Set<String>
+    let accounts: Set<String>
+    let nodeNames: Set<String>
+    /// Pod addresses claimed so far, by the pod (`namespace/name`) claiming each.
+    private(set) var podIPs: [IPAddress: String] = [:]
+
+    init(_ state: ClusterState) {
+        namespaces = Set(state.policies.namespaces.map(\.name)).union(ClusterState.builtinNamespaces)
+        accounts = Set(state.serviceAccounts.map { "\($0.namespace)/\($0.name)" })
+        nodeNames = Set(state.nodes.map(\.name))
+    }
+
+    /// Checks `pod` and records its addresses.
+    mutating func check(_ pod: ClusterPod) throws(PolicyLoadError) {
+        guard namespaces.contains(pod.namespace) else {
+            throw pod.origin.error(.missingReference, "namespace '\(pod.namespace)' does not exist (add a Namespace manifest)", field: "metadata.namespace")
+        }
+        guard pod.serviceAccount == "default" || accounts.contains("\(pod.namespace)/\(pod.serviceAccount)") else {
+            throw pod.origin.error(.missingReference, "service account '\(pod.namespace)/\(pod.serviceAccount)' does not exist", field: "spec.serviceAccountName")
+        }
+        if let node = pod.nodeName, !nodeNames.contains(node) {
+            throw pod.origin.error(.missingReference, "node '\(node)' is not defined by any Node manifest", field: "spec.nodeName")
+        }
+        // Pods on the node's network share its address, and ended pods keep theirs: neither claims it.
+        for ip in pod.podIPs where pod.isMeshCandidate {
+            if let other = podIPs[ip] {
+                throw pod.origin.error(.duplicate, "pod IP \(ip) is also claimed by pod \(other)", field: "status.podIP")
+            }
+            podIPs[ip] = pod.key
+        }
+    }
+
+    /// Forgets the addresses `pod` claimed (it is being replaced or removed).
+    mutating func release(_ pod: ClusterPod) {
+        for ip in pod.podIPs where podIPs[ip] == pod.key { podIPs[ip] = nil }
     }
 }

@@ -17,6 +17,7 @@ public struct EnvoyResources: Sendable {
     public let plan: AddressPlan
     public let endpoints: ServiceEndpoints
     public let options: MeshOptions
+    /// Pods by `namespace/name`: those whose endpoints are converted.
     private let podsByKey: [String: ClusterPod]
     private let nodesByName: [String: ClusterNode]
     private let servicesByKey: [String: ClusterService]
@@ -24,12 +25,15 @@ public struct EnvoyResources: Sendable {
     static let routerFilterName = "envoy.filters.http.router"
     static let httpConnectionManagerName = "envoy.filters.network.http_connection_manager"
 
-    public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
+    /// `pods` limits the pods endpoints are looked up in (by `namespace/name`;
+    /// nil: all of `state`'s), for a caller that converts the endpoints of a few namespaces.
+    public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions(),
+                pods: [String: ClusterPod]? = nil) {
         self.state = state
         self.plan = plan
         self.endpoints = endpoints
         self.options = options
-        podsByKey = Dictionary(state.pods.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
+        podsByKey = pods ?? Dictionary(state.pods.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         nodesByName = Dictionary(state.nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
     }

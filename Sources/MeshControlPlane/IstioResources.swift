@@ -17,9 +17,8 @@ public struct IstioResources: Sendable {
     private let servicesByKey: [String: ClusterService]
     private let selectorPolicies: [String: [AuthorizationPolicy]]
     private let namespaceLabels: [String: Labels]
-    /// Pod key → the converted PeerAuthentication that applies to it (by `namespace/name`), and those policies.
-    private let peerAuthenticationOfPod: [String: String]
-    private let convertedPeerAuthentications: [String: Istio_Security_Authorization]
+    /// PeerAuthentications by namespace, in name order.
+    private let peerAuthenticationsByNamespace: [String: [ClusterPeerAuthentication]]
 
     public init(state: ClusterState, plan: AddressPlan, endpoints: ServiceEndpoints, options: MeshOptions = MeshOptions()) {
         self.state = state
@@ -29,16 +28,7 @@ public struct IstioResources: Sendable {
         servicesByKey = Dictionary(state.services.map { ($0.key, $0) }, uniquingKeysWith: { first, _ in first })
         selectorPolicies = Dictionary(grouping: state.policies.authorizationPolicies.filter { $0.targetRefs.isEmpty && $0.selector != nil }, by: \.namespace)
         namespaceLabels = Dictionary(state.policies.namespaces.map { ($0.name, $0.labels) }, uniquingKeysWith: { first, _ in first })
-        let byNamespace = Dictionary(grouping: state.peerAuthentications.sorted { $0.name < $1.name }, by: \.namespace)
-        var ofPod: [String: String] = [:]
-        var converted: [String: Istio_Security_Authorization] = [:]
-        for pod in state.pods where pod.isMeshCandidate {
-            guard let (key, policy) = Self.effectivePeerAuthentication(pod, byNamespace: byNamespace, rootNamespace: options.rootNamespace) else { continue }
-            ofPod[pod.key] = key
-            converted[key] = policy
-        }
-        peerAuthenticationOfPod = ofPod
-        convertedPeerAuthentications = converted
+        peerAuthenticationsByNamespace = Dictionary(grouping: state.peerAuthentications.sorted { $0.name < $1.name }, by: \.namespace)
     }
 
     /// The workload uid of a pod, as istiod names it.
@@ -89,7 +79,7 @@ public struct IstioResources: Sendable {
         let selected = candidates
             .filter { policy in policy.selector.map { LabelSelector(matchLabels: $0).matches(pod.labels) } ?? false }
             .map { "\($0.namespace)/\($0.name)" }
-        let strict = peerAuthenticationOfPod[pod.key].map { [$0] } ?? []
+        let strict = peerAuthentication(of: pod).map { [$0.key] } ?? []
         w.authorizationPolicies = (selected + strict).sorted()
         return w
     }
@@ -138,7 +128,19 @@ public struct IstioResources: Sendable {
     /// or only on the STRICT ones) is listed in the pod's `authorization_policies`.
     /// It is named `istio_converted_peer_authentication_NAME` after the policy that decides.
     public func peerAuthentications() -> [(name: String, authorization: Istio_Security_Authorization)] {
-        convertedPeerAuthentications.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        guard !peerAuthenticationsByNamespace.isEmpty else { return [] }
+        var converted: [String: Istio_Security_Authorization] = [:]
+        for pod in state.pods where pod.isMeshCandidate {
+            guard let (key, policy) = peerAuthentication(of: pod) else { continue }
+            converted[key] = policy
+        }
+        return converted.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The converted PeerAuthentication that applies to `pod`, if its effective mode refuses plaintext anywhere.
+    public func peerAuthentication(of pod: ClusterPod) -> (key: String, authorization: Istio_Security_Authorization)? {
+        guard pod.isMeshCandidate, !peerAuthenticationsByNamespace.isEmpty else { return nil }
+        return Self.effectivePeerAuthentication(pod, byNamespace: peerAuthenticationsByNamespace, rootNamespace: options.rootNamespace)
     }
 
     static func effectivePeerAuthentication(_ pod: ClusterPod, byNamespace: [String: [ClusterPeerAuthentication]], rootNamespace: String)

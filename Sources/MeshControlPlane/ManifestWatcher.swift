@@ -6,9 +6,11 @@ import Glibc
 ///
 /// Every directory of the tree is watched. A change to a manifest file
 /// (`*.yaml`, `*.yml`) is reported by path; anything the file list alone cannot
-/// follow (a directory created, removed or renamed, a hidden entry such as a
-/// mounted ConfigMap's `..data` link being swapped, the kernel's event queue
-/// overflowing) asks for a full re-read, which also watches new directories.
+/// follow (a directory created, removed or renamed, a hidden link or directory
+/// such as a mounted ConfigMap's `..data` link being swapped, the kernel's event
+/// queue overflowing) asks for a full re-read, which also watches new
+/// directories. Hidden regular files (swap files, atomic writes' temporary
+/// files) are ignored: the walk never reads them.
 /// Not thread-safe: one thread owns it (``DirectoryClusterSource``'s watch thread).
 final class ManifestWatcher {
     /// What the events since the last call say.
@@ -96,9 +98,13 @@ final class ManifestWatcher {
             }
             guard let directory = directories[watch], !name.isEmpty else { continue }
             if name.hasPrefix(".") {
-                // A hidden entry: a mounted ConfigMap swapping its `..data` link, an editor's swap file.
-                // The walk skips hidden names, so only a re-read tells whether a visible file changed.
-                changes.rescan = true
+                // A hidden entry. A link or directory (a mounted ConfigMap swapping its `..data` link)
+                // may change what visible names lead to, which only a re-read tells. A regular file
+                // (an editor's swap file, the temporary file of an atomic write that is then renamed
+                // to a visible name) changes nothing the walk reads: no walk of the tree for it.
+                let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
+                var info = stat()
+                if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG { changes.rescan = true }
             } else if ManifestTree.isManifestName(name) {
                 changes.files.insert(directory.hasSuffix("/") ? directory + name : directory + "/" + name)
             }

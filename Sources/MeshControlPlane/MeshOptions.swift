@@ -24,5 +24,8 @@ public struct MeshOptions: Hashable, Sendable {
     }
 
     /// The workload uid of a pod, as istiod names it (`<cluster>//Pod/<ns>/<name>`).
-    public func workloadUID(of pod: ClusterPod) -> String { "\(clusterID)//Pod/\(pod.namespace)/\(pod.name)" }
+    public func workloadUID(of pod: ClusterPod) -> String { workloadUID(podKey: pod.key) }
+
+    /// The workload uid of the pod `namespace/name`.
+    public func workloadUID(podKey: String) -> String { "\(clusterID)//Pod/\(podKey)" }
 }

@@ -38,13 +38,10 @@ public struct ServiceEndpoints: Sendable {
         var podByIP: [IPAddress: String] = [:]
         for (pod, ips) in plan.podIPs { for ip in ips { podByIP[ip] = pod } }
         let slicesByService = Dictionary(grouping: state.endpointSlices) { "\($0.namespace)/\($0.serviceName)" }
-        // Indexes into state.pods, by namespace, in name order (no copies of the pods).
-        var podsByNamespace: [String: [Int]] = [:]
-        for (index, pod) in state.pods.enumerated() where pod.isMeshCandidate { podsByNamespace[pod.namespace, default: []].append(index) }
-        for (namespace, indexes) in podsByNamespace { podsByNamespace[namespace] = indexes.sorted { state.pods[$0].name < state.pods[$1].name } }
+        let podsByNamespace = Self.runningPods(of: state, in: nil)
         for service in state.services {
-            var ports: [UInt16: [ServiceEndpoint]] = [:]
             if let slices = slicesByService[service.key] {
+                var ports: [UInt16: [ServiceEndpoint]] = [:]
                 for port in service.ports {
                     var list: [ServiceEndpoint] = []
                     for slice in slices.sorted(by: { $0.name < $1.name }) {
@@ -58,32 +55,92 @@ public struct ServiceEndpoints: Sendable {
                     }
                     ports[port.port] = list
                 }
-            } else if let selector = service.selector, !selector.isEmpty {
-                let matcher = LabelSelector(matchLabels: selector)
-                let backing = (podsByNamespace[service.namespace] ?? []).filter { matcher.matches(state.pods[$0].labels) }
-                for port in service.ports {
-                    ports[port.port] = backing.compactMap { index -> ServiceEndpoint? in
-                        let key = state.pods[index].key
-                        guard let address = plan.podIPs[key]?.first, let target = Self.resolve(port, on: state.pods[index]) else { return nil }
-                        return ServiceEndpoint(pod: key, address: address, targetPort: target)
-                    }
-                }
+                result[service.key] = ports
+            } else {
+                result[service.key] = Self.selected(by: service, among: podsByNamespace[service.namespace] ?? [], state: state, plan: plan)
             }
-            result[service.key] = ports
         }
         byService = result
+        byPod = Self.memberships(of: state.services, in: result)
+    }
+
+    /// The endpoints of `state` when it differs from the state `previous` was made
+    /// from only in the pods of `namespaces` (and their addresses): only the
+    /// Services of those namespaces are matched again. With EndpointSlices
+    /// (whose addresses may name pods of any namespace) everything is.
+    public init(state: ClusterState, plan: AddressPlan, updating previous: ServiceEndpoints, namespaces: Set<String>) {
+        guard state.endpointSlices.isEmpty else {
+            self.init(state: state, plan: plan)
+            return
+        }
+        let podsByNamespace = Self.runningPods(of: state, in: namespaces)
+        var result = previous.byService
+        var memberships = previous.byPod
+        let affected = state.services.filter { namespaces.contains($0.namespace) }
+        for service in affected {
+            result[service.key] = Self.selected(by: service, among: podsByNamespace[service.namespace] ?? [], state: state, plan: plan)
+        }
+        // A pod backs only Services of its own namespace, so only the memberships of those
+        // namespaces' pods can change: those the previous endpoints list, and the new ones.
+        for service in affected {
+            for endpoints in (previous.byService[service.key] ?? [:]).values {
+                for endpoint in endpoints { if let pod = endpoint.pod { memberships[pod] = nil } }
+            }
+        }
+        memberships.merge(Self.memberships(of: affected, in: result), uniquingKeysWith: { _, new in new })
+        self.init(byService: result, byPod: memberships)
+    }
+
+    private init(byService: [String: [UInt16: [ServiceEndpoint]]], byPod: [String: [Membership]]) {
+        self.byService = byService
+        self.byPod = byPod
+    }
+
+    /// Indexes into `state.pods` of the running pods, by namespace (all of them, or
+    /// those of `namespaces`), in name order.
+    private static func runningPods(of state: ClusterState, in namespaces: Set<String>?) -> [String: [Int]] {
+        var podsByNamespace: [String: [Int]] = [:]
+        for (index, pod) in state.pods.enumerated() where pod.isMeshCandidate && namespaces?.contains(pod.namespace) != false {
+            podsByNamespace[pod.namespace, default: []].append(index)
+        }
+        for (namespace, indexes) in podsByNamespace { podsByNamespace[namespace] = indexes.sorted { state.pods[$0].name < state.pods[$1].name } }
+        return podsByNamespace
+    }
+
+    /// The endpoints of a Service without EndpointSlices: the pods its selector matches.
+    private static func selected(by service: ClusterService, among pods: [Int], state: ClusterState, plan: AddressPlan) -> [UInt16: [ServiceEndpoint]] {
+        guard let selector = service.selector, !selector.isEmpty else { return [:] }
+        let matcher = LabelSelector(matchLabels: selector)
+        let backing = pods.filter { matcher.matches(state.pods[$0].labels) }
+        var ports: [UInt16: [ServiceEndpoint]] = [:]
+        for port in service.ports {
+            ports[port.port] = backing.compactMap { index -> ServiceEndpoint? in
+                let key = state.pods[index].key
+                guard let address = plan.podIPs[key]?.first, let target = Self.resolve(port, on: state.pods[index]) else { return nil }
+                return ServiceEndpoint(pod: key, address: address, targetPort: target)
+            }
+        }
+        return ports
+    }
+
+    /// The service ports each pod backs among `services`, in service and port order.
+    private static func memberships(of services: [ClusterService], in byService: [String: [UInt16: [ServiceEndpoint]]]) -> [String: [Membership]] {
         var memberships: [String: [Membership]] = [:]
-        for service in state.services.sorted(by: { $0.key < $1.key }) {
+        let keys = services.map(\.key)
+        for service in services.indices.sorted(by: { keys[$0] < keys[$1] }).map({ services[$0] }) {
             for port in service.ports {
-                for endpoint in result[service.key]?[port.port] ?? [] {
+                for endpoint in byService[service.key]?[port.port] ?? [] {
                     // One membership per service port, even with an address per family.
                     guard let pod = endpoint.pod, memberships[pod]?.last.map({ $0.service == service.key && $0.servicePort == port.port }) != true else { continue }
                     memberships[pod, default: []].append(Membership(service: service.key, servicePort: port.port, targetPort: endpoint.targetPort))
                 }
             }
         }
-        byPod = memberships
+        return memberships
     }
+
+    /// The namespace of a `namespace/name` key.
+    static func namespace(ofKey key: String) -> Substring { key.prefix { $0 != "/" } }
 
     /// The target port of `port` on `pod`: the number, or the pod's container port of that name.
     public static func resolve(_ port: ClusterService.Port, on pod: ClusterPod) -> UInt16? {

@@ -72,6 +72,50 @@ struct LoaderTests {
         #expect(cache.decodedFiles == 6)
     }
 
+    @Test("a reload where only pod files changed replaces those pods in the last state: the same state a full load gives, the same refusals")
+    func patchedReload() throws {
+        let dir = try Manifests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cache = ManifestCache()
+        let loader = ClusterManifestLoader()
+        func write(_ file: String, _ text: String) throws { try text.write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8) }
+        func reload() throws -> ClusterState {
+            let patched = try loader.load(directory: dir.path, cache: cache)
+            let full = try loader.load(directory: dir.path)
+            #expect(Set(patched.pods) == Set(full.pods) && patched.pods.count == full.pods.count)
+            #expect(Set(patched.policies.workloads) == Set(full.policies.workloads) && patched.policies.workloads.count == full.policies.workloads.count)
+            #expect(patched.services == full.services && patched.nodes == full.nodes && patched.policies.namespaces == full.policies.namespaces)
+            return patched
+        }
+        _ = try reload()
+        #expect(cache.patchedLoads == 0)
+        try write("more.yaml", Manifests.pod("echo-9", node: "node-a"))
+        #expect(try reload().pods.count == 5)
+        // A multi-document pod file edited in the middle: the pods after it move documents.
+        try write("workloads.yaml", Manifests.workloads.replacingOccurrences(of: "version: v1", with: "version: v7"))
+        #expect(try reload().pod("demo/echo-1")?.labels["version"] == "v7")
+        #expect(cache.patchedLoads == 2)
+        // Refused as a full load refuses: a pod defined twice, an address claimed twice, a missing namespace.
+        try write("more.yaml", Manifests.pod("echo-1", node: "node-a"))
+        #expect(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
+        try write("more.yaml", Manifests.pod("echo-9", node: "node-a", ip: "10.244.7.50"))
+        let claimed = try #require(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
+        #expect(claimed.kind == .duplicate && claimed.fieldPath == "status.podIP" && claimed.file.hasSuffix("more.yaml"))
+        try write("more.yaml", Manifests.pod("echo-9", node: "node-a").replacingOccurrences(of: "namespace: demo", with: "namespace: nowhere"))
+        let missing = try #require(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
+        #expect(missing.kind == .missingReference && missing.fieldPath == "metadata.namespace")
+        // Fixed, and the file gone: the pods of the last good state, less its.
+        try write("more.yaml", Manifests.pod("echo-10", node: "node-b"))
+        #expect(try reload().pod("demo/echo-10") != nil)
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("more.yaml"))
+        #expect(try reload().pods.map(\.name).sorted() == ["client", "echo-1", "echo-2", "legacy"])
+        let patches = cache.patchedLoads
+        // A file with more than pods: merged in full.
+        try write("service.yaml", Manifests.service.replacingOccurrences(of: "port: 80,", with: "port: 81,"))
+        #expect(try reload().services.first?.ports.first?.port == 81)
+        #expect(cache.patchedLoads == patches)
+    }
+
     @Test("documents of unknown kinds are left out and listed")
     func unknownKind() throws {
         let state = try Manifests.load([("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: demo}\nspec: {}\n")])

@@ -1,5 +1,5 @@
 import Foundation
-import MeshControlPlane
+@testable import MeshControlPlane
 import MeshTestSupport
 import Synchronization
 import Testing
@@ -66,6 +66,31 @@ struct ManifestWatchTests {
             try await Task.sleep(for: .milliseconds(300))
             #expect(received.count == settled)
         }
+    }
+
+    @Test("inotify: a hidden temporary file renamed into place names the file and walks nothing; a hidden link asks for a walk")
+    func hiddenEntries() throws {
+        let dir = try Manifests.directory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let watcher = try ManifestWatcher()
+        try watcher.watch([dir.path])
+        func drain() -> ManifestWatcher.Changes {
+            var changes = watcher.changes(waitingMilliseconds: 2000)
+            while true {
+                let more = watcher.changes(waitingMilliseconds: 100)
+                if more.isEmpty { return changes }
+                changes.merge(more)
+            }
+        }
+        // An atomic write as editors and tools make it: a hidden file, written, then renamed.
+        let temporary = dir.appendingPathComponent(".more.yaml.tmp-1234")
+        try Manifests.pod("echo-9", node: "node-a").write(to: temporary, atomically: false, encoding: .utf8)
+        #expect(rename(temporary.path, dir.appendingPathComponent("more.yaml").path) == 0)
+        #expect(drain() == ManifestWatcher.Changes(files: [dir.appendingPathComponent("more.yaml").path], rescan: false))
+        // A hidden link swapped (a ConfigMap's `..data`): what the visible names lead to may have changed.
+        try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent("..data_tmp").path, withDestinationPath: ".")
+        #expect(rename(dir.appendingPathComponent("..data_tmp").path, dir.appendingPathComponent("..data").path) == 0)
+        #expect(drain().rescan)
     }
 
     @Test("inotify: a mounted ConfigMap's `..data` link swapped to a new revision is seen")

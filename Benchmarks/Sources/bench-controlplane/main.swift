@@ -552,6 +552,46 @@ func stopClients(_ clients: [BenchClient]) async {
     _ = await waitUntil(within: .seconds(10), every: .milliseconds(5)) { done.isSet }
 }
 
+/// The floor of any client of the initial push: the Address and Authorization
+/// resources of `directory`, as one delta response each, decoded from their wire
+/// bytes with SwiftProtobuf and every resource unpacked from its Any, with no
+/// store, validation or conversion. Returns CPU seconds per client (best of 3).
+func decodeFloor(directory: String) throws -> Double {
+    let set = try MeshResourceSet(state: ClusterManifestLoader(logger: quietLogger("bench-controlplane.floor")).load(directory: directory))
+    var responses: [Data] = []
+    for type in [XDSTypeURL.address, XDSTypeURL.authorization] {
+        var response = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse()
+        response.typeURL = type
+        response.nonce = "1"
+        response.resources = set.snapshot.resources(ofType: type).values.map { resource in
+            var wire = Envoy_Service_Discovery_V3_Resource()
+            wire.name = resource.name
+            wire.version = resource.version
+            wire.resource = resource.any
+            return wire
+        }
+        responses.append(try response.serializedData())
+    }
+    var best = Double.infinity
+    for _ in 0..<3 {
+        let start = cpuSeconds()
+        var unpacked = 0
+        for bytes in responses {
+            let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: bytes)
+            for resource in response.resources {
+                if resource.resource.typeURL == XDSTypeURL.address {
+                    unpacked += try Istio_Workload_Address(unpackingAny: resource.resource).hasWorkload ? 1 : 0
+                } else {
+                    unpacked += try Istio_Security_Authorization(unpackingAny: resource.resource).name.isEmpty ? 0 : 1
+                }
+            }
+        }
+        best = min(best, cpuSeconds() - start)
+        if unpacked == 0 { fail("the decode floor unpacked nothing") }
+    }
+    return best
+}
+
 /// Reads and parses every manifest with Yams alone (the cold-start floor).
 func parseBaseline(directory: String) throws -> (seconds: Double, documents: Int) {
     let clock = ContinuousClock()
@@ -773,7 +813,8 @@ func runClient(pods: Int) async throws {
 
     let tracker = EditTracker()
 
-    // Initial push: one client (baseline), then all of them at once.
+    // Initial push: the decode floor, one client (baseline), then all of them at once.
+    let floor = try decodeFloor(directory: directory)
     let single = try await initialPush(count: 1, port: port, cluster: cluster, expected: expected, tracker: tracker, limit: .seconds(120))
     await stopClients(single.clients)
     let cpuBefore = Double(await server.ask("cpu", "CPU")[0]) ?? 0
@@ -828,6 +869,7 @@ func runClient(pods: Int) async throws {
     print("control plane RSS             \(mb(coldRSS)) after cold start, \(mb(pushed[0])) with \(clientCount) clients synced, \(mb(ending[0])) at the end; peak (VmHWM) \(mb(ending[1]))   (target <= 300 MB)")
     print("initial push, 1 client        \(s2(single.seconds))   (delta ADS, Address + Authorization into a WorkloadStore, as bench-xds)")
     print("initial push, \(clientCount) clients     \(s2(fleet.seconds))   (\(fleet.complete)/\(clientCount) complete; all started at once; target <= 2 s)")
+    print("baseline: decode floor        \(String(format: "%.3f", floor)) CPU-s per client   (the same resources' wire bytes decoded and unpacked with SwiftProtobuf alone, no store; x \(clientCount) clients / \(ProcessInfo.processInfo.activeProcessorCount) cores = \(s2(floor * Double(clientCount) / Double(ProcessInfo.processInfo.activeProcessorCount))) before any other work)")
     print("ratio \(clientCount) clients / 1 client  \(ratio(fleet.seconds / single.seconds))   (control plane CPU during the push \(s2(cpuAfter - cpuBefore)); clients and control plane share \(ProcessInfo.processInfo.activeProcessorCount) cores)")
     print("CSRs signed over gRPC         \(String(format: "%.0f", grpc.rate))/s   (\(grpc.signed) in \(csrSeconds) s, 8 connections x 1 in flight, node token + ImpersonatedIdentity, ECDSA P-256; latency p50 \(String(format: "%.1f", percentile(grpc.latencies, 0.5) * 1000)) ms p99 \(String(format: "%.1f", percentile(grpc.latencies, 0.99) * 1000)) ms; \(grpc.failed) failed\(grpc.firstError.map { ": " + $0 } ?? ""))   (target >= 500/s)")
     print("baseline: in-process signing  \(String(format: "%.0f", local))/s   (CertificateAuthority.issue(csrPEM:) + PEM chain, one thread)")
