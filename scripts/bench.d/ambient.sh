@@ -40,7 +40,7 @@ if [ -n "${AMBIENT_BENCH_BIN:-}" ]; then
 else
   log "building ztunnel, mesh-controlplane and mesh-lab (release)"
   for product in ztunnel mesh-controlplane mesh-lab; do
-    nice swift build -c release --product "$product" 2>&1 | grep -E 'error|Build complete' || true
+    nice scripts/lib/release-build --product "$product"
   done
   bin="$(swift build -c release --show-bin-path)"
 fi

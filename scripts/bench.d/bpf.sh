@@ -18,11 +18,7 @@ fi
 out_dir="$ROOT/.build/bench"
 mkdir -p "$out_dir"
 gcc -O2 -Wall -o "$out_dir/bpf_baseline" Benchmarks/c/bpf_baseline.c -lbpf
-if ! build_log="$(swift build -c release --package-path Benchmarks --product bench-bpf 2>&1)"; then
-  echo "$build_log" >&2
-  exit 1
-fi
-grep -E 'error|warning: |complete' <<<"$build_log" || true
+scripts/lib/release-build --package-path Benchmarks --product bench-bpf
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-bpf"
 output="$("$bin" "$out_dir/bpf_baseline" "$@")"
 echo "$output"

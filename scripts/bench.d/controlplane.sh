@@ -11,7 +11,7 @@
 # (120) per edit mode, whichever comes first; BENCH_CONTROLPLANE_CSR_SECONDS (5).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-swift build -c release --package-path Benchmarks --product bench-controlplane 2>&1 | grep -E 'error|Compiling bench|Build complete' || true
+scripts/lib/release-build --package-path Benchmarks --product bench-controlplane
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-controlplane"
 cmd="scripts/bench controlplane${1:+ $1}"
 output="$("$bin" "$@")"

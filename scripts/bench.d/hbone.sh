@@ -29,13 +29,13 @@ if [ -n "${HBONE_BENCH_BIN:-}" ]; then
 else
   log "building ztunnel and meshctl (release)"
   for product in ztunnel meshctl; do
-    nice swift build -c release --product "$product" 2>&1 | grep -E 'error|Build complete' || true
+    nice scripts/lib/release-build --product "$product"
   done
   bin="$(swift build -c release --show-bin-path)"
 fi
 ztunnel="$bin/ztunnel" meshctl="$bin/meshctl"
 log "building bench-tls-relay (release, Benchmarks package)"
-nice swift build -c release --package-path Benchmarks --product bench-tls-relay 2>&1 | grep -E 'error|Build complete' || true
+nice scripts/lib/release-build --package-path Benchmarks --product bench-tls-relay
 relay="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-tls-relay"
 [ -x "$relay" ] || { echo "bench hbone: no bench-tls-relay in Benchmarks" >&2; exit 1; }
 [ -x "$ztunnel" ] && [ -x "$meshctl" ] || { echo "bench hbone: no ztunnel/meshctl in $bin" >&2; exit 1; }

@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/../lib/setup.sh"
 cd "$ROOT"
 ensure_apt_packages openssl
-swift build -c release --package-path Benchmarks --product bench-identity 2>&1 | grep -E 'error|warning: |Build complete' || true
+scripts/lib/release-build --package-path Benchmarks --product bench-identity
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-identity"
 output="$("$bin" "$@")"
 echo "$output"

@@ -4,7 +4,7 @@
 # evaluator, same process), prints the result and appends it to BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-swift build -c release --package-path Benchmarks --product bench-policy
+scripts/lib/release-build --package-path Benchmarks --product bench-policy
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-policy"
 cmd="scripts/bench policy${1:+ $1}"
 # Pin to one CPU when taskset is available: the targets are per core.

@@ -7,7 +7,7 @@
 # decode+apply baseline from the same run. Appends the result to BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-swift build -c release --package-path Benchmarks --product bench-xds 2>&1 | grep -E 'error|Compiling bench|Build complete' || true
+scripts/lib/release-build --package-path Benchmarks --product bench-xds
 bin="$(swift build -c release --package-path Benchmarks --show-bin-path)/bench-xds"
 cmd="scripts/bench xds${1:+ $1}"
 output="$("$bin" "$@")"

@@ -580,7 +580,7 @@ func decodeFloor(directory: String) throws -> Double {
             let response = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: bytes)
             for resource in response.resources {
                 if resource.resource.typeURL == XDSTypeURL.address {
-                    unpacked += try Istio_Workload_Address(unpackingAny: resource.resource).hasWorkload ? 1 : 0
+                    unpacked += try Istio_Workload_Address(unpackingAny: resource.resource).workload.uid.isEmpty ? 0 : 1
                 } else {
                     unpacked += try Istio_Security_Authorization(unpackingAny: resource.resource).name.isEmpty ? 0 : 1
                 }
