@@ -115,25 +115,32 @@ public struct ContainerSpec: Hashable, Sendable {
     }
 }
 
-/// A `v1 Pod`.
+/// A `v1 Pod`: its ``Fields``, read and written as the pod's own properties
+/// (`pod.labels`, `pod.nodeName`).
 ///
-/// Its fields sit behind one immutable reference: a cluster's pods are copied
+/// The fields sit behind one immutable reference: a cluster's pods are copied
 /// often (sorted, indexed, compared, carried from one state to the next), and a
 /// copy then costs one reference count instead of one per field. Setting a
 /// field makes a new reference.
+@dynamicMemberLookup
 public struct ClusterPod: Hashable, Sendable {
-    private struct Fields: Hashable, Sendable {
-        var namespace: String
-        var name: String
-        var labels: Labels
-        var annotations: [String: String]
-        var serviceAccount: String
-        var nodeName: String?
-        var podIPs: [IPAddress]
-        var containers: [ContainerSpec]
-        var hostNetwork: Bool
-        var phase: String?
-        var origin: ObjectOrigin
+    /// What a pod manifest says.
+    public struct Fields: Hashable, Sendable {
+        public var namespace: String
+        public var name: String
+        public var labels: Labels
+        public var annotations: [String: String]
+        public var serviceAccount: String
+        /// `spec.nodeName`; a pod without one is pending and gets no address.
+        public var nodeName: String?
+        /// `status.podIP` and `status.podIPs`, if the manifest gives them.
+        public var podIPs: [IPAddress]
+        public var containers: [ContainerSpec]
+        /// `spec.hostNetwork`: the pod uses its node's network; the mesh does not capture it.
+        public var hostNetwork: Bool
+        /// `status.phase`, if given (`Succeeded` and `Failed` pods are over).
+        public var phase: String?
+        public var origin: ObjectOrigin
     }
 
     private final class Box: Sendable {
@@ -149,59 +156,27 @@ public struct ClusterPod: Hashable, Sendable {
 
     private var box: Box
 
-    private mutating func update(_ change: (inout Fields) -> Void) {
-        var fields = box.fields
-        change(&fields)
-        box = Box(fields)
-    }
-
+    // ``ClusterObject``'s properties, which a dynamic member cannot provide.
     public var namespace: String {
-        get { box.fields.namespace }
-        set { update { $0.namespace = newValue } }
+        get { self[dynamicMember: \.namespace] }
+        set { self[dynamicMember: \.namespace] = newValue }
     }
     public var name: String {
-        get { box.fields.name }
-        set { update { $0.name = newValue } }
-    }
-    public var labels: Labels {
-        get { box.fields.labels }
-        set { update { $0.labels = newValue } }
-    }
-    public var annotations: [String: String] {
-        get { box.fields.annotations }
-        set { update { $0.annotations = newValue } }
-    }
-    public var serviceAccount: String {
-        get { box.fields.serviceAccount }
-        set { update { $0.serviceAccount = newValue } }
-    }
-    /// `spec.nodeName`; a pod without one is pending and gets no address.
-    public var nodeName: String? {
-        get { box.fields.nodeName }
-        set { update { $0.nodeName = newValue } }
-    }
-    /// `status.podIP` and `status.podIPs`, if the manifest gives them.
-    public var podIPs: [IPAddress] {
-        get { box.fields.podIPs }
-        set { update { $0.podIPs = newValue } }
-    }
-    public var containers: [ContainerSpec] {
-        get { box.fields.containers }
-        set { update { $0.containers = newValue } }
-    }
-    /// `spec.hostNetwork`: the pod uses its node's network; the mesh does not capture it.
-    public var hostNetwork: Bool {
-        get { box.fields.hostNetwork }
-        set { update { $0.hostNetwork = newValue } }
-    }
-    /// `status.phase`, if given (`Succeeded` and `Failed` pods are over).
-    public var phase: String? {
-        get { box.fields.phase }
-        set { update { $0.phase = newValue } }
+        get { self[dynamicMember: \.name] }
+        set { self[dynamicMember: \.name] = newValue }
     }
     public var origin: ObjectOrigin {
-        get { box.fields.origin }
-        set { update { $0.origin = newValue } }
+        get { self[dynamicMember: \.origin] }
+        set { self[dynamicMember: \.origin] = newValue }
+    }
+
+    public subscript<Value>(dynamicMember field: WritableKeyPath<Fields, Value>) -> Value {
+        get { box.fields[keyPath: field] }
+        set {
+            var fields = box.fields
+            fields[keyPath: field] = newValue
+            box = Box(fields)
+        }
     }
 
     public init(namespace: String, name: String, labels: Labels = [:], annotations: [String: String] = [:], serviceAccount: String = "default",
@@ -226,21 +201,20 @@ public struct ClusterPod: Hashable, Sendable {
     /// (an edit earlier in a multi-document file moves the origin of the pods after it).
     public func sameSpec(as other: ClusterPod) -> Bool {
         if box === other.box { return true }
-        let a = box.fields, b = other.box.fields
-        return a.namespace == b.namespace && a.name == b.name && a.labels == b.labels && a.annotations == b.annotations
-            && a.serviceAccount == b.serviceAccount && a.nodeName == b.nodeName && a.podIPs == b.podIPs && a.containers == b.containers
-            && a.hostNetwork == b.hostNetwork && a.phase == b.phase
+        var fields = box.fields
+        fields.origin = other.box.fields.origin
+        return fields == other.box.fields
     }
 
     /// False once the pod has ended (`Succeeded` or `Failed`): it has no workload, endpoint or identity any more.
-    public var isRunning: Bool { phase != "Succeeded" && phase != "Failed" }
+    public var isRunning: Bool { self.phase != "Succeeded" && self.phase != "Failed" }
 
     /// True for a pod the mesh serves: running, and on its own network (not `hostNetwork`).
-    public var isMeshCandidate: Bool { isRunning && !hostNetwork }
+    public var isMeshCandidate: Bool { isRunning && !self.hostNetwork }
 
     /// The port a named container port resolves to, if any container declares it.
     public func containerPort(named name: String, protocol proto: TransportProtocol) -> UInt16? {
-        for container in containers {
+        for container in self.containers {
             if let port = container.ports.first(where: { $0.name == name && $0.protocol == proto }) { return port.containerPort }
         }
         return nil

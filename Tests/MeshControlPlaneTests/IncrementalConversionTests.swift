@@ -1,5 +1,6 @@
 import Foundation
 import MeshControlPlane
+import MeshTestSupport
 import PolicyEngine
 import Testing
 import XDSServer
@@ -12,18 +13,6 @@ import XDSServer
 /// without addresses in node ranges small enough that allocations collide).
 @Suite("Incremental conversion")
 struct IncrementalConversionTests {
-    /// A deterministic generator (SplitMix64), so a failure repeats.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     struct PodSpec {
         var namespace: String
         var node: String
@@ -164,7 +153,7 @@ struct IncrementalConversionTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         try Self.fixed.write(to: directory.appendingPathComponent("fixed.yaml"), atomically: true, encoding: .utf8)
         let cache = ManifestCache()
-        var random = SeededGenerator(state: 20_261_207)
+        var random = SeededGenerator(seed: 20_261_207)
         let apps = ["x", "y", "z", "w"]
         var pods: [String: PodSpec] = [:]
         var serial = 0
