@@ -32,7 +32,8 @@ struct FaultLabTests {
         let processes = LabProcesses(layout: lab.lab.layout)
         let serverA = lab.pod("mesh/server-a"), serverB = lab.pod("mesh/server-b")
         let replica2 = Self.controlPlane.address(replica: 1, gateway: lab.topology.gatewayAddress)
-        #expect(try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/").http == "200", "before any fault")
+        let first = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(first.http == "200", "before any fault: \(first)\n\(lab.componentLogs())")
 
         // 1. One replica dies mid-flight: both nodes move to the other.
         processes.sigkill("controlplane")
@@ -150,7 +151,8 @@ struct FaultLabTests {
         let nodeB = lab.node("node-b")
 
         // 1. A pooled connection node-a → node-b, then the wire cut under it.
-        #expect(try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/").http == "200")
+        let first = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(first.http == "200", "before the cut: \(first)\n\(lab.componentLogs())")
         let pool = try await lab.configDump(node: "node-a")["hbonePool"] as? [String: Any] ?? [:]
         #expect((pool["connections"] as? Int ?? 0) >= 1, "node-a pools a connection to node-b: \(pool)")
         let closuresBefore = pool["keepaliveClosures"] as? Int ?? 0

@@ -67,6 +67,16 @@ final class LabFixture: Sendable {
         try await Interop.run("/usr/bin/env", ["ip", "netns", "exec", netns] + argv, stdin: stdin)
     }
 
+    /// The last `lines` lines of each component's output (control plane replicas and
+    /// ztunnels), for a failure message: the lab is removed when the test ends.
+    func componentLogs(lines: Int = 25) -> String {
+        let names = ["controlplane", "controlplane-2"] + topology.nodes.map { "ztunnel-\($0.name)" }
+        return names.compactMap { name -> String? in
+            guard let text = try? lab.logs(name) else { return nil }
+            return "--- \(name)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
     /// `curl` from `pod` to `url`: curl's exit status and the HTTP status (000 when none).
     func curl(from pod: String, _ url: String) async throws -> (exit: Int32, http: String) {
         let output = try await run(netns: self.pod(pod).netns, ["curl", "-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", url])
