@@ -88,8 +88,7 @@ public actor ControlPlane: IstioCAImpersonationPolicy {
                 return false
             }
             // A set built from the pods that changed names its changes; otherwise compare every resource.
-            let (upserts, removals) = next.changes.map { ($0.upserts, $0.removals) }
-                ?? (current?.snapshot ?? XDSSnapshot()).changes(to: next.snapshot)
+            let (upserts, removals) = next.changes ?? (current?.snapshot ?? XDSSnapshot()).changes(to: next.snapshot)
             if current != nil, upserts.isEmpty, removals.isEmpty {
                 // Re-read with the same outcome (a touched file, a refusal fixed back): nothing to push.
                 current = next

@@ -97,16 +97,16 @@ final class ManifestWatcher {
                 continue
             }
             guard let directory = directories[watch], !name.isEmpty else { continue }
+            let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
             if name.hasPrefix(".") {
                 // A hidden entry. A link or directory (a mounted ConfigMap swapping its `..data` link)
                 // may change what visible names lead to, which only a re-read tells. A regular file
                 // (an editor's swap file, the temporary file of an atomic write that is then renamed
                 // to a visible name) changes nothing the walk reads: no walk of the tree for it.
-                let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
                 var info = stat()
                 if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG { changes.rescan = true }
             } else if ManifestTree.isManifestName(name) {
-                changes.files.insert(directory.hasSuffix("/") ? directory + name : directory + "/" + name)
+                changes.files.insert(path)
             }
         }
     }

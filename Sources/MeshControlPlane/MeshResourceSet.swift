@@ -26,9 +26,10 @@ public struct MeshResourceSet: Sendable {
     public let plan: AddressPlan
     public let options: MeshOptions
     public let snapshot: XDSSnapshot
-    /// What turns the previous set's snapshot into this one, when it was built
-    /// from the pods that changed (nil: built by converting everything).
-    public let changes: XDSChanges?
+    /// What turns the previous set's snapshot into this one (in the shape of
+    /// ``XDSSnapshot/changes(to:)``), when it was built from the pods that
+    /// changed (nil: built by converting everything).
+    public let changes: (upserts: [XDSResource], removals: [XDSResourceKey])?
     /// How many resources this build encoded (the others were reused from the previous set).
     public let encodedCount: Int
     /// How many pods were converted (all of them, or those that changed).
@@ -45,56 +46,70 @@ public struct MeshResourceSet: Sendable {
     /// Builds the resources of `state`; addresses it leaves out are allocated by `allocator`.
     public init(state: ClusterState, options: MeshOptions = MeshOptions(), allocator: AddressAllocator = AddressAllocator(),
                 reusing previous: MeshResourceSet? = nil) throws(MeshConversionError) {
-        self.state = state
-        self.options = options
-        let limit = max(16, state.pods.count / Self.incrementalPodShare)
+        let build: Build
         do {
-            var plan: AddressPlan?
-            if let previous, previous.options == options, state.differsOnlyInPods(from: previous.state),
-               let pods = PodChanges(from: previous.state.pods, to: state.pods, limit: limit) {
-                let (updated, moved) = try allocator.plan(for: state, updating: previous.plan, removed: pods.removed, added: pods.added)
-                plan = updated
-                let changed = pods.keys.union(moved)
-                if changed.count <= limit {
-                    let namespaces = Set(changed.map { String(ServiceEndpoints.namespace(ofKey: $0)) })
-                    let endpoints = ServiceEndpoints(state: state, plan: updated, updating: previous.endpoints, namespaces: namespaces)
-                    var builder = Builder(previous: previous, incremental: true)
-                    let names = try Self.convertChanged(changed, namespaces: namespaces, state: state, plan: updated, endpoints: endpoints,
-                                                        options: options, previous: previous, into: &builder)
-                    let result = try builder.finish()
-                    self.plan = updated
-                    self.snapshot = result.snapshot
-                    self.changes = result.changes
-                    self.messages = builder.messages
-                    self.encodedCount = builder.encoded
-                    self.endpoints = endpoints
-                    self.peerAuthenticationNames = names
-                    self.convertedPods = changed.count
-                    return
-                }
-            }
-            let full = try plan ?? allocator.plan(for: state)
-            let endpoints = ServiceEndpoints(state: state, plan: full)
-            var builder = Builder(previous: previous, incremental: false)
-            let names = try Self.convertAll(state: state, plan: full, endpoints: endpoints, options: options, into: &builder)
-            let result = try builder.finish()
-            self.plan = full
-            self.snapshot = result.snapshot
-            self.changes = nil
-            self.messages = builder.messages
-            self.encodedCount = builder.encoded
-            self.endpoints = endpoints
-            self.peerAuthenticationNames = names
-            self.convertedPods = state.pods.count
+            build = try previous.flatMap { try Self.buildChanged(state, options: options, allocator: allocator, from: $0) }
+                ?? Self.buildAll(state, options: options, allocator: allocator, reusing: previous)
         } catch let error as AddressAllocationError {
             throw .allocation(error)
         } catch let error as PolicyCompileError {
             throw .policy(error)
-        } catch let error as XDSServerError {
-            throw .resource("\(error)")
         } catch {
             throw .resource("\(error)")
         }
+        self.state = state
+        self.options = options
+        plan = build.plan
+        snapshot = build.snapshot
+        changes = build.changes
+        messages = build.builder.messages
+        encodedCount = build.builder.encoded
+        endpoints = build.endpoints
+        peerAuthenticationNames = build.peerAuthenticationNames
+        convertedPods = build.convertedPods
+    }
+
+    /// What one build makes, before it becomes a set.
+    private struct Build {
+        var plan: AddressPlan
+        var endpoints: ServiceEndpoints
+        var builder: Builder
+        var snapshot: XDSSnapshot
+        var changes: (upserts: [XDSResource], removals: [XDSResourceKey])?
+        var peerAuthenticationNames: Set<String>
+        var convertedPods: Int
+    }
+
+    /// Converts every object of `state`, re-encoding only what changed from `previous`.
+    private static func buildAll(_ state: ClusterState, options: MeshOptions, allocator: AddressAllocator,
+                                 reusing previous: MeshResourceSet?) throws -> Build {
+        let plan = try allocator.plan(for: state)
+        let endpoints = ServiceEndpoints(state: state, plan: plan)
+        var builder = Builder(previous: previous, incremental: false)
+        let names = try convertAll(state: state, plan: plan, endpoints: endpoints, options: options, into: &builder)
+        let result = try builder.finish()
+        return Build(plan: plan, endpoints: endpoints, builder: builder, snapshot: result.snapshot, changes: nil,
+                     peerAuthenticationNames: names, convertedPods: state.pods.count)
+    }
+
+    /// Converts only what the changed pods touch, when `state` differs from the state of
+    /// `previous` only in pods, and in few enough of them; nil otherwise.
+    private static func buildChanged(_ state: ClusterState, options: MeshOptions, allocator: AddressAllocator,
+                                     from previous: MeshResourceSet) throws -> Build? {
+        let limit = max(16, state.pods.count / incrementalPodShare)
+        guard previous.options == options, state.differsOnlyInPods(from: previous.state),
+              let pods = PodChanges(from: previous.state.pods, to: state.pods, limit: limit) else { return nil }
+        let (plan, moved) = try allocator.plan(for: state, updating: previous.plan, removed: pods.removed, added: pods.added)
+        let changed = pods.keys.union(moved)
+        guard changed.count <= limit else { return nil }
+        let namespaces = Set(changed.map { String(ServiceEndpoints.namespace(ofKey: $0)) })
+        let endpoints = ServiceEndpoints(state: state, plan: plan, updating: previous.endpoints, namespaces: namespaces)
+        var builder = Builder(previous: previous, incremental: true)
+        let names = try convertChanged(changed, namespaces: namespaces, state: state, plan: plan, endpoints: endpoints,
+                                       options: options, previous: previous, into: &builder)
+        let result = try builder.finish()
+        return Build(plan: plan, endpoints: endpoints, builder: builder, snapshot: result.snapshot, changes: result.changes,
+                     peerAuthenticationNames: names, convertedPods: changed.count)
     }
 
     /// Resource count per type URL, for logs.
@@ -190,16 +205,6 @@ struct MessageTable: Sendable {
     private static func shard(_ key: XDSResourceKey) -> Int { key.hashValue & 63 }
 }
 
-/// The resources that turn one snapshot into the next.
-public struct XDSChanges: Sendable {
-    /// Resources added or changed.
-    public var upserts: [XDSResource]
-    /// Resources gone.
-    public var removals: [XDSResourceKey]
-
-    public var isEmpty: Bool { upserts.isEmpty && removals.isEmpty }
-}
-
 /// Collects resources, reusing a previous set's encoding of an unchanged message.
 ///
 /// Converting everything, it lists every resource. Converting only what changed
@@ -258,9 +263,9 @@ private struct Builder {
         if previous?.messages[key] != nil { removals.insert(key) }
     }
 
-    func finish() throws(XDSServerError) -> (snapshot: XDSSnapshot, changes: XDSChanges?) {
+    func finish() throws(XDSServerError) -> (snapshot: XDSSnapshot, changes: (upserts: [XDSResource], removals: [XDSResourceKey])?) {
         guard incremental, let previous else { return (try XDSSnapshot(resources), nil) }
-        let changes = XDSChanges(upserts: Array(upserts.values), removals: Array(removals))
+        let changes = (upserts: Array(upserts.values), removals: Array(removals))
         return (try previous.snapshot.updating(upserting: changes.upserts, removing: changes.removals), changes)
     }
 }

@@ -14,7 +14,6 @@ struct PodChanges {
     /// Nil when more than `limit` pods differ.
     init?(from old: [ClusterPod], to new: [ClusterPod], limit: Int) {
         var gone: [ClusterPod] = []
-        var came: [ClusterPod] = []
         var i = 0, j = 0
         while i < old.count, j < new.count {
             if old[i].isCopy(of: new[j]) {
@@ -27,7 +26,7 @@ struct PodChanges {
             }
         }
         gone += old[i...]
-        came += new[j...]
+        let came = new[j...]
         // Pods moved rather than changed (a full reload orders them by file) come back as equal by name.
         var cameByKey: [String: ClusterPod] = [:]
         for pod in came { cameByKey[pod.key] = pod }

@@ -113,13 +113,7 @@ struct DeltaSession: ADSSession {
         var response = Response()
         response.typeURL = typeURL
         response.nonce = nonces.make()
-        response.resources = changed.map { resource in
-            var wire = Envoy_Service_Discovery_V3_Resource()
-            wire.name = resource.name
-            wire.version = resource.version
-            wire.resource = resource.any
-            return wire
-        }
+        response.resources = changed.map(\.deltaResource)
         response.removedResources = removed
         state.beforeLastResponse = [:]
         for resource in changed {

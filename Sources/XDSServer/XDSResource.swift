@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MeshProto
 import SwiftProtobuf
 
 /// One named xDS resource with a version derived from its content.
@@ -17,6 +18,15 @@ public struct XDSResource: Sendable, Hashable {
 
     /// The resource's type URL.
     public var typeURL: String { any.typeURL }
+
+    /// The resource as a delta response carries it: name, version and the packed message.
+    public var deltaResource: Envoy_Service_Discovery_V3_Resource {
+        var wire = Envoy_Service_Discovery_V3_Resource()
+        wire.name = name
+        wire.version = version
+        wire.resource = any
+        return wire
+    }
 
     /// Packs `message` deterministically and names it `name`.
     public init(name: String, message: some SwiftProtobuf.Message) throws(XDSServerError) {

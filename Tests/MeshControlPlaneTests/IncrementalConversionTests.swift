@@ -23,21 +23,8 @@ struct IncrementalConversionTests {
         var phase: String?
 
         func yaml(_ name: String) -> String {
-            """
-            apiVersion: v1
-            kind: Pod
-            metadata:
-              name: \(name)
-              namespace: \(namespace)
-              labels: {app: \(app), version: \(version)}
-            spec:
-              nodeName: \(node)
-              containers:
-              - name: main
-                command: ["python3", "-m", "http.server", "8080"]
-                ports: [{name: \(portName), containerPort: 8080}]
-            status: {\([ip.map { "podIP: \($0)" }, phase.map { "phase: \($0)" }].compactMap { $0 }.joined(separator: ", "))}
-            """
+            Manifests.pod(name, namespace: namespace, node: node, account: "default", labels: ["app": app, "version": version],
+                          ip: ip, phase: phase, portName: portName)
         }
     }
 

@@ -101,7 +101,7 @@ struct LoaderTests {
         try write("more.yaml", Manifests.pod("echo-9", node: "node-a", ip: "10.244.7.50"))
         let claimed = try #require(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
         #expect(claimed.kind == .duplicate && claimed.fieldPath == "status.podIP" && claimed.file.hasSuffix("more.yaml"))
-        try write("more.yaml", Manifests.pod("echo-9", node: "node-a").replacingOccurrences(of: "namespace: demo", with: "namespace: nowhere"))
+        try write("more.yaml", Manifests.pod("echo-9", namespace: "nowhere", node: "node-a"))
         let missing = try #require(throws: PolicyLoadError.self) { try loader.load(directory: dir.path, cache: cache) }
         #expect(missing.kind == .missingReference && missing.fieldPath == "metadata.namespace")
         // Fixed, and the file gone: the pods of the last good state, less its.

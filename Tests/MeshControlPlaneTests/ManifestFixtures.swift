@@ -31,14 +31,16 @@ enum Manifests {
     metadata: {name: echo, namespace: demo}
     """
 
-    static func pod(_ name: String, node: String, account: String = "echo", labels: [String: String] = ["app": "echo"], ip: String? = nil, port: Int = 8080) -> String {
+    static func pod(_ name: String, namespace: String = "demo", node: String, account: String = "echo", labels: [String: String] = ["app": "echo"],
+                    ip: String? = nil, phase: String? = nil, port: Int = 8080, portName: String = "http") -> String {
         let labelText = labels.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
+        let status = [ip.map { "podIP: \($0)" }, phase.map { "phase: \($0)" }].compactMap { $0 }.joined(separator: ", ")
         return """
         apiVersion: v1
         kind: Pod
         metadata:
           name: \(name)
-          namespace: demo
+          namespace: \(namespace)
           labels: {\(labelText)}
         spec:
           nodeName: \(node)
@@ -47,8 +49,8 @@ enum Manifests {
           - name: main
             command: ["python3", "-m", "http.server", "\(port)"]
             env: [{name: GREETING, value: hi}]
-            ports: [{name: http, containerPort: \(port)}]
-        \(ip.map { "status: {podIP: \($0)}" } ?? "")
+            ports: [{name: \(portName), containerPort: \(port)}]
+        \(status.isEmpty ? "" : "status: {\(status)}")
         """
     }
 

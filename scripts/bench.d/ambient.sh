@@ -128,11 +128,8 @@ mesh_key="$(openssl x509 -in "$state/ca/ca.pem" -noout -text | grep -m1 -E 'ASN1
 sleep 2
 idle_a=$($hbone_peers rss "$za") idle_b=$($hbone_peers rss "$zb")
 
-# Thousands of short connections leave TIME_WAIT sockets in the pods: give them ports to spare
-# (the same on every pod, so on every path).
-for ns in "$ns_mc" "$ns_ms" "$ns_pc" "$ns_ps"; do
-  ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="10000 65000" net.ipv4.tcp_tw_reuse=1
-done
+# The same on every pod, so on every path.
+widen_port_range "$ns_mc" "$ns_ms" "$ns_pc" "$ns_ps"
 
 iperf=5201 echo=7000                    # servers, in both server pods
 st_iperf_srv=8443 st_echo_srv=8444      # stunnel server (TLS), in the plain server pod

@@ -145,13 +145,7 @@ final class ServerProcess {
 func baseline(count: Int) throws -> (seconds: Double, wireBytes: Int, storeBytes: Int) {
     var response = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse()
     response.typeURL = XDSResourceType.meshAddress.typeURL
-    response.resources = try Fixture.resources(count).map { resource in
-        var wrapped = Envoy_Service_Discovery_V3_Resource()
-        wrapped.name = resource.name
-        wrapped.version = resource.version
-        wrapped.resource = resource.any
-        return wrapped
-    }
+    response.resources = try Fixture.resources(count).map(\.deltaResource)
     let bytes: Data = try response.serializedBytes()
     response = Envoy_Service_Discovery_V3_DeltaDiscoveryResponse()
     let rssBefore = trimmedRSS()
