@@ -42,7 +42,7 @@ public struct Lab: Sendable {
     /// Checks for root and the tools the lab drives.
     public static func checkHost() throws(LabError) {
         guard getuid() == 0 else { throw .notRoot }
-        for tool in ["ip", "iptables-restore", "curl", "sysctl"] where !LabCommand.exists(tool) { throw .missingTool(tool) }
+        for tool in ["ip", "ss", "iptables-restore", "curl", "sysctl"] where !LabCommand.exists(tool) { throw .missingTool(tool) }
     }
 
     /// Reads `manifests` into a topology (the same loader and plan as the control plane).
@@ -86,6 +86,7 @@ public struct Lab: Sendable {
             for node in topology.nodes { try waitReady(node) }
             try waitCaptured(topology.pods.filter(\.ambient))
             for pod in topology.pods { try startContainers(pod) }
+            waitListening(topology.pods)
         } catch {
             report("up failed: \(error); run `scripts/lab down` to clean up")
             throw error
@@ -227,6 +228,49 @@ public struct Lab: Sendable {
         }
     }
 
+    /// Waits (up to 15 s) until every container's declared TCP ports listen in its pod, as a
+    /// `tcpSocket` readiness probe would, so that a lab just up answers its first request. A
+    /// container that exits or does not listen in time is reported, not an error: a pod that
+    /// never becomes ready is still part of the lab, as in Kubernetes.
+    func waitListening(_ pods: [LabTopology.Pod]) {
+        var waiting = pods.filter { $0.containers.contains { !$0.ports.isEmpty } }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !waiting.isEmpty {
+            waiting = waiting.filter { pod in
+                let listening = Self.listeningPorts(netns: pod.netns)
+                return pod.containers.contains { container in
+                    !container.ports.allSatisfy(listening.contains) && processes.pid(Self.processName(pod, container: container.name)) != nil
+                }
+            }
+            if waiting.isEmpty || ContinuousClock.now >= deadline { break }
+            usleep(100_000)
+        }
+        for pod in pods {
+            let listening = Self.listeningPorts(netns: pod.netns)
+            for container in pod.containers where !container.ports.allSatisfy(listening.contains) {
+                let name = Self.processName(pod, container: container.name)
+                let state = processes.pid(name) == nil ? "exited" : "is running but not listening after 15 s"
+                report("pod \(pod.key): container \(container.name) \(state) (ports \(container.ports.map(String.init).joined(separator: ","))); see `scripts/lab logs \(pod.key)`")
+            }
+        }
+    }
+
+    /// The TCP ports listening in a network namespace (`ss -Hltn`).
+    static func listeningPorts(netns: String) -> Set<UInt16> {
+        guard let output = try? LabCommand.status(["ip", "netns", "exec", netns, "ss", "-Hltn"]), output.status == 0 else { return [] }
+        return listeningPorts(ss: output.stdout)
+    }
+
+    /// The local ports of `ss -Hltn` output.
+    static func listeningPorts(ss output: String) -> Set<UInt16> {
+        Set(output.split(separator: "\n").compactMap { line in
+            // State Recv-Q Send-Q Local-Address:Port Peer-Address:Port
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 4, let colon = fields[3].lastIndex(of: ":") else { return nil }
+            return UInt16(fields[3][fields[3].index(after: colon)...])
+        })
+    }
+
     static func processName(_ pod: LabTopology.Pod, container: String) -> String { "pod-\(pod.namespace)-\(pod.name)-\(container)" }
 
     // MARK: apply
@@ -266,6 +310,7 @@ public struct Lab: Sendable {
         try layout.write(record, to: layout.record)
         try waitCaptured(next.pods.filter(\.ambient))
         for pod in added { try startContainers(pod) }
+        waitListening(added)
         return next
     }
 

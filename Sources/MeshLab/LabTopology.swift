@@ -24,6 +24,25 @@ public struct LabTopology: Sendable, Hashable, Codable {
         public var name: String
         public var argv: [String]
         public var env: [String: String]
+        /// Its declared TCP `containerPort`s: the lab calls the container started once each
+        /// is listening (the readiness a `tcpSocket` probe would check).
+        public var ports: [UInt16]
+
+        public init(name: String, argv: [String], env: [String: String], ports: [UInt16] = []) {
+            self.name = name
+            self.argv = argv
+            self.env = env
+            self.ports = ports
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            name = try container.decode(String.self, forKey: .name)
+            argv = try container.decode([String].self, forKey: .argv)
+            env = try container.decode([String: String].self, forKey: .env)
+            // A lab recorded before ports were kept has none to wait for.
+            ports = try container.decodeIfPresent([UInt16].self, forKey: .ports) ?? []
+        }
     }
 
     /// A pod: a network namespace on its node.
@@ -88,7 +107,8 @@ public struct LabTopology: Sendable, Hashable, Codable {
             guard let node = pod.nodeName, let address = plan.podIPs[pod.key]?.first(where: { $0.family == .v4 }) else { continue }
             let containers = pod.containers.map { container in
                 Container(name: container.name, argv: container.command + container.args,
-                          env: Dictionary(container.env.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }))
+                          env: Dictionary(container.env.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }),
+                          ports: container.ports.filter { $0.protocol == .tcp }.map(\.containerPort))
             }
             pods.append(Pod(namespace: pod.namespace, name: pod.name, node: node, serviceAccount: pod.serviceAccount, uid: options.workloadUID(of: pod),
                             netns: "\(prefix)-pod-\(pod.namespace)-\(pod.name)", address: address.description,

@@ -174,7 +174,7 @@ struct AmbientLabTests {
               nodeName: node-b
               serviceAccountName: server
               containers:
-              - {name: http, command: ["python3", "-m", "http.server", "8080"]}
+              - {name: http, command: ["python3", "-m", "http.server", "8080"], ports: [{containerPort: 8080}]}
             """)
         let late = lab.pod("mesh/late")
         let reachedLate = await lab.eventuallyOK(from: "mesh/client", "http://\(late.address):8080/")

@@ -260,10 +260,11 @@ struct FaultLabTests {
           nodeName: node-b
           serviceAccountName: newcomer
           containers:
-          - {name: http, command: ["python3", "-m", "http.server", "8080"]}
+          - {name: http, command: ["python3", "-m", "http.server", "8080"], ports: [{containerPort: 8080}]}
           - name: echo
             command: ["python3", "-c"]
             args: ["import socket\\nserver = socket.create_server(('', 7000))\\nwhile True:\\n    connection, _ = server.accept()\\n    connection.sendall(connection.recv(64))"]
+            ports: [{containerPort: 7000}]
         """
 
     /// An echo server on node-b for many concurrent connections (asyncio), port 7000.
@@ -300,5 +301,6 @@ struct FaultLabTests {
                   async with server:
                       await server.serve_forever()
               asyncio.run(main())
+            ports: [{containerPort: 7000}]
         """
 }
