@@ -462,12 +462,14 @@ let package = Package(
             dependencies: [
                 "MeshTestSupport",
                 "NodeProxy",
+                "CNodeSockets",
                 "HBONE",
                 "XDSClient",
                 "MeshProto",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,7 +3,9 @@
 #include "node_sockets.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
@@ -14,6 +16,40 @@
 int swiftmesh_node_setns_net(int fd)
 {
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
+}
+
+/* Each thread's home namespace descriptor, stored plus one (0 is "none yet"), closed when the thread exits. */
+static pthread_key_t home_netns_key;
+static pthread_once_t home_netns_once = PTHREAD_ONCE_INIT;
+static int home_netns_key_error;
+
+static void home_netns_close(void *stored)
+{
+	close((int)((intptr_t)stored - 1));
+}
+
+static void home_netns_make_key(void)
+{
+	home_netns_key_error = pthread_key_create(&home_netns_key, home_netns_close);
+}
+
+int swiftmesh_node_home_netns(void)
+{
+	pthread_once(&home_netns_once, home_netns_make_key);
+	if (home_netns_key_error != 0)
+		return -home_netns_key_error;
+	intptr_t stored = (intptr_t)pthread_getspecific(home_netns_key);
+	if (stored > 0)
+		return (int)(stored - 1);
+	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int error = pthread_setspecific(home_netns_key, (void *)(intptr_t)(fd + 1));
+	if (error != 0) {
+		close(fd);
+		return -error;
+	}
+	return fd;
 }
 
 long swiftmesh_node_send_with_fd(int socket, const void *bytes, size_t length, int fd)

@@ -186,10 +186,14 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
         touched.removeAll()
     }
 
-    /// The stream's reader stopped or resumed taking bytes.
+    /// The stream's reader stopped or resumed taking bytes. On resuming, the window is returned
+    /// once half of it is due, as after a read: a peer that spent its whole window has half of it
+    /// due, and one with more than half left sends on, so that read returns it. (Returning every
+    /// byte at each resume cost a WINDOW_UPDATE, a write here and a wake-up there, per 250 KB of
+    /// a bulk transfer whose upstream socket's buffer filled and drained.)
     func setConsuming(_ stream: Stream, _ consuming: Bool) {
         stream.consuming = consuming
-        if consuming, stream.unreturned > 0, returnWindows(of: stream, minimum: 1) {
+        if consuming, returnWindows(of: stream, minimum: localStreamWindow / 2) {
             flush()
         }
     }

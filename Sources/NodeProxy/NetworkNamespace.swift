@@ -46,12 +46,13 @@ public final class NetworkNamespace: Sendable {
     public func close() { fd.close() }
 
     /// Runs `body` on the calling thread while it is inside this namespace, then
-    /// returns the thread to the namespace it was in. `body` must not block or
-    /// suspend: nothing else may run on the thread while it is in the pod's namespace.
+    /// returns the thread to its home namespace: the one it was in at its first entry
+    /// (threads change namespace only here, so that is the one it was in). `body` must
+    /// not block or suspend: nothing else may run on the thread while it is in the pod's namespace.
     func enter<R>(_ body: () throws(CaptureError) -> R) throws(CaptureError) -> R {
-        let original = Glibc.open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
-        guard original >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: errno) }
-        defer { Glibc.close(original) }
+        // The thread's own namespace, opened at its first entry and kept (no open per connection).
+        let original = swiftmesh_node_home_netns()
+        guard original >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: -original) }
         let target = descriptor
         guard target >= 0 else { throw .notANetworkNamespace("\(name) (closed)") }
         let entered = swiftmesh_node_setns_net(target)

@@ -143,7 +143,10 @@ struct DataPathTests {
         #expect(Array(written[(9 + 16_384)..<(18 + 16_384)]) == RawFrame.header(length: 20_000 - 16_384, type: 0, stream: 1))
     }
 
-    @Test("returns a stream's window only while its reader takes bytes; tops the connection window up to its size when half is used")
+    @Test("""
+        returns a stream's window only while its reader takes bytes, once half of it is due (after a read or on resuming); \
+        tops the connection window up to its size when half is used
+        """)
     func returnsWindows() throws {
         let harness = try DataPathHarness(settings: HBONEHTTP2Settings(streamWindow: 1000, connectionWindow: 200_000))
         defer { harness.finish() }
@@ -156,7 +159,20 @@ struct DataPathTests {
         // Half a stream window (500) due: returned at the end of the read.
         try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 300)) + RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 300)))
         #expect(try harness.written() == RawFrame.windowUpdate(stream: 1, 600))
-        #expect(try harness.delivered().count == 1200)
+        // Less than half due on resuming: kept (the peer still has 700 to send with), returned with the next read's.
+        harness.path.setConsuming(harness.registered, false)
+        try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 300)))
+        harness.path.setConsuming(harness.registered, true)
+        #expect(try harness.written().isEmpty, "a pause and resume with 300 of 1,000 due sends no WINDOW_UPDATE")
+        try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 200)))
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 1, 500))
+        // A peer that spent the whole window while the reader paused gets it back on resuming (no deadlock).
+        harness.path.setConsuming(harness.registered, false)
+        try harness.feed(RawFrame.data(stream: 1, [UInt8](repeating: 1, count: 1000)))
+        #expect(try harness.written().isEmpty)
+        harness.path.setConsuming(harness.registered, true)
+        #expect(try harness.written() == RawFrame.windowUpdate(stream: 1, 1000))
+        #expect(try harness.delivered().count == 2700)
     }
 
     @Test("bad input: DATA beyond a window, bad padding, an empty-DATA flood and a window pushed past 2^31-1 end the connection with GOAWAY and a typed error",

@@ -1,6 +1,8 @@
+import CNodeSockets
 import Foundation
 import Glibc
 import MeshTestSupport
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 @testable import NodeProxy
@@ -59,5 +61,57 @@ struct NamespaceConnectTests {
         }
         let left = try Interop.runBlocking("/usr/bin/env", ["ip", "netns", "exec", name, "ss", "-Htn", "state", "syn-sent"])
         #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "the timed-out socket was closed: \(left.stdout)")
+    }
+
+    @Test("a thread enters a pod's namespace and returns to its own each time, through one descriptor of its home kept per thread (not one opened per entry)")
+    func homeNamespace() throws {
+        let name = "swn-home-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        defer { _ = try? Interop.runBlocking("/usr/bin/env", ["ip", "netns", "del", name]) }
+        let made = try Interop.runBlocking("/usr/bin/env", ["ip", "netns", "add", name])
+        try #require(made.status == 0, "ip netns add: \(made.combined)")
+        let namespace = try NetworkNamespace.open(path: "/var/run/netns/\(name)")
+        defer { namespace.close() }
+        let podInode = try Self.inode("/var/run/netns/\(name)")
+
+        // On threads of their own, so that each starts with no home descriptor.
+        let results = try (0..<2).map { _ in
+            try Self.onNewThread { () throws -> (home: [CInt], inside: [UInt64], after: [UInt64], own: UInt64) in
+                let own = try Self.inode("/proc/thread-self/ns/net")
+                var home: [CInt] = [], inside: [UInt64] = [], after: [UInt64] = []
+                for _ in 0..<20 {
+                    inside.append(try namespace.enter { () throws(CaptureError) -> UInt64 in
+                        (try? Self.inode("/proc/thread-self/ns/net")) ?? 0
+                    })
+                    after.append(try Self.inode("/proc/thread-self/ns/net"))
+                    home.append(swiftmesh_node_home_netns())
+                }
+                return (home, inside, after, own)
+            }
+        }
+        for result in results {
+            #expect(result.inside.allSatisfy { $0 == podInode }, "inside the pod's namespace during each entry")
+            #expect(result.after.allSatisfy { $0 == result.own }, "back in the thread's own namespace after each")
+            #expect(Set(result.home).count == 1 && result.home[0] >= 0, "one home descriptor for all 20 entries: \(Set(result.home))")
+        }
+        #expect(results[0].own != podInode)
+    }
+
+    private static func inode(_ path: String) throws -> UInt64 {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw CaptureError.system(operation: "stat \(path)", errno: errno) }
+        return UInt64(info.st_ino)
+    }
+
+    /// Runs `body` on a new thread and waits for it.
+    private static func onNewThread<R: Sendable>(_ body: @escaping @Sendable () throws -> R) throws -> R {
+        let done = DispatchSemaphore(value: 0)
+        let box = NIOLockedValueBox<Result<R, any Error>?>(nil)
+        let thread = Thread {
+            box.withLockedValue { $0 = Result { try body() } }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        return try box.withLockedValue { $0! }.get()
     }
 }

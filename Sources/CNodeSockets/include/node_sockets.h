@@ -12,6 +12,13 @@
 /* Enters the network namespace open at `fd` (calling thread only). */
 int swiftmesh_node_setns_net(int fd);
 
+/*
+ * A descriptor of the network namespace the calling thread is in at its first call, opened
+ * once per thread and closed when the thread exits (do not close it). For a thread that
+ * leaves its namespace only between setns(2) calls that bring it back, that is its home.
+ */
+int swiftmesh_node_home_netns(void);
+
 /* Sends one message of `length` bytes, with `fd` as SCM_RIGHTS when fd >= 0. */
 long swiftmesh_node_send_with_fd(int socket, const void *bytes, size_t length, int fd);
 
