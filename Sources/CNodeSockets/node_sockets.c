@@ -18,37 +18,25 @@ int swiftmesh_node_setns_net(int fd)
 	return setns(fd, CLONE_NEWNET) == 0 ? 0 : -errno;
 }
 
-/* Each thread's home namespace descriptor, stored plus one (0 is "none yet"), closed when the thread exits. */
-static pthread_key_t home_netns_key;
-static pthread_once_t home_netns_once = PTHREAD_ONCE_INIT;
-static int home_netns_key_error;
-
-static void home_netns_close(void *stored)
-{
-	close((int)((intptr_t)stored - 1));
-}
-
-static void home_netns_make_key(void)
-{
-	home_netns_key_error = pthread_key_create(&home_netns_key, home_netns_close);
-}
+/* The process's home namespace descriptor (-1 until opened), opened under the lock, read without it once set. */
+static int home_netns = -1;
+static pthread_mutex_t home_netns_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int swiftmesh_node_home_netns(void)
 {
-	pthread_once(&home_netns_once, home_netns_make_key);
-	if (home_netns_key_error != 0)
-		return -home_netns_key_error;
-	intptr_t stored = (intptr_t)pthread_getspecific(home_netns_key);
-	if (stored > 0)
-		return (int)(stored - 1);
-	int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int error = pthread_setspecific(home_netns_key, (void *)(intptr_t)(fd + 1));
-	if (error != 0) {
-		close(fd);
-		return -error;
+	int fd = __atomic_load_n(&home_netns, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		return fd;
+	pthread_mutex_lock(&home_netns_lock);
+	fd = home_netns;
+	if (fd < 0) {
+		fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			fd = -errno;
+		else
+			__atomic_store_n(&home_netns, fd, __ATOMIC_RELEASE);
 	}
+	pthread_mutex_unlock(&home_netns_lock);
 	return fd;
 }
 

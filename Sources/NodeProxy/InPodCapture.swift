@@ -91,6 +91,8 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         self.group = group
         self.connectTimeout = connectTimeout
         self.logger = logger
+        // Opened now rather than at the first pod's (a failure here shows again, thrown, at that pod).
+        _ = try? NetworkNamespace.home()
     }
 
     /// Wires the proxy's parts in: `server` accepts on each pod's 15008, `router` carries

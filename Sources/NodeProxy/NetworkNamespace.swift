@@ -45,14 +45,22 @@ public final class NetworkNamespace: Sendable {
     /// Closes the descriptor (idempotent).
     public func close() { fd.close() }
 
+    /// The process's own namespace, where every thread is outside ``enter(_:)``: opened at
+    /// the first call and kept, so that an entry costs no `open(2)`. In-pod capture opens it
+    /// when it is made, so that the descriptor is there before any pod is (and in any count
+    /// of the process's descriptors taken once it is ready).
+    static func home() throws(CaptureError) -> CInt {
+        let descriptor = swiftmesh_node_home_netns()
+        guard descriptor >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: -descriptor) }
+        return descriptor
+    }
+
     /// Runs `body` on the calling thread while it is inside this namespace, then
-    /// returns the thread to its home namespace: the one it was in at its first entry
-    /// (threads change namespace only here, so that is the one it was in). `body` must
-    /// not block or suspend: nothing else may run on the thread while it is in the pod's namespace.
+    /// returns the thread to the process's own namespace (``home()``; threads change
+    /// namespace only here, so that is the one it was in). `body` must not block or
+    /// suspend: nothing else may run on the thread while it is in the pod's namespace.
     func enter<R>(_ body: () throws(CaptureError) -> R) throws(CaptureError) -> R {
-        // The thread's own namespace, opened at its first entry and kept (no open per connection).
-        let original = swiftmesh_node_home_netns()
-        guard original >= 0 else { throw .system(operation: "open /proc/thread-self/ns/net", errno: -original) }
+        let original = try Self.home()
         let target = descriptor
         guard target >= 0 else { throw .notANetworkNamespace("\(name) (closed)") }
         let entered = swiftmesh_node_setns_net(target)

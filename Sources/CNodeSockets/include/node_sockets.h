@@ -13,9 +13,10 @@
 int swiftmesh_node_setns_net(int fd);
 
 /*
- * A descriptor of the network namespace the calling thread is in at its first call, opened
- * once per thread and closed when the thread exits (do not close it). For a thread that
- * leaves its namespace only between setns(2) calls that bring it back, that is its home.
+ * A descriptor of the process's home network namespace: the one the calling thread is in
+ * at the first successful call, opened once and kept open (do not close it). Threads of a
+ * process that enters other namespaces only between setns(2) calls that bring it back are
+ * all in that namespace outside those calls.
  */
 int swiftmesh_node_home_netns(void);
 
