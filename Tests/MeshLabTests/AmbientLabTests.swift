@@ -18,6 +18,12 @@ struct AmbientLabTests {
         let lab = try await LabFixture.start("ambient", prefix: "swt")
         defer { lab.stop() }
         let serverA = lab.pod("mesh/server-a"), serverB = lab.pod("mesh/server-b"), web = lab.pod("permissive/web")
+        // Every ztunnel runs with the environment the lab gives it (glibc's tcache off: docs/reliability.md, part 3).
+        for node in ["node-a", "node-b"] {
+            let pid = try #require(LabProcesses(layout: lab.lab.layout).pid("ztunnel-\(node)"))
+            let environ = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/environ")), as: UTF8.self)
+            #expect(environ.split(separator: "\0").contains("GLIBC_TUNABLES=glibc.malloc.tcache_count=0"), "\(node)'s ztunnel: \(environ)")
+        }
 
         // 1. Across nodes: HBONE with the client pod's own identity; the destination's metrics and access log name it.
         let cross = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
