@@ -187,7 +187,7 @@ final class HBONEDataPath: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The stream's reader stopped or resumed taking bytes. On resuming, the window is returned
-    /// once half of it is due, as after a read: a peer that spent its whole window has half of it
+    /// once half of it is due, as after a read: a peer that spent its whole window has all of it
     /// due, and one with more than half left sends on, so that read returns it. (Returning every
     /// byte at each resume cost a WINDOW_UPDATE, a write here and a wake-up there, per 250 KB of
     /// a bulk transfer whose upstream socket's buffer filled and drained.)
