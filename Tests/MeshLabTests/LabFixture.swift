@@ -70,11 +70,8 @@ final class LabFixture: Sendable {
     /// The last `lines` lines of each component's output (control plane replicas and
     /// ztunnels), for a failure message: the lab is removed when the test ends.
     func componentLogs(lines: Int = 25) -> String {
-        let names = ["controlplane", "controlplane-2"] + topology.nodes.map { "ztunnel-\($0.name)" }
-        return names.compactMap { name -> String? in
-            guard let text = try? lab.logs(name) else { return nil }
-            return "--- \(name)\n" + text.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
-        }.joined(separator: "\n")
+        let replicas = (0..<(lab.record?.controlPlane ?? LabControlPlane()).replicas).map(LabControlPlane.name(replica:))
+        return (replicas + topology.nodes.map { "ztunnel-\($0.name)" }).map { tail($0, lines: lines) }.joined(separator: "\n")
     }
 
     /// `curl` from `pod` to `url`: curl's exit status and the HTTP status (000 when none).
