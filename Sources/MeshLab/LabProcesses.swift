@@ -52,10 +52,12 @@ public struct LabProcesses: Sendable {
         guard let pid = pid(name) else { return }
         kill(-pid, SIGTERM)
         let deadline = ContinuousClock.now + grace
-        while ContinuousClock.now < deadline, kill(pid, 0) == 0 {
+        // An exited process whose parent is not this one (a lab `up` started it) stays a zombie until init reaps it.
+        while ContinuousClock.now < deadline, kill(pid, 0) == 0, !Self.isZombie(pid) {
             reap(pid)
             usleep(20_000)
         }
+        // Whatever is left of its group (a zombie leader's children too).
         if kill(pid, 0) == 0 { kill(-pid, SIGKILL) }
         reap(pid)
     }

@@ -11,7 +11,8 @@ import XDSClient
 /// Captures ambient pods the way Istio's ztunnel does in its in-pod mode: for
 /// each pod the node agent enrolls (``ZDSWorkloadHandler``), it opens the pod's
 /// listeners inside the pod's network namespace (15001 outbound, 15006 inbound
-/// plaintext, 15008 inbound HBONE) and makes every connection on the pod's
+/// plaintext, 15008 inbound HBONE; 15001 and 15006 once per event loop, so that a
+/// connection is served by the loop that accepted it) and makes every connection on the pod's
 /// behalf from inside that namespace with SO_MARK 0x539 (``WorkloadConnector``),
 /// so that the pod's capture rules (``InPodRules``) let it pass and peers see
 /// the pod's own address. With a ``DNSProxy`` it also answers the pod's DNS
@@ -58,6 +59,16 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
             await connections.closeAll()
             namespace.close()
         }
+    }
+
+    /// The sockets made in a pod's namespace for its capture, before NIO has them.
+    private struct PodSockets: Sendable {
+        var outbound: [CInt] = []
+        var inboundPlaintext: [CInt] = []
+        var inboundHBONE: CInt = -1
+        var dns: (tcp: CInt, udp: CInt)?
+
+        var all: Set<CInt> { Set(outbound + inboundPlaintext + [inboundHBONE] + (dns.map { [$0.tcp, $0.udp] } ?? [])) }
     }
 
     private struct State {
@@ -120,18 +131,28 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let addresses = try await workers.run { try namespace.ipv4Addresses() }
         guard !addresses.isEmpty else { throw CaptureError.noPodAddress(pod: workload.key) }
         let withDNS = handlers.dns != nil
-        let sockets = try await workers.run { () throws -> [CInt] in
+        // One outbound and one plaintext listener per event loop, all bound with SO_REUSEPORT: the kernel spreads
+        // the pod's connections over them, and each connection stays on the loop that accepted it (no thread hop).
+        let loops = Array(group.makeIterator())
+        let sockets = try await workers.run { () throws -> PodSockets in
             var made: [CInt] = []
             do {
-                for port in [ports.outbound, ports.inboundPlaintext, ports.inboundHBONE] {
-                    made.append(try namespace.tcpListener(port: port))
+                var pod = PodSockets()
+                for _ in loops {
+                    made.append(try namespace.tcpListener(port: ports.outbound))
+                    pod.outbound.append(made[made.count - 1])
+                    made.append(try namespace.tcpListener(port: ports.inboundPlaintext))
+                    pod.inboundPlaintext.append(made[made.count - 1])
                 }
+                made.append(try namespace.tcpListener(port: ports.inboundHBONE))
+                pod.inboundHBONE = made[made.count - 1]
                 if withDNS {
                     // On loopback, as ztunnel's: the redirect of port 53 lands there, and answers leave from there.
                     made.append(try namespace.tcpListener(port: ports.dns, loopback: true))
                     made.append(try namespace.udpSocket(port: ports.dns, loopback: true))
+                    pod.dns = (tcp: made[made.count - 2], udp: made[made.count - 1])
                 }
-                return made
+                return pod
             } catch {
                 for socket in made { closeDescriptor(socket) }
                 throw error
@@ -140,27 +161,29 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let connections = ChannelTracker()
         var listeners: [any Channel] = []
         var hbone: HBONEListener?
-        // Sockets before `handedOver` belong to NIO (handed over, whether or not that succeeded); the rest are ours to close.
-        var handedOver = 0
+        // Sockets still ours to close: one leaves the set when it is handed to NIO, whether or not that succeeds.
+        var notHandedOver = sockets.all
         do {
-            handedOver = 1
-            listeners.append(try await listen(sockets[0], connections: connections) { channel in
-                await self.outbound(channel, workload: workload, handlers: handlers)
-            })
-            handedOver = 2
-            listeners.append(try await listen(sockets[1], connections: connections) { channel in
-                await self.inboundPlaintext(channel, workload: workload, handlers: handlers)
-            })
-            handedOver = 3
-            hbone = try await handlers.server.listen(boundSocket: sockets[2])
-            if let dns = handlers.dns {
-                handedOver = 5
-                listeners += try await dns.serve(udpSocket: sockets[4], tcpSocket: sockets[3], clientNamespace: workload.namespace)
+            for (index, loop) in loops.enumerated() {
+                notHandedOver.remove(sockets.outbound[index])
+                listeners.append(try await listen(sockets.outbound[index], on: loop, connections: connections) { channel in
+                    await self.outbound(channel, workload: workload, handlers: handlers)
+                })
+                notHandedOver.remove(sockets.inboundPlaintext[index])
+                listeners.append(try await listen(sockets.inboundPlaintext[index], on: loop, connections: connections) { channel in
+                    await self.inboundPlaintext(channel, workload: workload, handlers: handlers)
+                })
+            }
+            notHandedOver.remove(sockets.inboundHBONE)
+            hbone = try await handlers.server.listen(boundSocket: sockets.inboundHBONE)
+            if let dns = handlers.dns, let dnsSockets = sockets.dns {
+                notHandedOver.subtract([dnsSockets.tcp, dnsSockets.udp])
+                listeners += try await dns.serve(udpSocket: dnsSockets.udp, tcpSocket: dnsSockets.tcp, clientNamespace: workload.namespace)
             }
         } catch {
             for listener in listeners { try? await listener.close() }
             await hbone?.close()
-            for socket in sockets.dropFirst(handedOver) { closeDescriptor(socket) }
+            for socket in notHandedOver { closeDescriptor(socket) }
             throw error
         }
         guard let hbone else { throw CaptureError.shutDown }
@@ -217,8 +240,10 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
 
     // MARK: Listeners
 
-    private func listen(_ socket: CInt, connections: ChannelTracker, _ accepted: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
+    /// Accepts on `socket` with `loop`, which also serves every connection accepted.
+    private func listen(_ socket: CInt, on loop: any EventLoop, connections: ChannelTracker,
+                        _ accepted: @escaping @Sendable (any Channel) async -> Void) async throws -> any Channel {
+        try await ServerBootstrap(group: loop, childGroup: loop)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             // Nothing is read until the connection's other side is up (the splice switches reading on).

@@ -1,6 +1,7 @@
 import Foundation
 import MeshProto
 import MeshTestSupport
+import NIOCore
 import NodeProxy
 import Testing
 
@@ -92,6 +93,9 @@ struct ZDSBadInputTests {
         let added = try await exchange(add("uid-good", name: "good"), passing: "/var/run/netns/\(good)")
         #expect(added == "", "good pod: \(added)")
         #expect(try await listening(good) == [15001, 15006, 15008, 15053], "the good pod's listeners (and DNS on loopback) are open in its namespace")
+        // One outbound and one plaintext listener per event loop of ztunnel's (NIO's singleton group: System.coreCount loops).
+        let perPort = Dictionary(try await listeners(good).map { ($0, 1) }, uniquingKeysWith: +)
+        #expect(perPort == [15001: System.coreCount, 15006: System.coreCount, 15008: 1, 15053: 1], "\(perPort)")
         var keepUnknown = Istio_Workload_Zds_WorkloadRequest()
         keepUnknown.keep.uid = "uid-unknown"
         #expect(try await exchange(keepUnknown).contains("not captured"))
@@ -118,11 +122,17 @@ struct ZDSBadInputTests {
     }
 
     /// TCP ports listening in a namespace.
+    /// The TCP ports listened on in `namespace`, each once (ztunnel holds 15001 and 15006 once per event loop).
     private func listening(_ namespace: String) async throws -> [Int] {
+        Set(try await listeners(namespace)).sorted()
+    }
+
+    /// The port of each TCP listener in `namespace`.
+    private func listeners(_ namespace: String) async throws -> [Int] {
         let output = try await Interop.run("/usr/bin/env", ["ip", "netns", "exec", namespace, "ss", "-Htln"])
         return output.stdout.split(separator: "\n").compactMap { line in
             line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first.flatMap { $0.split(separator: ":").last.flatMap { Int($0) } }
-        }.sorted()
+        }
     }
 
     private func openDescriptors(_ pid: Int32) -> Int {
