@@ -176,10 +176,12 @@ let package = Package(
         ),
 
         // MARK: Monitoring
-        // The small HTTP/1.1 server behind every operational endpoint (metrics, readiness, admin).
+        // The small HTTP/1.1 server behind every operational endpoint (metrics, readiness, admin),
+        // and the log handler of the executables (one line per event, an access log's volume).
         .target(
             name: "MeshMonitoring",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -258,6 +260,7 @@ let package = Package(
         .target(
             name: "ExampleSupport",
             dependencies: [
+                "MeshMonitoring",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -482,6 +485,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Fixtures"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MeshMonitoringTests",
+            dependencies: [
+                "MeshMonitoring",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -40,7 +40,7 @@ public struct AccessLog: HBONEMetricsObserver, CaptureObserver {
         guard logger.logLevel <= level else { return }
         let destination = workload(info.authority)
         var metadata: Logger.Metadata = [
-            "direction": "\(info.direction)",
+            "direction": .string(info.direction.rawValue),
             "src.addr": "\(info.source ?? "-")", "dst.addr": "\(info.authority)",
             "status": "\(summary.status)", "response_flags": "\(summary.responseFlag.rawValue)",
             "bytes_to_destination": "\(summary.bytesToDestination)", "bytes_from_destination": "\(summary.bytesFromDestination)",

@@ -37,9 +37,9 @@ public struct Workload: Sendable, Hashable {
     /// Unique ID, e.g. `cluster1//v1/Pod/default/echo-5d8f`.
     public var uid: String
     public var name: String
-    public var namespace: String
-    public var serviceAccount: String
-    public var trustDomain: String
+    public var namespace: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
+    public var serviceAccount: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
+    public var trustDomain: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
     /// The workload's IPs (on `network`).
     public var workloadIPs: [String]
     public var network: String
@@ -51,6 +51,8 @@ public struct Workload: Sendable, Hashable {
     public var services: [String: [UInt16: UInt16]]
     /// Workload-selector policies that apply to this workload, as `namespace/name`.
     public var authorizationPolicies: [String]
+    /// ``identity()``, made when the parts change rather than at each connection's metrics and log line (nil: not a valid SPIFFE ID).
+    private var parsedIdentity: SPIFFEID?
 
     public init(
         uid: String, name: String, namespace: String, serviceAccount: String = "default", trustDomain: String = "cluster.local",
@@ -68,11 +70,21 @@ public struct Workload: Sendable, Hashable {
         self.tunnelProtocol = tunnelProtocol
         self.services = services
         self.authorizationPolicies = authorizationPolicies
+        self.parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount)
     }
 
-    /// The workload's SPIFFE ID, `spiffe://<td>/ns/<ns>/sa/<sa>`.
+    /// The workload's SPIFFE ID, `spiffe://<td>/ns/<ns>/sa/<sa>`; throws why the parts do not make one.
     public func identity() throws -> SPIFFEID {
-        try SPIFFEID("spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)")
+        if let parsedIdentity { return parsedIdentity }
+        return try SPIFFEID(Self.identityText(trustDomain, namespace, serviceAccount))
+    }
+
+    private static func identityText(_ trustDomain: String, _ namespace: String, _ serviceAccount: String) -> String {
+        "spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)"
+    }
+
+    private static func parseIdentity(_ trustDomain: String, _ namespace: String, _ serviceAccount: String) -> SPIFFEID? {
+        try? SPIFFEID(identityText(trustDomain, namespace, serviceAccount))
     }
 }
 

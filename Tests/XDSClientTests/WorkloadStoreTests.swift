@@ -44,6 +44,21 @@ policies:
 
 @Suite("WorkloadStore and local config")
 struct WorkloadStoreTests {
+    @Test("a workload's identity follows its trust domain, namespace and service account; parts that make no SPIFFE ID throw why")
+    func identityFollowsParts() throws {
+        var workload = Workload(uid: "u", name: "web", namespace: "shop", serviceAccount: "web", workloadIPs: ["10.0.0.1"])
+        #expect(try workload.identity() == SPIFFEID("spiffe://cluster.local/ns/shop/sa/web"))
+        workload.namespace = "store"
+        workload.serviceAccount = "front"
+        workload.trustDomain = "example.org"
+        #expect(try workload.identity() == SPIFFEID("spiffe://example.org/ns/store/sa/front"))
+        workload.serviceAccount = "a%20b"
+        #expect(throws: SPIFFEIDError.self) { try workload.identity() }
+        workload.serviceAccount = "b"
+        #expect(try workload.identity() == SPIFFEID("spiffe://example.org/ns/store/sa/b"))
+        #expect(workload == Workload(uid: "u", name: "web", namespace: "store", serviceAccount: "b", trustDomain: "example.org", workloadIPs: ["10.0.0.1"]))
+    }
+
     @Test("the local config loads into indexed state")
     func load() throws {
         let store = try WorkloadStore(LocalConfig.parse(demoConfig))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MeshMonitoring
 import NIOConcurrencyHelpers
 
 /// Sends every log line at `level` or above (a swift-log level name; `info` when unknown) to standard error.
@@ -9,7 +10,7 @@ import NIOConcurrencyHelpers
 public func bootstrapLogging(_ level: String) -> LogLevelControl {
     let control = LogLevelControl(Logger.Level(rawValue: level) ?? .info)
     LoggingSystem.bootstrap { label in
-        LevelControlledLogHandler(inner: StreamLogHandler.standardError(label: label), control: control)
+        LevelControlledLogHandler(inner: LineLogHandler.standardError(label: label), control: control)
     }
     return control
 }
@@ -28,7 +29,7 @@ public final class LogLevelControl: Sendable {
 
 /// A handler whose level is the process's (``LogLevelControl``).
 struct LevelControlledLogHandler: LogHandler {
-    var inner: StreamLogHandler
+    var inner: LineLogHandler
     let control: LogLevelControl
 
     var logLevel: Logger.Level {
