@@ -135,3 +135,7 @@ size_t swiftmesh_node_heap_in_use(void) {
 int swiftmesh_node_heap_trim(void) {
     return malloc_trim(0);
 }
+
+int swiftmesh_node_heap_thresholds(size_t mmap_threshold, size_t trim_threshold) {
+    return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
+}

@@ -1,3 +1,5 @@
+import Glibc
+import MeshTestSupport
 import Testing
 @testable import NodeProxy
 
@@ -19,5 +21,57 @@ import Testing
     @Test("glibc reports a heap in use (the figure the decision reads)")
     func glibc() {
         #expect(HeapTrimmer.bytesInUse() > 0)
+    }
+
+    @Test("with the thresholds fixed, a 1 MiB block is mapped on its own even after a 16 MiB one was freed")
+    func largeBlocksStayMapped() throws {
+        #expect(HeapTrimmer.fixThresholds())
+        // Freeing a mapped 16 MiB block is what makes glibc raise its mmap threshold to 16 MiB (and put
+        // the next 1 MiB block in an arena, among small ones) unless the thresholds are fixed.
+        let large = try #require(malloc(16 << 20))
+        free(large)
+        let block = try #require(malloc(1 << 20))
+        defer { free(block) }
+        // glibc's chunk header: the size word before the block, bit 1 set for a mapped chunk (IS_MMAPPED).
+        let size = block.load(fromByteOffset: -MemoryLayout<Int>.size, as: Int.self)
+        #expect(size & 0x2 != 0, "the 1 MiB block came from an arena (size word \(size))")
+    }
+
+    @Test("a trim gives back the freed top of a thread's arena (8 MiB freed after a 16 MiB block was)")
+    func trimReturnsFreedTop() async throws {
+        // On a thread of its own, which gets an arena of its own.
+        let resident = try await Interop.onThread {
+            let large = try #require(malloc(16 << 20))
+            memset(large, 1, 16 << 20)
+            free(large)
+            // 8 MiB from this thread's arena, touched, then freed from the top down: they become the arena's top.
+            let blocks = try (0..<256).map { _ in
+                let block = try #require(malloc(32 << 10))
+                memset(block, 1, 32 << 10)
+                return block
+            }
+            let pages = blocks.map(Self.wholePages)
+            for block in blocks.reversed() { free(block) }
+            HeapTrimmer.trim()
+            return pages.reduce(0) { $0 + Self.residentPages($1) }
+        }
+        let total = 256 * (32 << 10) / Int(getpagesize())
+        #expect(resident < total / 10, "\(resident) of about \(total) pages still resident")
+    }
+
+    /// The pages wholly inside a 32 KiB block.
+    private static func wholePages(_ block: UnsafeMutableRawPointer) -> (start: UInt, count: Int) {
+        let size = UInt(getpagesize())
+        let start = (UInt(bitPattern: block) + size - 1) / size * size
+        let end = (UInt(bitPattern: block) + UInt(32 << 10)) / size * size
+        return (start, end > start ? Int((end - start) / size) : 0)
+    }
+
+    /// How many of `pages` are resident (`mincore`); none when they are no longer mapped.
+    private static func residentPages(_ pages: (start: UInt, count: Int)) -> Int {
+        guard pages.count > 0, let address = UnsafeMutableRawPointer(bitPattern: pages.start) else { return 0 }
+        var vector = [UInt8](repeating: 0, count: pages.count)
+        guard mincore(address, pages.count * Int(getpagesize()), &vector) == 0 else { return 0 }
+        return vector.filter { $0 & 1 == 1 }.count
     }
 }

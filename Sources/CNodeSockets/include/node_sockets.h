@@ -46,4 +46,8 @@ size_t swiftmesh_node_heap_in_use(void);
 /* glibc malloc_trim(0): returns free heap pages of every arena to the kernel; 1 if any were. */
 int swiftmesh_node_heap_trim(void);
 
+/* glibc mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, which also ends glibc's raising of both
+   after a large block is freed; 1 when both were set. */
+int swiftmesh_node_heap_thresholds(size_t mmap_threshold, size_t trim_threshold);
+
 #endif
