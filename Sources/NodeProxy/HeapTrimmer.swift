@@ -13,16 +13,16 @@ import Logging
 /// small heap a call costs microseconds.
 ///
 /// glibc raises its mmap threshold (to the size of the block, up to 32 MiB) whenever a block
-/// large enough to have been mapped on its own is freed. After a burst, blocks of a few MiB
+/// large enough to have been mapped on its own is freed; after a burst, blocks of a few MiB
 /// (tables and buffers sized for 10,000 connections) then come from the event loops' arenas,
-/// among small blocks that outlive the burst, and once the large ones are freed the pages they
-/// share with small live ones cannot be returned. That is the likely reason (not shown) for what
-/// the soak saw on the destination node: 13.4 MiB of anonymous memory against 5.2 MiB before the
-/// burst, with 1.7 MiB in use, and a `malloc_trim` called from gdb gave nothing back. The trimmer
-/// therefore fixes the thresholds when it starts (``thresholds``). Measured with the soak's long phase
-/// (10,000 connections held, then closed; anonymous memory 50 s later against before): the
-/// destination node kept 3.2, 8.2 and 8.9 MiB in three runs with glibc's own thresholds, 0.7 to
-/// 2.3 MiB in four with fixed ones.
+/// among small blocks that outlive the burst. The trimmer fixes the thresholds when it starts
+/// (``thresholds``), which made the typical case better but not the worst one. Measured with the
+/// soak's long phase (10,000 connections held, then closed; anonymous memory about a minute later
+/// against before), the destination node kept 3.2 to 8.9 MiB in four runs with glibc's own
+/// thresholds; with fixed ones 0.7 to 2.3 MiB in five of seven runs, but 8.7 and 17.9 MiB in the
+/// other two. What stays then is not in use (1.7 MiB in use, 13.9 MiB resident after a
+/// `malloc_trim` called from gdb): small blocks that outlive the burst, spread over the pages of
+/// one event loop's arena, keep those pages resident.
 public struct HeapTrimmer: Sendable {
     public var interval: Duration
     public var logger: Logger
