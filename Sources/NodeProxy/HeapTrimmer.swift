@@ -28,7 +28,7 @@ public struct HeapTrimmer: Sendable {
     public var logger: Logger
 
     /// glibc's mmap and trim thresholds the trimmer sets: blocks of 512 KiB and more are mapped
-    /// on their own (and unmapped when freed); the main arena's free top above 1 MiB is returned at a `free`.
+    /// on their own (and unmapped when freed) when no arena has free space for them; 1 MiB is glibc's `M_TRIM_THRESHOLD`.
     public static let thresholds = (mmap: 512 << 10, trim: 1 << 20)
 
     public init(interval: Duration = .seconds(30), logger: Logger) {

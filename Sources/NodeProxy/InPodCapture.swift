@@ -63,9 +63,9 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
 
     /// The sockets made in a pod's namespace for its capture, before NIO has them.
     private struct PodSockets: Sendable {
-        var outbound: [CInt] = []
-        var inboundPlaintext: [CInt] = []
-        var inboundHBONE: CInt = -1
+        var outbound: [CInt]
+        var inboundPlaintext: [CInt]
+        var inboundHBONE: CInt
         var dns: (tcp: CInt, udp: CInt)?
 
         var all: Set<CInt> { Set(outbound + inboundPlaintext + [inboundHBONE] + (dns.map { [$0.tcp, $0.udp] } ?? [])) }
@@ -136,23 +136,22 @@ public final class InPodCapture: ZDSWorkloadHandler, WorkloadConnector {
         let loops = Array(group.makeIterator())
         let sockets = try await workers.run { () throws -> PodSockets in
             var made: [CInt] = []
+            /// A socket of the pod's, kept in `made` so that a later failure closes it.
+            func bound(_ make: () throws -> CInt) throws -> CInt {
+                made.append(try make())
+                return made[made.count - 1]
+            }
             do {
-                var pod = PodSockets()
+                var outbound: [CInt] = [], inboundPlaintext: [CInt] = []
                 for _ in loops {
-                    made.append(try namespace.tcpListener(port: ports.outbound))
-                    pod.outbound.append(made[made.count - 1])
-                    made.append(try namespace.tcpListener(port: ports.inboundPlaintext))
-                    pod.inboundPlaintext.append(made[made.count - 1])
+                    outbound.append(try bound { try namespace.tcpListener(port: ports.outbound) })
+                    inboundPlaintext.append(try bound { try namespace.tcpListener(port: ports.inboundPlaintext) })
                 }
-                made.append(try namespace.tcpListener(port: ports.inboundHBONE))
-                pod.inboundHBONE = made[made.count - 1]
-                if withDNS {
-                    // On loopback, as ztunnel's: the redirect of port 53 lands there, and answers leave from there.
-                    made.append(try namespace.tcpListener(port: ports.dns, loopback: true))
-                    made.append(try namespace.udpSocket(port: ports.dns, loopback: true))
-                    pod.dns = (tcp: made[made.count - 2], udp: made[made.count - 1])
-                }
-                return pod
+                let inboundHBONE = try bound { try namespace.tcpListener(port: ports.inboundHBONE) }
+                // On loopback, as ztunnel's: the redirect of port 53 lands there, and answers leave from there.
+                let dns = withDNS ? (tcp: try bound { try namespace.tcpListener(port: ports.dns, loopback: true) },
+                                     udp: try bound { try namespace.udpSocket(port: ports.dns, loopback: true) }) : nil
+                return PodSockets(outbound: outbound, inboundPlaintext: inboundPlaintext, inboundHBONE: inboundHBONE, dns: dns)
             } catch {
                 for socket in made { closeDescriptor(socket) }
                 throw error

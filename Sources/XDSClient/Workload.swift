@@ -37,9 +37,9 @@ public struct Workload: Sendable, Hashable {
     /// Unique ID, e.g. `cluster1//v1/Pod/default/echo-5d8f`.
     public var uid: String
     public var name: String
-    public var namespace: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
-    public var serviceAccount: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
-    public var trustDomain: String { didSet { parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount) } }
+    public var namespace: String { didSet { parsedIdentity = parseIdentity() } }
+    public var serviceAccount: String { didSet { parsedIdentity = parseIdentity() } }
+    public var trustDomain: String { didSet { parsedIdentity = parseIdentity() } }
     /// The workload's IPs (on `network`).
     public var workloadIPs: [String]
     public var network: String
@@ -70,22 +70,18 @@ public struct Workload: Sendable, Hashable {
         self.tunnelProtocol = tunnelProtocol
         self.services = services
         self.authorizationPolicies = authorizationPolicies
-        self.parsedIdentity = Self.parseIdentity(trustDomain, namespace, serviceAccount)
+        self.parsedIdentity = parseIdentity()
     }
 
     /// The workload's SPIFFE ID, `spiffe://<td>/ns/<ns>/sa/<sa>`; throws why the parts do not make one.
     public func identity() throws -> SPIFFEID {
         if let parsedIdentity { return parsedIdentity }
-        return try SPIFFEID(Self.identityText(trustDomain, namespace, serviceAccount))
+        return try SPIFFEID(identityText)
     }
 
-    private static func identityText(_ trustDomain: String, _ namespace: String, _ serviceAccount: String) -> String {
-        "spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)"
-    }
+    private var identityText: String { "spiffe://\(trustDomain)/ns/\(namespace)/sa/\(serviceAccount)" }
 
-    private static func parseIdentity(_ trustDomain: String, _ namespace: String, _ serviceAccount: String) -> SPIFFEID? {
-        try? SPIFFEID(identityText(trustDomain, namespace, serviceAccount))
-    }
+    private func parseIdentity() -> SPIFFEID? { try? SPIFFEID(identityText) }
 }
 
 /// A service (Istio workload.proto `Service`).
