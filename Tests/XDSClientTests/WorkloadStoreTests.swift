@@ -48,8 +48,11 @@ struct WorkloadStoreTests {
     func identityFollowsParts() throws {
         var workload = Workload(uid: "u", name: "web", namespace: "shop", serviceAccount: "web", workloadIPs: ["10.0.0.1"])
         #expect(try workload.identity() == SPIFFEID("spiffe://cluster.local/ns/shop/sa/web"))
+        // Each part on its own: the ID made when the workload was must not outlive a change to any of them.
         workload.namespace = "store"
+        #expect(try workload.identity() == SPIFFEID("spiffe://cluster.local/ns/store/sa/web"))
         workload.serviceAccount = "front"
+        #expect(try workload.identity() == SPIFFEID("spiffe://cluster.local/ns/store/sa/front"))
         workload.trustDomain = "example.org"
         #expect(try workload.identity() == SPIFFEID("spiffe://example.org/ns/store/sa/front"))
         workload.serviceAccount = "a%20b"
