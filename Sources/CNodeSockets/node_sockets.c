@@ -136,6 +136,22 @@ int swiftmesh_node_heap_trim(void) {
     return malloc_trim(0);
 }
 
+size_t swiftmesh_node_heap_arena_bytes(void) {
+    return mallinfo2().arena;
+}
+
+void swiftmesh_node_heap_trim_thread_arena(void) {
+    /* 96 KiB: at least glibc's FASTBIN_CONSOLIDATION_THRESHOLD (64 KiB), whose free of a block in a
+       thread's arena calls heap_trim on that arena, and below the lowest mmap threshold (128 KiB by
+       default), so the block comes from the calling thread's arena and not from mmap. Asking for a
+       block that large also first merges the arena's small free blocks (its fastbins) into their
+       neighbours and the top, so what they held is trimmed too. */
+    void *block = malloc(96 << 10);
+    /* Keeps the compiler from pairing the malloc with the free and dropping both. */
+    __asm__ volatile("" : : "r"(block) : "memory");
+    free(block);
+}
+
 int swiftmesh_node_heap_thresholds(size_t mmap_threshold, size_t trim_threshold) {
     return mallopt(M_MMAP_THRESHOLD, (int)mmap_threshold) == 1 && mallopt(M_TRIM_THRESHOLD, (int)trim_threshold) == 1;
 }

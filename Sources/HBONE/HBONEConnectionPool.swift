@@ -64,7 +64,12 @@ public actor HBONEConnectionPool {
                 _ = try await dial.value
                 continue
             }
-            let task = Task { try await self.dialAndRegister(key, on: loop, fastDataPath: fast) }
+            // On the connection's loop when there is one, like the rest of a connection's set-up. In a plain
+            // Task each wait on a future of that loop is a thread hop, and the dispatch block each hop
+            // allocates on the loop's thread ends in a pool thread's cache, where it keeps a page of the
+            // loop's arena resident after a burst (docs/reliability.md, part 3).
+            let dialing: @Sendable () async throws -> PooledConnection = { try await self.dialAndRegister(key, on: loop, fastDataPath: fast) }
+            let task = loop.map { $0.runTask(dialing) } ?? Task(operation: dialing)
             entries[key, default: Entry()].dial = task
             _ = try await task.value
         }
@@ -75,7 +80,8 @@ public actor HBONEConnectionPool {
             dials += 1
             let tls = try await identities.meshTLS(for: key.sourceIdentity)
             let connection = try await Self.dial(key: key, tls: tls, configuration: configuration, group: group, loop: loop, fastDataPath: fastDataPath, logger: logger) {
-                [weak self] connection, error in Task { await self?.failed(connection, error) }
+                [weak self] connection, error in
+                connection.channel.eventLoop.runTask { [weak self] in await self?.failed(connection, error) }
             }
             entries[key, default: Entry()].dial = nil
             guard !closed else {
@@ -84,7 +90,7 @@ public actor HBONEConnectionPool {
             }
             entries[key, default: Entry()].connections.append(connection)
             connection.channel.closeFuture.whenComplete { _ in
-                Task { await self.remove(connection) }
+                connection.channel.eventLoop.runTask { await self.remove(connection) }
             }
             logger.debug("HBONE connection pooled", metadata: ["key": "\(key)", "peer": "\(connection.peer?.peerID.description ?? "-")", "limit": "\(connection.streamLimit)"])
             return connection
@@ -228,11 +234,11 @@ final class DialBox: Sendable {
     func get() -> DialResult? { value.withLockedValue { $0 } }
 }
 
-/// Runs `body`, failing with `error` if it takes longer than `timeout`.
+/// Runs `body` in a task on `loop`, failing with `error` if it takes longer than `timeout`.
 func withDeadline<T: Sendable>(_ timeout: TimeAmount, on loop: any EventLoop, error: HBONEError, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
     let promise = loop.makePromise(of: T.self)
     let timer = loop.scheduleTask(in: timeout) { promise.fail(error) }
-    let task = Task {
+    let task = loop.runTask {
         do { promise.succeed(try await body()) } catch { promise.fail(error) }
     }
     defer {

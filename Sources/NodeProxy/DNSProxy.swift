@@ -362,7 +362,7 @@ final class DNSDatagramHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: reply))), promise: nil)
         case .forward(let query, let message):
             let channel = context.channel
-            Task { [proxy] in
+            channel.eventLoop.runTask { [proxy] in
                 let reply = await proxy.forward(query, message: message)
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: reply)), promise: nil)
             }
@@ -421,7 +421,7 @@ final class DNSStreamHandler: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(DNSStreamFrameDecoder.frame(reply)), promise: nil)
         case .forward(let query, let message):
             let channel = context.channel
-            Task { [proxy] in
+            channel.eventLoop.runTask { [proxy] in
                 let reply = await proxy.forward(query, message: message)
                 channel.writeAndFlush(DNSStreamFrameDecoder.frame(reply), promise: nil)
             }

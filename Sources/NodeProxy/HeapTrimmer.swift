@@ -1,38 +1,49 @@
 import CNodeSockets
 import Logging
+import NIOCore
+import NIOPosix
 
 /// Returns freed heap memory to the kernel after load has passed.
 ///
 /// glibc's allocator keeps the memory of freed connection buffers in its arenas (one per
 /// thread that allocates, so one per event loop) instead of giving it back: after 10,000
 /// concurrent connections through ztunnel have closed, its RSS stays where the peak left it
-/// (measured: 160 MB, against 55 MB before; `scripts/soak`). `malloc_trim(0)` releases the free
-/// pages of every arena. The trimmer calls it every `interval` unless the heap in use grew since
-/// the last look (reading glibc's `mallinfo2`) by more than a little (``shouldTrim(inUse:last:)``):
-/// a proxy taking on load is left alone, one whose load has passed gives the pages back. On a
-/// small heap a call costs microseconds.
+/// (measured: 160 MB, against 55 MB before; `scripts/soak`). Every `interval`, unless the heap in
+/// use grew since the last look (glibc's `mallinfo2`) by more than a little
+/// (``shouldTrim(inUse:last:)``), the trimmer gives back what glibc holds free
+/// (``trim(on:)``): a proxy taking on load is left alone, one whose load has passed gives the
+/// pages back. On a small heap a trim costs microseconds.
 ///
-/// glibc raises its mmap threshold (to the size of the block, up to 32 MiB) whenever a block
-/// large enough to have been mapped on its own is freed; after a burst, blocks of a few MiB
-/// (tables and buffers sized for 10,000 connections) then come from the event loops' arenas,
+/// Free memory sits in two places, and `malloc_trim(0)` reaches only one of them:
+/// - free blocks inside an arena: `malloc_trim` returns their whole pages, in every arena;
+/// - an arena's top, the free end that the last blocks merged into: `malloc_trim` trims it
+///   only in the main arena. An event loop's arena gives back its top when a block of 64 KiB
+///   or more is freed there, and blocks freed after a burst are small (and, with glibc's
+///   per-thread cache off as the lab runs ztunnel, only merged into the top when
+///   `malloc_trim` consolidates them, after which nothing trims it). So ``trim(on:)`` first
+///   frees such a block on each event loop (``trimThreadArena()``), then calls `malloc_trim`.
+///   Measured with the soak's long phase (10,000 connections held, then closed), the
+///   destination node had kept up to 8.6 MiB resident in one loop's top (of 18 MiB), with
+///   1.5 MiB of pages holding live blocks in the whole heap.
+///
+/// glibc also raises its mmap threshold (to the size of the block, up to 32 MiB) whenever a
+/// block large enough to have been mapped on its own is freed; after a burst, blocks of a few
+/// MiB (tables and buffers sized for 10,000 connections) then come from the event loops' arenas,
 /// among small blocks that outlive the burst. The trimmer fixes the thresholds when it starts
-/// (``thresholds``), which made the typical case better but not the worst one. Measured with the
-/// soak's long phase (10,000 connections held, then closed; anonymous memory about a minute later
-/// against before), the destination node kept 3.2 to 8.9 MiB in four runs with glibc's own
-/// thresholds; with fixed ones 0.7 to 2.3 MiB in five of seven runs, but 8.7 and 17.9 MiB in the
-/// other two. What stays then is not in use (1.7 MiB in use, 13.9 MiB resident after a
-/// `malloc_trim` called from gdb): small blocks that outlive the burst, spread over the pages of
-/// one event loop's arena, keep those pages resident.
+/// (``thresholds``).
 public struct HeapTrimmer: Sendable {
     public var interval: Duration
+    /// The event loops whose threads' arenas hold the proxy's buffers (their tops are trimmed on them).
+    public var group: any EventLoopGroup
     public var logger: Logger
 
     /// glibc's mmap and trim thresholds the trimmer sets: blocks of 512 KiB and more are mapped
     /// on their own (and unmapped when freed) when no arena has free space for them; 1 MiB is glibc's `M_TRIM_THRESHOLD`.
     public static let thresholds = (mmap: 512 << 10, trim: 1 << 20)
 
-    public init(interval: Duration = .seconds(30), logger: Logger) {
+    public init(interval: Duration = .seconds(30), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
         self.interval = interval
+        self.group = group
         self.logger = logger
     }
 
@@ -45,8 +56,10 @@ public struct HeapTrimmer: Sendable {
             let inUse = Self.bytesInUse()
             defer { lastInUse = inUse }
             guard Self.shouldTrim(inUse: inUse, last: lastInUse) else { continue }
-            let released = Self.trim()
-            logger.debug("heap trimmed", metadata: ["in_use_bytes": "\(inUse)", "released": "\(released)"])
+            let trimmed = await Self.trim(on: group)
+            logger.debug("heap trimmed", metadata: [
+                "in_use_bytes": "\(inUse)", "arena_top_bytes_released": "\(trimmed.topBytes)", "free_pages_released": "\(trimmed.freePages)",
+            ])
         }
     }
 
@@ -68,7 +81,36 @@ public struct HeapTrimmer: Sendable {
         swiftmesh_node_heap_thresholds(thresholds.mmap, thresholds.trim) == 1
     }
 
-    /// Releases free heap pages to the kernel now; true when any were released.
+    /// What a trim gave back.
+    public struct Trimmed: Sendable, Equatable {
+        /// Bytes given back from the arenas' tops (the drop in glibc's `mallinfo2().arena`).
+        public var topBytes: Int
+        /// Whether `malloc_trim` gave back any free pages.
+        public var freePages: Bool
+    }
+
+    /// Trims the top of each of `group`'s loops' arenas, on the loop (``trimThreadArena()``), then
+    /// releases the free pages of every arena (``trim()``).
+    @discardableResult
+    public static func trim(on group: any EventLoopGroup) async -> Trimmed {
+        let before = arenaBytes()
+        for loop in group.makeIterator() {
+            try? await loop.submit { trimThreadArena() }.get()
+        }
+        let freePages = trim()
+        return Trimmed(topBytes: max(0, before - arenaBytes()), freePages: freePages)
+    }
+
+    /// Gives back the top of the calling thread's arena beyond glibc's top pad (128 KiB), when the
+    /// top has reached the trim threshold: glibc does so when a block of 64 KiB or more is freed
+    /// in that arena, and this frees one (96 KiB).
+    public static func trimThreadArena() { swiftmesh_node_heap_trim_thread_arena() }
+
+    /// Releases the free pages inside every arena, and the main arena's top (`malloc_trim(0)`);
+    /// true when any were released.
     @discardableResult
     public static func trim() -> Bool { swiftmesh_node_heap_trim() == 1 }
+
+    /// Bytes glibc's arenas hold from the system, blocks mapped on their own not counted.
+    public static func arenaBytes() -> Int { Int(swiftmesh_node_heap_arena_bytes()) }
 }

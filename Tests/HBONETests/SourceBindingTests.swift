@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import MeshIdentity
 import Testing
 import MeshTestSupport
 
@@ -160,5 +161,53 @@ struct TCPPassthroughTests {
         try await listener.close()
         await upstream.close()
         withExtendedLifetime(reserved) {}
+    }
+}
+
+/// Records, for each certificate lookup, whether it ran on `loop`'s thread.
+private final class LoopRecordingTLS: MeshTLSProvider {
+    let inner: MeshTLS
+    let loop: any EventLoop
+    let onLoop = NIOLockedValueBox<[Bool]>([])
+
+    init(_ inner: MeshTLS, loop: any EventLoop) {
+        self.inner = inner
+        self.loop = loop
+    }
+
+    func meshTLS(for identity: SPIFFEID?) async throws -> MeshTLS {
+        onLoop.withLockedValue { $0.append(loop.inEventLoop) }
+        return try await inner.meshTLS(for: identity)
+    }
+
+    var defaultIdentity: SPIFFEID? { inner.defaultIdentity }
+    var trustDomain: TrustDomain { get throws { try inner.trustDomain } }
+}
+
+extension SourceBindingTests {
+    // A dial in a plain Task ran on the global pool: each wait on a future of the loop was a thread
+    // hop, and the dispatch blocks those hops allocate on the loop's thread ended in the pool threads'
+    // caches, keeping the loop's heap pages resident after a burst of dials (issue 16, the soak).
+    @Test("a dial for a preferred loop runs on that loop, and so does a deadline's body")
+    func dialRunsOnPreferredLoop() async throws {
+        let upstream = try await TCPUpstream.echo()
+        let harness = try await HBONEHarness()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let loop = group.next()
+        let tls = LoopRecordingTLS(try harness.pki.tls(harness.pki.clientID), loop: loop)
+        let pool = HBONEConnectionPool(tls: tls, configuration: TestConfig.client(), group: group)
+        let key = try harness.client().poolKey(for: harness.request(to: upstream.address))
+        let connection = try await pool.acquire(key, on: loop)
+        #expect(connection.channel.eventLoop === loop)
+        #expect(tls.onLoop.withLockedValue { $0 } == [true])
+        connection.release()
+
+        let ranOnLoop = try await withDeadline(.seconds(5), on: loop, error: .settingsTimeout) { loop.inEventLoop }
+        #expect(ranOnLoop)
+
+        await pool.close()
+        await harness.server.shutdown()
+        await upstream.close()
+        try await group.shutdownGracefully()
     }
 }

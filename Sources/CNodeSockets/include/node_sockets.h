@@ -43,8 +43,16 @@ int swiftmesh_node_poll(int fd, short events, int timeout_ms);
 /* Bytes the allocator has handed out (glibc mallinfo2: uordblks + hblkhd). */
 size_t swiftmesh_node_heap_in_use(void);
 
-/* glibc malloc_trim(0): returns free heap pages of every arena to the kernel; 1 if any were. */
+/* glibc malloc_trim(0): returns free heap pages of every arena to the kernel; 1 if any were.
+   It leaves the top (the free end) of every arena but the main one. */
 int swiftmesh_node_heap_trim(void);
+
+/* Bytes glibc's arenas hold from the system, mapped blocks not counted (mallinfo2().arena). */
+size_t swiftmesh_node_heap_arena_bytes(void);
+
+/* Trims the top of the calling thread's arena: allocates and frees a 96 KiB block there, on which
+   glibc gives back what of the top exceeds M_TOP_PAD once the top has reached M_TRIM_THRESHOLD. */
+void swiftmesh_node_heap_trim_thread_arena(void);
 
 /* glibc mallopt M_MMAP_THRESHOLD and M_TRIM_THRESHOLD, which also ends glibc's raising of both
    after a large block is freed; 1 when both were set. */
