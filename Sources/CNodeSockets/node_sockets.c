@@ -144,8 +144,8 @@ void swiftmesh_node_heap_trim_thread_arena(void) {
     /* 96 KiB: at least glibc's FASTBIN_CONSOLIDATION_THRESHOLD (64 KiB), whose free of a block in a
        thread's arena calls heap_trim on that arena, and below the lowest mmap threshold (128 KiB by
        default), so the block comes from the calling thread's arena and not from mmap. Asking for a
-       block that large also first merges the arena's small free blocks (its fastbins) into their
-       neighbours and the top, so what they held is trimmed too. */
+       block that large also first merges the arena's fastbin blocks into their neighbours and the
+       top, so what they held is trimmed too (blocks in a thread's tcache stay where they are). */
     void *block = malloc(96 << 10);
     /* Keeps the compiler from pairing the malloc with the free and dropping both. */
     __asm__ volatile("" : : "r"(block) : "memory");

@@ -13,6 +13,11 @@ import NIOConcurrencyHelpers
 /// flight per key (other requests wait for it). Connections that receive GOAWAY or
 /// fail leave the pool without failing their open streams; idle ones close after
 /// the idle timeout; PINGs detect dead peers.
+///
+/// A dial runs on the loop its connection will live on (``EventLoop/runTask(_:)``), and so does
+/// the pool's own code while it serves that dial (SE-0417): close the pool (``close()``) before
+/// shutting down its group or any loop a stream was acquired on, since a task whose
+/// loop has shut down never resumes.
 public actor HBONEConnectionPool {
     private struct Entry {
         var connections: [PooledConnection] = []

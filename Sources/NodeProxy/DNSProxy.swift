@@ -200,8 +200,9 @@ public final class DNSProxy: Sendable {
 
     // MARK: Forwarding
 
-    /// The upstreams' answer to `message` with the client's ID, or SERVFAIL.
-    func forward(_ query: DNSQuery, message: [UInt8]) async -> [UInt8] {
+    /// The upstreams' answer to `message` with the client's ID, or SERVFAIL; the upstream
+    /// sockets are opened on `loop` (the client socket's, so the exchange does not hop threads).
+    func forward(_ query: DNSQuery, message: [UInt8], on loop: any EventLoop) async -> [UInt8] {
         let inFlightBefore = inFlight.wrappingAdd(1, ordering: .relaxed).oldValue
         defer { inFlight.wrappingSubtract(1, ordering: .relaxed) }
         var failure: any Error = DNSForwardError.noUpstreams
@@ -210,7 +211,7 @@ public final class DNSProxy: Sendable {
         } else {
             for upstream in upstreams {
                 do {
-                    let answer = try await exchange(message, with: upstream)
+                    let answer = try await exchange(message, with: upstream, on: loop)
                     count(\.forwarded)
                     return DNSResponse.replacingID(of: answer, with: query.header.id)
                 } catch {
@@ -229,9 +230,10 @@ public final class DNSProxy: Sendable {
 
     /// Sends `message` with a fresh ID to `upstream` over a connected UDP socket
     /// and waits for the response with that ID.
-    private func exchange(_ message: [UInt8], with upstream: SocketAddress) async throws -> [UInt8] {
+    private func exchange(_ message: [UInt8], with upstream: SocketAddress, on loop: any EventLoop) async throws -> [UInt8] {
         let id = UInt16.random(in: .min ... .max)
-        let channel = try await DatagramBootstrap(group: group)
+        // On `loop` when it can open sockets (a NIOPosix loop), otherwise on the proxy's group.
+        let channel = try await (DatagramBootstrap(validatingGroup: loop) ?? DatagramBootstrap(group: group))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
             .connect(to: upstream)
             .get()
@@ -363,7 +365,7 @@ final class DNSDatagramHandler: ChannelInboundHandler {
         case .forward(let query, let message):
             let channel = context.channel
             channel.eventLoop.runTask { [proxy] in
-                let reply = await proxy.forward(query, message: message)
+                let reply = await proxy.forward(query, message: message, on: channel.eventLoop)
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: reply)), promise: nil)
             }
         }
@@ -422,7 +424,7 @@ final class DNSStreamHandler: ChannelInboundHandler {
         case .forward(let query, let message):
             let channel = context.channel
             channel.eventLoop.runTask { [proxy] in
-                let reply = await proxy.forward(query, message: message)
+                let reply = await proxy.forward(query, message: message, on: channel.eventLoop)
                 channel.writeAndFlush(DNSStreamFrameDecoder.frame(reply), promise: nil)
             }
         }

@@ -6,7 +6,7 @@ import NIOPosix
 /// Returns freed heap memory to the kernel after load has passed.
 ///
 /// glibc's allocator keeps the memory of freed connection buffers in its arenas (one per
-/// thread that allocates, so one per event loop) instead of giving it back: after 10,000
+/// thread that allocates, up to eight per core, so in ztunnel one per event loop) instead of giving it back: after 10,000
 /// concurrent connections through ztunnel have closed, its RSS stays where the peak left it
 /// (measured: 160 MB, against 55 MB before; `scripts/soak`). Every `interval`, unless the heap in
 /// use grew since the last look (glibc's `mallinfo2`) by more than a little
@@ -17,11 +17,12 @@ import NIOPosix
 /// Free memory sits in two places, and `malloc_trim(0)` reaches only one of them:
 /// - free blocks inside an arena: `malloc_trim` returns their whole pages, in every arena;
 /// - an arena's top, the free end that the last blocks merged into: `malloc_trim` trims it
-///   only in the main arena. An event loop's arena gives back its top when a block of 64 KiB
-///   or more is freed there, and blocks freed after a burst are small (and, with glibc's
-///   per-thread cache off as the lab runs ztunnel, only merged into the top when
-///   `malloc_trim` consolidates them, after which nothing trims it). So ``trim(on:)`` first
-///   frees such a block on each event loop (``trimThreadArena()``), then calls `malloc_trim`.
+///   only in the main arena. An event loop's arena gives back its top when a free there
+///   leaves a free block of 64 KiB or more (merging into the top counts). The blocks freed
+///   after a burst are small, and glibc keeps small ones unmerged (in its fastbins) until
+///   `malloc_trim` consolidates them into the top, after which nothing trims it. So
+///   ``trim(on:)`` first frees a 96 KiB block on each event loop (``trimThreadArena()``), then
+///   calls `malloc_trim`.
 ///   Measured with the soak's long phase (10,000 connections held, then closed), the
 ///   destination node had kept up to 8.6 MiB resident in one loop's top (of 18 MiB), with
 ///   1.5 MiB of pages holding live blocks in the whole heap.
@@ -33,7 +34,8 @@ import NIOPosix
 /// (``thresholds``).
 public struct HeapTrimmer: Sendable {
     public var interval: Duration
-    /// The event loops whose threads' arenas hold the proxy's buffers (their tops are trimmed on them).
+    /// The event loops whose threads' arenas hold the proxy's buffers (their tops are trimmed on
+    /// them); the group must outlive the trimmer's task (cancel it before shutting the group down).
     public var group: any EventLoopGroup
     public var logger: Logger
 
@@ -58,7 +60,7 @@ public struct HeapTrimmer: Sendable {
             guard Self.shouldTrim(inUse: inUse, last: lastInUse) else { continue }
             let trimmed = await Self.trim(on: group)
             logger.debug("heap trimmed", metadata: [
-                "in_use_bytes": "\(inUse)", "arena_top_bytes_released": "\(trimmed.topBytes)", "free_pages_released": "\(trimmed.freePages)",
+                "in_use_bytes": "\(inUse)", "arena_top_bytes_released": "\(trimmed.topBytes)", "free_pages_released": "\(trimmed.releasedFreePages)",
             ])
         }
     }
@@ -82,23 +84,25 @@ public struct HeapTrimmer: Sendable {
     }
 
     /// What a trim gave back.
-    public struct Trimmed: Sendable, Equatable {
-        /// Bytes given back from the arenas' tops (the drop in glibc's `mallinfo2().arena`).
+    public struct Trimmed: Sendable {
+        /// Bytes given back from the arenas' tops: the net drop in glibc's `mallinfo2().arena` over
+        /// the trim (other threads' growth meanwhile counts against it).
         public var topBytes: Int
         /// Whether `malloc_trim` gave back any free pages.
-        public var freePages: Bool
+        public var releasedFreePages: Bool
     }
 
     /// Trims the top of each of `group`'s loops' arenas, on the loop (``trimThreadArena()``), then
-    /// releases the free pages of every arena (``trim()``).
+    /// releases the free pages of every arena (``trim()``). The group must outlive the call: a
+    /// loop that has shut down runs nothing, and the trim would wait for it forever.
     @discardableResult
     public static func trim(on group: any EventLoopGroup) async -> Trimmed {
         let before = arenaBytes()
         for loop in group.makeIterator() {
             try? await loop.submit { trimThreadArena() }.get()
         }
-        let freePages = trim()
-        return Trimmed(topBytes: max(0, before - arenaBytes()), freePages: freePages)
+        let releasedFreePages = trim()
+        return Trimmed(topBytes: max(0, before - arenaBytes()), releasedFreePages: releasedFreePages)
     }
 
     /// Gives back the top of the calling thread's arena beyond glibc's top pad (128 KiB), when the
