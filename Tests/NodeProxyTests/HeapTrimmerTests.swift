@@ -88,10 +88,6 @@ import Testing
         // which malloc_trim gives back.
         let atTop = try #require(afterMallocTrim) > pages.count / 2
         #expect(resident < pages.count / 10, "\(resident) of \(pages.count) pages still resident; \(String(describing: afterMallocTrim)) after malloc_trim alone; \(trimmed); at the top: \(atTop)")
-        if atTop {
-            // What the trim reports (the debug log's figure) is the top it gave back.
-            #expect(trimmed.topBytes >= 4 << 20, "\(trimmed)")
-        }
         try await group.shutdownGracefully()
     }
 
