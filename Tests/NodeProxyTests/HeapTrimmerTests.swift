@@ -80,14 +80,16 @@ import Testing
             return (pages, Self.residentPages(pages, into: &vector))
         }.get()
         let trimmed = await HeapTrimmer.trim(on: group)
-        var vector = [UInt8](repeating: 0, count: 4096)
-        let resident = try #require(Self.residentPages(pages, into: &vector))
-        #expect(pages.count > 1_000)
-        // In an arena of its own the blocks were carved from the top and malloc_trim left them; in one
-        // shared with other threads (glibc allows eight per core) they may lie in a free block inside,
-        // which malloc_trim gives back.
-        let atTop = try #require(afterMallocTrim) > pages.count / 2
-        #expect(resident < pages.count / 10, "\(resident) of \(pages.count) pages still resident; \(String(describing: afterMallocTrim)) after malloc_trim alone; \(trimmed); at the top: \(atTop)")
+        // In an arena of its own the blocks were carved from the top and malloc_trim left them: the
+        // group's trim must give them back. In one shared with other threads (glibc allows eight per core,
+        // and a busy test process reaches that) they lay in a free block inside, which malloc_trim gave
+        // back, and other threads may have taken those pages since: there is nothing to check then.
+        if let afterMallocTrim, afterMallocTrim > pages.count / 2 {
+            var vector = [UInt8](repeating: 0, count: 4096)
+            let resident = try #require(Self.residentPages(pages, into: &vector))
+            #expect(pages.count > 1_000)
+            #expect(resident < pages.count / 10, "\(resident) of \(pages.count) pages still resident; \(afterMallocTrim) after malloc_trim alone; \(trimmed)")
+        }
         try await group.shutdownGracefully()
     }
 
