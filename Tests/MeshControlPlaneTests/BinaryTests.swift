@@ -22,11 +22,12 @@ struct BinaryTests {
         #expect(initialized.status == 0, "\(initialized.combined)")
         let again = try Interop.runBlocking(binary, ["ca", "init", "--dir", ca])
         #expect(again.status != 0 && again.combined.contains("--force"), "\(again.combined)")
-        let xdsPort = try await unusedPort(), monitoringPort = try await unusedPort()
         let server = try PeerProcess(binary, ["--manifests", manifests.path, "--ca-dir", ca, "--address", "127.0.0.1:0",
-                                              "--plaintext-address", "127.0.0.1:\(xdsPort)", "--monitoring-address", "127.0.0.1:\(monitoringPort)"])
+                                              "--plaintext-address", "127.0.0.1:0", "--monitoring-address", "127.0.0.1:0"])
         defer { server.stop() }
         #expect(await server.waitFor("mesh-controlplane serving"), "\(server.text)")
+        let xdsPort = try #require(server.loggedPort("xds_plaintext"), "\(server.text)")
+        let monitoringPort = try #require(server.loggedPort("monitoring"), "\(server.text)")
         let ready = try await Interop.run("/usr/bin/env", ["curl", "-fsS", "http://127.0.0.1:\(monitoringPort)/ready"])
         #expect(ready.stdout == "ready\n", "\(ready.combined)")
 
@@ -67,11 +68,4 @@ struct BinaryTests {
         #expect(result.status != 0)
         #expect(result.combined.contains("bad.yaml") && result.combined.contains("spec.nodeName"), "\(result.combined)")
     }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-func unusedPort() async throws -> Int {
-    let socket = try await Interop.run("/usr/bin/env", ["python3", "-c", "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"])
-    guard let port = Int(socket.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw TestTimeout(what: "a free port") }
-    return port
 }

@@ -54,20 +54,20 @@ struct ZtunnelIdentityTests {
             try ca.writeCredential(id: NodeCredential.identity(node: node, trustDomain: "cluster.local"), ttl: 3600, to: work.appendingPathComponent(node).path)
         }
         try await ControlPlaneHarness.run(directory: dir, authority: authority) { harness in
-            let socksPort = try await unusedPort()
-            func ztunnel(_ node: String, hbone: String, socks: Int) throws -> PeerProcess {
+            func ztunnel(_ node: String, hbone: String) throws -> PeerProcess {
                 try PeerProcess(ztunnelPath, [
                     "--node", node, "--node-credential", work.appendingPathComponent(node).path,
                     "--xds-address", "127.0.0.1:\(harness.port)", "--ca-address", "127.0.0.1:\(harness.port)",
-                    "--hbone-listen", "\(hbone):15008", "--socks5", "127.0.0.1:\(socks)", "--readiness", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
+                    "--hbone-listen", "\(hbone):15008", "--socks5", "127.0.0.1:0", "--readiness", "127.0.0.1:0", "--metrics-address", "127.0.0.1:0", "--admin-address", "127.0.0.1:0",
                 ])
             }
-            let a = try ztunnel("node-a", hbone: "127.0.20.1", socks: socksPort)
+            let a = try ztunnel("node-a", hbone: "127.0.20.1")
             defer { a.stop() }
-            let b = try ztunnel("node-b", hbone: "127.0.20.2", socks: try await unusedPort())
+            let b = try ztunnel("node-b", hbone: "127.0.20.2")
             defer { b.stop() }
             #expect(await a.waitFor("ztunnel ready"), "\(a.text)")
             #expect(await b.waitFor("ztunnel ready"), "\(b.text)")
+            let socksPort = try #require(a.loggedPort("socks5"), "\(a.text)")
             #expect(await eventually { harness.server.connectedClients().filter { $0.types.values.contains { $0.synced } }.count == 2 })
             // No connection yet, but each ztunnel prefetches its local workloads' certificates in the background,
             // one CSR per identity: node-a's client and other accounts, node-b's echo.

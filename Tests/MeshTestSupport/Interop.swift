@@ -113,6 +113,17 @@ public final class PeerProcess: @unchecked Sendable {
         return false
     }
 
+    /// The port of the first `KEY=HOST:PORT` in the output (a log line's metadata), so a
+    /// peer can be started on port 0 and the port it bound read back: no port picked
+    /// beforehand that another test could take in between.
+    public func loggedPort(_ key: String) -> Int? {
+        let output = text
+        guard let range = output.range(of: " \(key)=") ?? output.range(of: "\t\(key)=") else { return nil }
+        let value = output[range.upperBound...].prefix { !$0.isWhitespace }
+        guard let colon = value.lastIndex(of: ":") else { return nil }
+        return Int(value[value.index(after: colon)...])
+    }
+
     public func waitForExit(bound: TimeInterval = 30) async -> Int32? {
         let deadline = Date().addingTimeInterval(bound)
         while process.isRunning && Date() < deadline { try? await Task.sleep(nanoseconds: 10_000_000) }

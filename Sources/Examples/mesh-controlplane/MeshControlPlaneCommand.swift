@@ -101,9 +101,9 @@ struct Serve: AsyncParsableCommand {
         let (host, port) = try HostPort.parse(address)
         let secure = XDSServer(cache: cache, configuration: .init(host: host, port: port, transportSecurity: security),
                                additionalServices: [caService], observer: metrics, logger: logger)
-        let plaintext = try plaintextAddress.map { value in
-            let (host, port) = try HostPort.parse(value)
-            return XDSServer(cache: cache, configuration: .init(host: host, port: port), observer: metrics, logger: logger)
+        let plaintextHostPort = try plaintextAddress.map { try HostPort.parse($0) }
+        let plaintext = plaintextHostPort.map { host, port in
+            XDSServer(cache: cache, configuration: .init(host: host, port: port), observer: metrics, logger: logger)
         }
         let servers = [secure] + (plaintext.map { [$0] } ?? [])
         let (monitoringHost, monitoringPort) = try HostPort.parse(monitoringAddress)
@@ -131,10 +131,13 @@ struct Serve: AsyncParsableCommand {
             await monitoring.close()
         })
         services.append(ClosureService {
+            // The bound ports, so that port 0 ("any free port") can be given and read back.
             let port = try await secure.listeningPort()
+            var plaintextListening = "off"
+            if let plaintext, let plaintextHost = plaintextHostPort?.0 { plaintextListening = "\(plaintextHost):\(try await plaintext.listeningPort())" }
             logger.notice("mesh-controlplane serving", metadata: [
                 "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(port)",
-                "xds_plaintext": "\(plaintextAddress ?? "off")", "monitoring": "\(monitoringHost):\(monitoring.port)",
+                "xds_plaintext": "\(plaintextListening)", "monitoring": "\(monitoringHost):\(monitoring.port)",
                 "trust_domain": "\(trust.name)", "workload_cert_ttl": "\(workloadCertTTL)",
             ])
             try? await gracefulShutdown()
