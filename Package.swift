@@ -491,6 +491,7 @@ let package = Package(
             name: "MeshMonitoringTests",
             dependencies: [
                 "MeshMonitoring",
+                "MeshTestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

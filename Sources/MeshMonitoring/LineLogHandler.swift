@@ -8,7 +8,7 @@ import NIOConcurrencyHelpers
 
 /// A swift-log handler that writes each event as one line, in the format of swift-log's
 /// `StreamLogHandler` (`2026-12-07T15:35:37+0000 info ztunnel: key=value … [source] message`,
-/// metadata sorted by key), with one `write(2)` per line.
+/// metadata sorted by key), handed whole to an output (``LogWriter`` for standard error).
 ///
 /// Made for a proxy's access log, one line per connection, where `StreamLogHandler`'s way
 /// showed in profiles: it calls `localtime(3)`, which looks at `/etc/localtime` again for
@@ -32,9 +32,11 @@ public struct LineLogHandler: LogHandler {
         self.output = output
     }
 
-    /// A handler writing to the process's standard error.
+    /// A handler writing to the process's standard error through ``LogWriter/standardError``:
+    /// the logging thread never waits for the output.
     public static func standardError(label: String) -> LineLogHandler {
-        LineLogHandler(label: label) { line in writeAll(line, to: 2) }
+        let writer = LogWriter.standardError
+        return LineLogHandler(label: label) { line in writer.write(line) }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -99,23 +101,5 @@ public struct LineLogHandler: LogHandler {
         let text = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         lastTimestamp.withLockedValue { $0 = (now, text) }
         return text
-    }
-}
-
-/// Writes all of `text` to `descriptor`, retrying on EINTR and short writes; gives up on any other error.
-private func writeAll(_ text: String, to descriptor: CInt) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written > 0 {
-                offset += written
-            } else if written < 0, errno == EINTR {
-                continue
-            } else {
-                return
-            }
-        }
     }
 }

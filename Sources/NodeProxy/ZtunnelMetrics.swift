@@ -16,15 +16,17 @@ import XDSClient
 /// and ztunnel's own `workload_manager_active_proxy_count`, `istio_xds_connection_state`
 /// (1 while the xDS stream is up) and `ztunnel_workloads`; with per-workload
 /// certificates, the Istio agent's `istio_agent_num_outgoing_requests_total` and
-/// `istio_agent_num_failed_outgoing_requests_total` (`request_type="csr"`).
+/// `istio_agent_num_failed_outgoing_requests_total` (`request_type="csr"`); and
+/// `ztunnel_log_lines_dropped_total`, the log lines dropped because the log output was
+/// not read fast enough (`MeshMonitoring.LogWriter`).
 ///
 /// It observes inbound HBONE tunnels (``HBONEMetricsObserver``) and captured
 /// connections (``CaptureObserver``); pass it to both.
 public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let store: WorkloadStore
-    /// The CSR counts last rendered (the counters advance by the difference).
-    private let renderedCSRs = NIOLockedValueBox((sent: 0, failed: 0))
+    /// Totals kept elsewhere, by counter name, as last rendered (the counters advance by the difference).
+    private let renderedTotals = NIOLockedValueBox([String: Int]())
 
     public init(store: WorkloadStore) {
         self.store = store
@@ -194,16 +196,16 @@ public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendab
 
     /// Samples the gauges and renders the Prometheus text exposition.
     /// `certificateRequests` are the CSRs sent so far for local workloads and how many failed.
-    public func render(capturedPods: Int, xds: ADSClient.Counters?, certificateRequests: (sent: Int, failed: Int)? = nil) -> String {
+    public func render(capturedPods: Int, xds: ADSClient.Counters?, certificateRequests: (sent: Int, failed: Int)? = nil,
+                       logLinesDropped: Int? = nil) -> String {
         if let certificateRequests {
-            let (sent, failed) = renderedCSRs.withLockedValue { rendered in
-                defer { rendered = certificateRequests }
-                return (certificateRequests.sent - rendered.sent, certificateRequests.failed - rendered.failed)
-            }
             let labels = [("request_type", "csr")]
-            counter("istio_agent_num_outgoing_requests_total", "Certificate signing requests sent to the CA", labels).increment(by: Int64(max(0, sent)))
-            counter("istio_agent_num_failed_outgoing_requests_total", "Certificate signing requests that failed (retried with backoff)", labels)
-                .increment(by: Int64(max(0, failed)))
+            advance("istio_agent_num_outgoing_requests_total", "Certificate signing requests sent to the CA", labels, to: certificateRequests.sent)
+            advance("istio_agent_num_failed_outgoing_requests_total", "Certificate signing requests that failed (retried with backoff)", labels,
+                    to: certificateRequests.failed)
+        }
+        if let logLinesDropped {
+            advance("ztunnel_log_lines_dropped_total", "Log lines dropped because the log output was not read fast enough", [], to: logLinesDropped)
         }
         registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "workload_manager_active_proxy_count", unitName: "",
                                                             helpText: "The number of pods ztunnel captures (in-pod mode)")).set(Double(capturedPods))
@@ -215,5 +217,15 @@ public final class ZtunnelMetrics: HBONEMetricsObserver, CaptureObserver, Sendab
         registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "ztunnel_workloads", unitName: "",
                                                             helpText: "Workloads in ztunnel's mesh state")).set(Double(store.counts.workloads))
         return registry.emitToString()
+    }
+
+    /// Advances a counter whose total is kept elsewhere to `total`.
+    private func advance(_ name: String, _ help: String, _ labels: [(String, String)], to total: Int) {
+        let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        let step = renderedTotals.withLockedValue { rendered in
+            defer { rendered[key] = total }
+            return total - rendered[key, default: 0]
+        }
+        counter(name, help, labels).increment(by: Int64(max(0, step)))
     }
 }

@@ -75,19 +75,29 @@ public final class PeerProcess: @unchecked Sendable {
         let text = NIOLockedValueBox("")
     }
     private let buffer = Buffer()
+    private let output = Pipe()
 
     public init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
+        process.standardOutput = output
+        process.standardError = output
         process.standardInput = input
-        pipe.fileHandleForReading.readabilityHandler = { [buffer] handle in
+        resumeOutput()
+        try process.run()
+    }
+
+    /// Stops reading the peer's output: once the pipe's buffer is full, the peer's writes
+    /// to standard output and error block (or fail, if non-blocking), as with a stalled log
+    /// collector.
+    public func pauseOutput() { output.fileHandleForReading.readabilityHandler = nil }
+
+    /// Reads the peer's output again (the initial state).
+    public func resumeOutput() {
+        output.fileHandleForReading.readabilityHandler = { [buffer] handle in
             let data = handle.availableData
             if !data.isEmpty { buffer.text.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
         }
-        try process.run()
     }
 
     public var text: String { buffer.text.withLockedValue { $0 } }

@@ -187,7 +187,8 @@ struct Ztunnel: AsyncParsableCommand {
             guard request.path == "/metrics" || request.path == "/stats/prometheus" else { return .notFound }
             return MonitoringReply(contentType: "text/plain; version=0.0.4",
                                    body: istioMetrics.render(capturedPods: capture?.capturedUIDs.count ?? 0, xds: adsClient?.counters,
-                                                             certificateRequests: identity.certificates.map { ($0.requestCounts.sent, $0.requestCounts.failed) }))
+                                                             certificateRequests: identity.certificates.map { ($0.requestCounts.sent, $0.requestCounts.failed) },
+                                                             logLinesDropped: LogWriter.standardError.droppedLines))
         }
         let certificates = identity.certificates
         let admin = ZtunnelAdmin(
