@@ -140,6 +140,9 @@ public struct ClusterPod: Hashable, Sendable {
         public var hostNetwork: Bool
         /// `status.phase`, if given (`Succeeded` and `Failed` pods are over).
         public var phase: String?
+        /// `status.conditions[type=Ready].status`, if given: a pod that is not ready stays in the
+        /// mesh but gets no traffic through its Services.
+        public var ready: Bool?
         public var origin: ObjectOrigin
     }
 
@@ -181,9 +184,10 @@ public struct ClusterPod: Hashable, Sendable {
 
     public init(namespace: String, name: String, labels: Labels = [:], annotations: [String: String] = [:], serviceAccount: String = "default",
                 nodeName: String? = nil, podIPs: [IPAddress] = [], containers: [ContainerSpec] = [], hostNetwork: Bool = false, phase: String? = nil,
-                origin: ObjectOrigin) {
+                ready: Bool? = nil, origin: ObjectOrigin) {
         box = Box(Fields(namespace: namespace, name: name, labels: labels, annotations: annotations, serviceAccount: serviceAccount,
-                         nodeName: nodeName, podIPs: podIPs, containers: containers, hostNetwork: hostNetwork, phase: phase, origin: origin))
+                         nodeName: nodeName, podIPs: podIPs, containers: containers, hostNetwork: hostNetwork, phase: phase, ready: ready,
+                         origin: origin))
     }
 
     public static func == (lhs: ClusterPod, rhs: ClusterPod) -> Bool { lhs.box === rhs.box || lhs.box.fields == rhs.box.fields }
@@ -208,6 +212,9 @@ public struct ClusterPod: Hashable, Sendable {
 
     /// False once the pod has ended (`Succeeded` or `Failed`): it has no workload, endpoint or identity any more.
     public var isRunning: Bool { self.phase != "Succeeded" && self.phase != "Failed" }
+
+    /// False when the pod's `Ready` condition says so; a pod without one counts as ready.
+    public var isReady: Bool { self.ready != false }
 
     /// True for a pod the mesh serves: running, and on its own network (not `hostNetwork`).
     public var isMeshCandidate: Bool { isRunning && !self.hostNetwork }

@@ -67,7 +67,11 @@ public struct IstioResources: Sendable {
         let labels = namespaceLabels[pod.namespace] ?? Namespace(name: pod.namespace).labels
         w.tunnelProtocol = AmbientEnrollment.isEnrolled(pod, namespaceLabels: labels) ? .hbone : .none
         if let waypoint = AmbientEnrollment.waypoint(for: pod, namespaceLabels: labels, gateways: state.gateways) { w.waypoint = gatewayAddress(waypoint) }
-        for membership in endpoints.byPod[pod.key] ?? [] {
+        // As Istio: a pod that is not ready is in the mesh (reachable by its address) but its
+        // Services send it nothing; ztunnel skips UNHEALTHY workloads when it picks an endpoint.
+        let memberships = endpoints.byPod[pod.key] ?? []
+        w.status = pod.isReady && memberships.allSatisfy(\.ready) ? .healthy : .unhealthy
+        for membership in memberships {
             guard let service = servicesByKey[membership.service] else { continue }
             var p = Istio_Workload_Port()
             p.servicePort = UInt32(membership.servicePort)

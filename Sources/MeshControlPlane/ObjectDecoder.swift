@@ -95,6 +95,17 @@ struct ObjectDecoder {
                 let ip = try Self.ip(try m.required("ip"))
                 if !pod.podIPs.contains(ip) { pod.podIPs.append(ip) }
             }
+            for entry in try status.optional("conditions")?.sequence() ?? [] {
+                let m = try entry.mapping()
+                m.markAllConsumed()
+                guard try m.required("type").string() == "Ready" else { continue }
+                let value = try m.required("status")
+                switch try value.string() {
+                case "True": pod.ready = true
+                case "False", "Unknown": pod.ready = false
+                case let other: throw value.error(.invalidValue, "'\(other)' is not a condition status (expected True, False or Unknown)")
+                }
+            }
         }
         return pod
     }

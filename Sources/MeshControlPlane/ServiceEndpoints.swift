@@ -26,6 +26,8 @@ public struct ServiceEndpoints: Sendable {
         public var service: String
         public var servicePort: UInt16
         public var targetPort: UInt16
+        /// False when the endpoint is not ready (its pod's `Ready` condition, or its EndpointSlice's).
+        public var ready: Bool
     }
 
     /// Service `namespace/name` → service port → endpoints, in pod order.
@@ -117,7 +119,7 @@ public struct ServiceEndpoints: Sendable {
             ports[port.port] = backing.compactMap { index -> ServiceEndpoint? in
                 let key = state.pods[index].key
                 guard let address = plan.podIPs[key]?.first, let target = Self.resolve(port, on: state.pods[index]) else { return nil }
-                return ServiceEndpoint(pod: key, address: address, targetPort: target)
+                return ServiceEndpoint(pod: key, address: address, targetPort: target, ready: state.pods[index].isReady)
             }
         }
         return ports
@@ -132,7 +134,8 @@ public struct ServiceEndpoints: Sendable {
                 for endpoint in byService[service.key]?[port.port] ?? [] {
                     // One membership per service port, even with an address per family.
                     guard let pod = endpoint.pod, memberships[pod]?.last.map({ $0.service == service.key && $0.servicePort == port.port }) != true else { continue }
-                    memberships[pod, default: []].append(Membership(service: service.key, servicePort: port.port, targetPort: endpoint.targetPort))
+                    memberships[pod, default: []].append(Membership(service: service.key, servicePort: port.port, targetPort: endpoint.targetPort,
+                                                                    ready: endpoint.ready))
                 }
             }
         }

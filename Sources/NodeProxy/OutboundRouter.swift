@@ -64,7 +64,7 @@ public struct OutboundRoute: Sendable {
 /// Finds the destination workload for an outbound connection: HBONE workloads are
 /// tunnelled to their HBONE address, TCP workloads (outside the mesh) get a
 /// plain TCP passthrough, as Istio's ztunnel does. A Service VIP or host name
-/// picks one of its endpoints round robin.
+/// picks one of its healthy (ready) endpoints round robin.
 public struct OutboundRouter: Sendable {
     public let store: WorkloadStore
     public let client: HBONEClient
@@ -98,8 +98,12 @@ public struct OutboundRouter: Sendable {
             if passthroughUnknown { return OutboundRoute(workload: nil, address: host, port: port) }
             throw .unknownDestination("\(host):\(port)")
         }
-        let endpoints = store.endpoints(of: service).filter { !$0.workloadIPs.isEmpty }.sorted { $0.uid < $1.uid }
-        guard !endpoints.isEmpty else { throw .unknownDestination("\(host):\(port) (service \(service.key) has no endpoints)") }
+        let backing = store.endpoints(of: service).filter { !$0.workloadIPs.isEmpty }
+        let endpoints = backing.filter(\.healthy)
+        guard !endpoints.isEmpty else {
+            let why = backing.isEmpty ? "has no endpoints" : "has no ready endpoints (\(backing.count) not ready)"
+            throw .unknownDestination("\(host):\(port) (service \(service.key) \(why))")
+        }
         let endpoint = endpoints[next.take(service.key) % endpoints.count]
         let target = endpoint.services[service.key]?[servicePort] ?? service.ports[servicePort] ?? servicePort
         return OutboundRoute(workload: endpoint, address: endpoint.workloadIPs[0], port: Int(target), service: service)

@@ -79,6 +79,7 @@ public struct ZtunnelAdmin: Sendable {
             [
                 "uid": workload.uid, "name": workload.name, "namespace": workload.namespace, "serviceAccount": workload.serviceAccount,
                 "workloadIps": workload.workloadIPs, "node": workload.node, "protocol": workload.tunnelProtocol == .hbone ? "HBONE" : "TCP",
+                "status": workload.healthy ? "Healthy" : "Unhealthy",
                 "identity": (try? workload.identity()).map { "\($0)" } ?? "",
                 "services": workload.services.keys.sorted(), "authorizationPolicies": workload.authorizationPolicies,
             ]

@@ -34,6 +34,12 @@ extension Workload {
         case .hbone: tunnel = .hbone
         case .UNRECOGNIZED(let value): throw .invalidValue(field: "workload.tunnel_protocol", value: "\(value)")
         }
+        let healthy: Bool
+        switch proto.status {
+        case .healthy: healthy = true
+        case .unhealthy: healthy = false
+        case .UNRECOGNIZED(let value): throw .invalidValue(field: "workload.status", value: "\(value)")
+        }
         var services: [String: [UInt16: UInt16]] = [:]
         for (key, list) in proto.services {
             services[key] = try IstioPorts.map(list.ports, field: "workload.services[\(key)]")
@@ -50,6 +56,7 @@ extension Workload {
             network: proto.network,
             node: proto.node,
             tunnelProtocol: tunnel,
+            healthy: healthy,
             services: services,
             authorizationPolicies: proto.authorizationPolicies
         )

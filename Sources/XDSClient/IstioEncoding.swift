@@ -42,6 +42,7 @@ extension Workload {
         proto.network = network
         proto.node = node
         proto.tunnelProtocol = tunnelProtocol == .hbone ? .hbone : .none
+        proto.status = healthy ? .healthy : .unhealthy
         for (key, ports) in services {
             var list = Istio_Workload_PortList()
             list.ports = IstioPorts.encode(ports)

@@ -47,6 +47,9 @@ public struct Workload: Sendable, Hashable {
     public var node: String
     /// Whether the workload is reached through HBONE or plain TCP.
     public var tunnelProtocol: TunnelProtocol
+    /// Istio's `status`: false (UNHEALTHY) for a pod that is not ready. It stays reachable
+    /// by its address, but is not picked as an endpoint of its Services.
+    public var healthy: Bool
     /// Services the workload backs: `namespace/hostname` → service port → target port.
     public var services: [String: [UInt16: UInt16]]
     /// Workload-selector policies that apply to this workload, as `namespace/name`.
@@ -56,7 +59,7 @@ public struct Workload: Sendable, Hashable {
 
     public init(
         uid: String, name: String, namespace: String, serviceAccount: String = "default", trustDomain: String = "cluster.local",
-        workloadIPs: [String], network: String = "", node: String = "", tunnelProtocol: TunnelProtocol = .hbone,
+        workloadIPs: [String], network: String = "", node: String = "", tunnelProtocol: TunnelProtocol = .hbone, healthy: Bool = true,
         services: [String: [UInt16: UInt16]] = [:], authorizationPolicies: [String] = []
     ) {
         self.uid = uid
@@ -68,6 +71,7 @@ public struct Workload: Sendable, Hashable {
         self.network = network
         self.node = node
         self.tunnelProtocol = tunnelProtocol
+        self.healthy = healthy
         self.services = services
         self.authorizationPolicies = authorizationPolicies
         self.parsedIdentity = parseIdentity()

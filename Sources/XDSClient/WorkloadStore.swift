@@ -82,6 +82,9 @@ public final class WorkloadStore: Sendable {
         var policies: [String: Authorization] = [:]
         /// Address → workload.
         var byAddress: [NetworkAddress: Stored] = [:]
+        /// Service key → uid → the workloads backing it (a connection to a Service looks here,
+        /// not through every workload).
+        var byService: [String: [String: Stored]] = [:]
         /// Hostname → service key.
         var byHostname: [String: String] = [:]
         /// VIP → service key.
@@ -95,6 +98,7 @@ public final class WorkloadStore: Sendable {
             let stored = Stored(workload)
             workloads[workload.uid] = stored
             for ip in workload.workloadIPs { byAddress[NetworkAddress(network: workload.network, address: ip)] = stored }
+            for service in workload.services.keys { byService[service, default: [:]][workload.uid] = stored }
         }
 
         mutating func remove(workload: Workload) {
@@ -102,6 +106,10 @@ public final class WorkloadStore: Sendable {
             for ip in workload.workloadIPs {
                 let key = NetworkAddress(network: workload.network, address: ip)
                 if byAddress[key]?.workload.uid == workload.uid { byAddress[key] = nil }
+            }
+            for service in workload.services.keys {
+                byService[service]?[workload.uid] = nil
+                if byService[service]?.isEmpty == true { byService[service] = nil }
             }
         }
 
@@ -243,9 +251,10 @@ public final class WorkloadStore: Sendable {
     }
     /// A policy by `namespace/name`.
     public func policy(key: String) -> Authorization? { state.withLockedValue { $0.policies[key] } }
-    /// Workloads backing a service.
+    /// Workloads backing a service (healthy or not), ordered by uid.
     public func endpoints(of service: Service) -> [Workload] {
-        state.withLockedValue { $0.workloads.values.map(\.workload).filter { $0.services[service.key] != nil }.sorted { $0.uid < $1.uid } }
+        let backing = state.withLockedValue { $0.byService[service.key].map { Array($0.values) } ?? [] }
+        return backing.map(\.workload).sorted { $0.uid < $1.uid }
     }
     /// Decides an L4 connection to `connection.destination` with the stored policies.
     public func authorize(_ connection: L4Connection) -> L4Decision {

@@ -121,6 +121,50 @@ struct ConversionTests {
         #expect(converters.endpoints.endpoints(service: "demo/echo", port: 80).map(\.pod) == ["demo/echo-1", "demo/echo-2"])
     }
 
+    @Test("a pod whose Ready condition is False stays a workload of its Services but UNHEALTHY, and its EDS endpoint unhealthy; True or no condition is HEALTHY; another status value is refused, naming the field")
+    func readiness() throws {
+        let notReady = [("ready.yaml", """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: echo-3, namespace: demo, labels: {app: echo}}
+        spec: {nodeName: node-b, serviceAccountName: echo, containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]}
+        status: {conditions: [{type: PodScheduled, status: "True"}, {type: Ready, status: "False"}]}
+        ---
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: echo-4, namespace: demo, labels: {app: echo}}
+        spec: {nodeName: node-b, serviceAccountName: echo, containers: [{name: c, image: x, ports: [{name: http, containerPort: 8080}]}]}
+        status: {conditions: [{type: Ready, status: "True"}]}
+        """)]
+        let state = try Manifests.load(notReady)
+        let converters = try Converters(state)
+        let podThree = try #require(state.pod("demo/echo-3")), podFour = try #require(state.pod("demo/echo-4"))
+        let three = try #require(converters.istio.workload(podThree))
+        #expect(three.status == .unhealthy)
+        #expect(three.services["demo/echo.demo.svc.cluster.local"] != nil, "still backs the Service; ztunnel skips it")
+        #expect(converters.istio.workload(podFour)?.status == .healthy)
+        #expect(converters.istio.workload(try pod("echo-1"))?.status == .healthy)
+        let endpoints = converters.endpoints.endpoints(service: "demo/echo", port: 80)
+        #expect(endpoints.map(\.pod) == ["demo/echo-1", "demo/echo-2", "demo/echo-3", "demo/echo-4"])
+        #expect(endpoints.map(\.ready) == [true, true, false, true])
+        let echoService = try #require(state.services.first { $0.key == "demo/echo" })
+        let eds = converters.envoy.loadAssignment(echoService, port: 80)
+        #expect(eds.endpoints.flatMap(\.lbEndpoints).map(\.healthStatus) == [.healthy, .healthy, .unhealthy, .healthy])
+
+        let bad = [("bad.yaml", """
+        apiVersion: v1
+        kind: Pod
+        metadata: {name: echo-5, namespace: demo}
+        spec: {nodeName: node-b, containers: [{name: c, image: x}]}
+        status: {conditions: [{type: Ready, status: "Maybe"}]}
+        """)]
+        #expect {
+            try Manifests.load(bad)
+        } throws: { error in
+            "\(error)".contains("bad.yaml") && "\(error)".contains("'Maybe' is not a condition status") && "\(error)".contains("status")
+        }
+    }
+
     @Test("a Service becomes an Istio Service: hostname, allocated VIP from 10.96/16, ports (0 for a named target)")
     func service() throws {
         let s = istio.service(try echo)

@@ -13,7 +13,7 @@ struct AmbientLabTests {
     /// curl's exit status for a connection closed before any answer: 52 (closed) or 56 (reset, as ztunnel's denial is).
     static let closedWithoutData: Set<Int32> = [52, 56]
 
-    @Test("pod to pod across nodes and on one node, Service VIPs, L4 policy, PeerAuthentication, passthrough, metrics, admin and live changes")
+    @Test("pod to pod across nodes and on one node, Service VIPs (ready endpoints only), L4 policy, PeerAuthentication, passthrough, metrics, admin and live changes")
     func ambientMesh() async throws {
         let lab = try await LabFixture.start("ambient", prefix: "swt")
         defer { lab.stop() }
@@ -90,6 +90,34 @@ struct AmbientLabTests {
         let hitsA = try lab.lab.logs("mesh/server-a").components(separatedBy: "GET /vip-").count - 1
         let hitsB = try lab.lab.logs("mesh/server-b").components(separatedBy: "GET /vip-").count - 1
         #expect(hitsA == 3 && hitsB == 3, "round robin over both endpoints: server-a \(hitsA), server-b \(hitsB)")
+        // An endpoint whose pod is not ready (Ready condition False, applied live) gets nothing through
+        // the Service, though it runs and stays in the mesh; ready again, it is picked again.
+        let podsFile = try String(contentsOfFile: lab.manifests + "/pods.yaml", encoding: .utf8)
+        let serverBLine = "metadata: {name: server-b, namespace: mesh, labels: {app: server}}\n"
+        try await lab.apply(file: "pods.yaml", podsFile.replacingOccurrences(
+            of: serverBLine, with: serverBLine + "status: {conditions: [{type: Ready, status: \"False\"}]}\n"))
+        func nodeASees(_ text: String) async -> Bool {
+            await eventually {
+                let dump = try? await lab.run(netns: lab.node("node-a").netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
+                return dump?.stdout.contains(text) == true
+            }
+        }
+        #expect(await nodeASees("Unhealthy"), "node-a's ztunnel learns that server-b is not ready")
+        for index in 0..<4 {
+            let answer = try await lab.curl(from: "mesh/client", "http://\(service.address):80/unready-\(index)")
+            #expect(answer.http == "404", "VIP request with server-b not ready \(index): \(answer)")
+        }
+        let unreadyA = try lab.lab.logs("mesh/server-a").components(separatedBy: "GET /unready-").count - 1
+        let unreadyB = try lab.lab.logs("mesh/server-b").components(separatedBy: "GET /unready-").count - 1
+        #expect(unreadyA == 4 && unreadyB == 0, "only the ready endpoint: server-a \(unreadyA), server-b \(unreadyB)")
+        let direct = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
+        #expect(direct.http == "200", "a pod that is not ready is still reached at its address: \(direct)")
+        try await lab.apply(file: "pods.yaml", podsFile)
+        let readyAgain = await eventually {
+            _ = try? await lab.curl(from: "mesh/client", "http://\(service.address):80/ready-again")
+            return ((try? lab.lab.logs("mesh/server-b")) ?? "").contains("GET /ready-again")
+        }
+        #expect(readyAgain, "server-b, ready again, is picked again")
 
         // 5. L4 AuthorizationPolicy at the destination: by port, principal and namespace; a denied client gets no data.
         for (source, url, what) in [("mesh/client", "http://\(serverB.address):9090/", "port 9090 is not allowed"),
