@@ -83,33 +83,30 @@ struct AmbientLabTests {
 
         // 4. A Service VIP reaches its endpoints round robin, across nodes.
         guard let service = lab.topology.service("mesh/server") else { throw LabTestError("fixture has no mesh/server Service") }
-        for index in 0..<6 {
-            let answer = try await lab.curl(from: "mesh/client", "http://\(service.address):80/vip-\(index)")
-            #expect(answer.http == "404", "VIP request \(index): \(answer)")
+        /// Sends `count` requests to the Service's VIP with paths `/PREFIX-N`; how many each server logged.
+        func spread(_ prefix: String, _ count: Int) async throws -> (a: Int, b: Int) {
+            for index in 0..<count {
+                let answer = try await lab.curl(from: "mesh/client", "http://\(service.address):80/\(prefix)-\(index)")
+                #expect(answer.http == "404", "VIP request \(prefix)-\(index): \(answer)")
+            }
+            func hits(_ pod: String) throws -> Int { try lab.lab.logs(pod).components(separatedBy: "GET /\(prefix)-").count - 1 }
+            return (try hits("mesh/server-a"), try hits("mesh/server-b"))
         }
-        let hitsA = try lab.lab.logs("mesh/server-a").components(separatedBy: "GET /vip-").count - 1
-        let hitsB = try lab.lab.logs("mesh/server-b").components(separatedBy: "GET /vip-").count - 1
-        #expect(hitsA == 3 && hitsB == 3, "round robin over both endpoints: server-a \(hitsA), server-b \(hitsB)")
+        let hits = try await spread("vip", 6)
+        #expect(hits.a == 3 && hits.b == 3, "round robin over both endpoints: server-a \(hits.a), server-b \(hits.b)")
         // An endpoint whose pod is not ready (Ready condition False, applied live) gets nothing through
         // the Service, though it runs and stays in the mesh; ready again, it is picked again.
         let podsFile = try String(contentsOfFile: lab.manifests + "/pods.yaml", encoding: .utf8)
         let serverBLine = "metadata: {name: server-b, namespace: mesh, labels: {app: server}}\n"
         try await lab.apply(file: "pods.yaml", podsFile.replacingOccurrences(
             of: serverBLine, with: serverBLine + "status: {conditions: [{type: Ready, status: \"False\"}]}\n"))
-        func nodeASees(_ text: String) async -> Bool {
-            await eventually {
-                let dump = try? await lab.run(netns: lab.node("node-a").netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
-                return dump?.stdout.contains(text) == true
-            }
+        let learned = await eventually {
+            let dump = try? await lab.run(netns: lab.node("node-a").netns, ["curl", "-sf", "http://127.0.0.1:15000/config_dump"])
+            return dump?.stdout.contains("Unhealthy") == true
         }
-        #expect(await nodeASees("Unhealthy"), "node-a's ztunnel learns that server-b is not ready")
-        for index in 0..<4 {
-            let answer = try await lab.curl(from: "mesh/client", "http://\(service.address):80/unready-\(index)")
-            #expect(answer.http == "404", "VIP request with server-b not ready \(index): \(answer)")
-        }
-        let unreadyA = try lab.lab.logs("mesh/server-a").components(separatedBy: "GET /unready-").count - 1
-        let unreadyB = try lab.lab.logs("mesh/server-b").components(separatedBy: "GET /unready-").count - 1
-        #expect(unreadyA == 4 && unreadyB == 0, "only the ready endpoint: server-a \(unreadyA), server-b \(unreadyB)")
+        #expect(learned, "node-a's ztunnel learns that server-b is not ready")
+        let unready = try await spread("unready", 4)
+        #expect(unready.a == 4 && unready.b == 0, "only the ready endpoint: server-a \(unready.a), server-b \(unready.b)")
         let direct = try await lab.curl(from: "mesh/client", "http://\(serverB.address):8080/")
         #expect(direct.http == "200", "a pod that is not ready is still reached at its address: \(direct)")
         try await lab.apply(file: "pods.yaml", podsFile)
