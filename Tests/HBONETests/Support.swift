@@ -112,14 +112,6 @@ final class EchoUpstreamHandler: ChannelInboundHandler, Sendable {
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 }
 
-/// Returns a free loopback port nobody listens on.
-func closedPort() async throws -> Int {
-    let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-    let port = channel.localAddress!.port!
-    try await channel.close()
-    return port
-}
-
 /// A running HBONE server with its PKI.
 struct HBONEHarness {
     let pki: ServerClientPKI
@@ -169,37 +161,6 @@ func liveTCPConnections(port: Int) -> Int {
         let state = fields[3]
         return (local == Substring(hex) || remote == Substring(hex)) && ["01", "08", "0A"].contains(state)
     }.count
-}
-
-/// A loopback port that stays closed while this value lives: bound (without SO_REUSEADDR)
-/// but never listening, so connects to it are refused and no other socket of the
-/// parallel suites can take it over (as can happen with a port from ``closedPort()``).
-final class ReservedPort: Sendable {
-    let port: Int
-    private let descriptor: Int32
-
-    struct Failed: Error { var call: String; var errno: Int32 }
-
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failed(call: "socket", errno: errno) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else {
-            let error = errno
-            close(fd)
-            throw Failed(call: "bind", errno: error)
-        }
-        descriptor = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
-    }
-
-    deinit { close(descriptor) }
 }
 
 /// A plain Python TCP client (not our code): connects to 127.0.0.1:`port`, sends

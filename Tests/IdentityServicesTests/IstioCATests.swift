@@ -46,7 +46,7 @@ struct IstioCATests {
     @Test("CA replicas: a CSR the first cannot take goes to the next; with none up, the last error says why")
     func replicas() async throws {
         let setup = try Self.setup()
-        let dead = try await closedLocalPort()
+        let reserved = try ReservedPort(), dead = reserved.port
         try await withBackground(run: { try await setup.server.run() }, shutdown: { setup.server.shutdown() }) {
             let port = try await setup.server.listeningPort()
             let client = IstioCAClient(servers: [.init(host: "127.0.0.1", port: dead), .init(host: "127.0.0.1", port: port)],
@@ -58,6 +58,7 @@ struct IstioCATests {
                                  identity: setup.web, bearerToken: "web-token")
         let error = await #expect(throws: RPCError.self) { _ = try await none.fetchSVID() }
         #expect(error?.code == .unavailable, "\(String(describing: error))")
+        withExtendedLifetime(reserved) {}
     }
 
     @Test("asking for another identity without impersonation rights fails: the CSR names the wrong ID")

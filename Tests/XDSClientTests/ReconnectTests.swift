@@ -50,7 +50,7 @@ struct ReconnectTests {
         let replicas = caches.map { XDSServer(cache: $0, configuration: .init(host: "127.0.0.1", port: 0)) }
         let runs = replicas.map { replica in Task { try await replica.run() } }
         let ports = [try await replicas[0].listeningPort(), try await replicas[1].listeningPort()]
-        let dead = try await closedLocalPort()
+        let reserved = try ReservedPort(), dead = reserved.port
         let servers = [dead, ports[0], ports[1]].map { ADSClient.Server(host: "127.0.0.1", port: $0) }
         try await withADSClient(port: dead, variant: variant, configure: { $0.servers = servers }) { client in
             client.subscribe(.cluster, to: .wildcard)
@@ -80,6 +80,7 @@ struct ReconnectTests {
         }
         replicas[1].shutdown()
         _ = await runs[1].result
+        withExtendedLifetime(reserved) {}
     }
 
     @Test("a server that answers with bytes that are not HTTP/2 is survived: no crash, retries, state kept")
