@@ -1,64 +1,44 @@
 import Foundation
 import MeshMonitoring
 import MeshTestSupport
+import Synchronization
 import Testing
 
 /// `LogWriter` over a real pipe: the logging threads never wait for the reader.
 @Suite struct LogWriterTests {
-    /// A pipe; the writer gets `write`, the test reads `read`.
-    struct Pipe {
-        let read: Int32
-        let write: Int32
-
-        init() throws {
-            var descriptors: [Int32] = [0, 0]
-            guard pipe(&descriptors) == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-            (read, write) = (descriptors[0], descriptors[1])
-        }
-
-        /// Reads until end of file, on a thread of its own.
-        func readToEnd() async throws -> String {
-            let descriptor = read
-            return try await Interop.onThread {
-                var data = [UInt8]()
-                var chunk = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let count = Glibc.read(descriptor, &chunk, chunk.count)
-                    if count > 0 { data += chunk[..<count] } else if count < 0, errno == EINTR { continue } else { break }
-                }
-                return String(decoding: data, as: UTF8.self)
-            }
-        }
+    /// Reads `pipe` until end of file, on a thread of its own.
+    private func readToEnd(_ pipe: Pipe) async throws -> String {
+        let handle = pipe.fileHandleForReading
+        return try await Interop.onThread { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
     }
 
     /// Starts a thread writing `lines` numbered lines of about 100 bytes; the flag is set once all were handed over.
-    private func startLogging(_ writer: LogWriter, prefix: String, lines: Int) -> LockedFlag {
-        let done = LockedFlag()
+    private func startLogging(_ writer: LogWriter, prefix: String, lines: Int) -> Done {
+        let done = Done()
         Thread {
             for index in 0..<lines {
                 writer.write("\(prefix) \(index) " + String(repeating: "x", count: 90) + "\n")
             }
-            done.set()
+            done.flag.store(true, ordering: .releasing)
         }.start()
         return done
     }
 
     @Test("a reader that stops reading stops no logging thread: lines beyond the capacity are dropped and counted; once read again, the kept lines come whole and in order, and a line says how many were lost")
     func stalledReader() async throws {
-        let pipe = try Pipe()
-        defer { close(pipe.read) }
-        let writer = LogWriter(descriptor: pipe.write, capacity: 64 << 10)
+        let pipe = Pipe()
+        let writer = LogWriter(descriptor: pipe.fileHandleForWriting.fileDescriptor, capacity: 64 << 10)
         let total = 10_000
         // Nobody reads: the pipe fills (64 KiB), the writer's thread blocks in write(2), the queue fills.
         let logged = startLogging(writer, prefix: "line", lines: total)
-        #expect(await eventually { logged.isSet }, "write(_:) returned for every line")
+        #expect(await eventually { logged.isDone }, "write(_:) returned for every line")
         let dropped = writer.droppedLines
         #expect(dropped > 0 && dropped < total, "\(dropped) dropped")
         #expect(!writer.flush(within: .milliseconds(200)), "nothing can be flushed while nobody reads")
 
-        let reading = Task { try await pipe.readToEnd() }
+        let reading = Task { try await readToEnd(pipe) }
         #expect(writer.flush(within: .seconds(30)))
-        close(pipe.write)
+        try pipe.fileHandleForWriting.close()
         let lines = try await reading.value.split(separator: "\n")
         let kept = lines.filter { $0.hasPrefix("line ") }
         let numbers = kept.compactMap { Int($0.split(separator: " ")[1]) }
@@ -74,16 +54,15 @@ import Testing
 
     @Test("lines from several threads all come out whole, each thread's in its order")
     func concurrentWriters() async throws {
-        let pipe = try Pipe()
-        defer { close(pipe.read) }
-        let writer = LogWriter(descriptor: pipe.write)
-        let reading = Task { try await pipe.readToEnd() }
+        let pipe = Pipe()
+        let writer = LogWriter(descriptor: pipe.fileHandleForWriting.fileDescriptor)
+        let reading = Task { try await readToEnd(pipe) }
         let threads = 4, each = 2_000
         let logged = (0..<threads).map { startLogging(writer, prefix: "thread-\($0)", lines: each) }
-        #expect(await eventually { logged.allSatisfy(\.isSet) })
+        #expect(await eventually { logged.allSatisfy(\.isDone) })
         #expect(writer.flush(within: .seconds(30)))
         #expect(writer.droppedLines == 0)
-        close(pipe.write)
+        try pipe.fileHandleForWriting.close()
         let lines = try await reading.value.split(separator: "\n")
         #expect(lines.count == threads * each)
         for thread in 0..<threads {
@@ -93,10 +72,8 @@ import Testing
     }
 }
 
-/// A flag set once, read from other threads.
-private final class LockedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
+/// Set by a logging thread once it handed over all its lines.
+private final class Done: Sendable {
+    let flag = Atomic(false)
+    var isDone: Bool { flag.load(ordering: .acquiring) }
 }

@@ -101,11 +101,11 @@ struct Serve: AsyncParsableCommand {
         let (host, port) = try HostPort.parse(address)
         let secure = XDSServer(cache: cache, configuration: .init(host: host, port: port, transportSecurity: security),
                                additionalServices: [caService], observer: metrics, logger: logger)
-        let plaintextHostPort = try plaintextAddress.map { try HostPort.parse($0) }
-        let plaintext = plaintextHostPort.map { host, port in
-            XDSServer(cache: cache, configuration: .init(host: host, port: port), observer: metrics, logger: logger)
+        let plaintext = try plaintextAddress.map { value in
+            let (host, port) = try HostPort.parse(value)
+            return (host: host, server: XDSServer(cache: cache, configuration: .init(host: host, port: port), observer: metrics, logger: logger))
         }
-        let servers = [secure] + (plaintext.map { [$0] } ?? [])
+        let servers = [secure] + (plaintext.map { [$0.server] } ?? [])
         let (monitoringHost, monitoringPort) = try HostPort.parse(monitoringAddress)
         let monitoring = try await MonitoringServer.start(host: monitoringHost, port: monitoringPort) { request in
             await MonitoringRoutes.reply(path: request.path, controlPlane: controlPlane, servers: servers, metrics: metrics, ca: caCounters)
@@ -134,7 +134,7 @@ struct Serve: AsyncParsableCommand {
             // The bound ports, so that port 0 ("any free port") can be given and read back.
             let port = try await secure.listeningPort()
             var plaintextListening = "off"
-            if let plaintext, let plaintextHost = plaintextHostPort?.0 { plaintextListening = "\(plaintextHost):\(try await plaintext.listeningPort())" }
+            if let plaintext { plaintextListening = "\(plaintext.host):\(try await plaintext.server.listeningPort())" }
             logger.notice("mesh-controlplane serving", metadata: [
                 "manifests": "\(manifests)", "xds_ca_mtls": "\(host):\(port)",
                 "xds_plaintext": "\(plaintextListening)", "monitoring": "\(monitoringHost):\(monitoring.port)",
